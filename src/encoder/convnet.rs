@@ -1,0 +1,69 @@
+//! The small ConvNet of recipe R1: conv3x3 + BN + ReLU blocks, then global average pooling.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// conv3x3 (no bias) + batch norm + ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBnRelu {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+impl ConvBnRelu {
+    /// A 3x3 block from `cin` to `cout` channels with padding 1.
+    pub fn new(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
+        Self {
+            conv: Conv2dConfig::new([cin, cout], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(device),
+            bn: BatchNormConfig::new(cout).init(device),
+        }
+    }
+
+    /// `relu(bn(conv(x)))`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.bn.forward(self.conv.forward(x)))
+    }
+}
+
+/// A stack of [`ConvBnRelu`] blocks; the representation is the global average pool of the
+/// last feature map.
+#[derive(Module, Debug)]
+pub struct ConvNet {
+    pub blocks: Vec<ConvBnRelu>,
+}
+
+impl ConvNet {
+    /// Blocks of `channels[i]` outputs with `strides[i]`, on `cin` input channels.
+    pub fn new(cin: usize, channels: &[usize], strides: &[usize], device: &Device) -> Self {
+        let mut prev = cin;
+        let blocks = channels
+            .iter()
+            .zip(strides)
+            .map(|(&c, &s)| {
+                let b = ConvBnRelu::new(prev, c, s, device);
+                prev = c;
+                b
+            })
+            .collect();
+        Self { blocks }
+    }
+
+    /// The last feature map, `[n, c, h', w']`.
+    pub fn features(&self, mut x: Tensor<4>) -> Tensor<4> {
+        for b in &self.blocks {
+            x = b.forward(x);
+        }
+        x
+    }
+
+    /// Global average pool of [`Self::features`], `[n, c]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        super::global_avg_pool(self.features(x))
+    }
+}

@@ -1,0 +1,79 @@
+//! Library errors. Each message is one line that names the file, key or value at fault.
+
+use std::path::PathBuf;
+
+/// Everything the library can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system error on a named file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A dataset file whose content is not what its format promises.
+    #[error("{}: {msg}", path.display())]
+    Data { path: PathBuf, msg: String },
+    /// A configuration value that is out of range or of the wrong kind.
+    #[error("config key `{key}` = {value}: expected {allowed}")]
+    Config {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+    /// A configuration file that cannot be parsed.
+    #[error("{}: {msg}", path.display())]
+    ConfigFile { path: PathBuf, msg: String },
+    /// A checkpoint that cannot be read or fails its checksum.
+    #[error("checkpoint {}: {msg}", path.display())]
+    Checkpoint { path: PathBuf, msg: String },
+    /// A loss or score called with inputs it cannot use.
+    #[error("{0}")]
+    Invalid(String),
+    /// Training produced a loss that is NaN or infinite.
+    #[error(
+        "non-finite loss {loss} at step {step} (epoch {epoch}); the last good checkpoint is kept"
+    )]
+    NonFinite {
+        step: usize,
+        epoch: usize,
+        loss: f32,
+    },
+    /// No source could provide a dataset.
+    #[error("could not fetch {dataset}: {msg}")]
+    Fetch { dataset: String, msg: String },
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::Data`] for `path`.
+    pub fn data(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// An [`Error::Config`] for `key`.
+    pub fn config(
+        key: impl Into<String>,
+        value: impl ToString,
+        allowed: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            key: key.into(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+}

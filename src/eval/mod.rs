@@ -1,0 +1,96 @@
+//! Evaluation of representations: weighted kNN and a linear probe.
+
+pub mod knn;
+pub mod linear;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use serde::Serialize;
+
+use crate::config::EvalConfig;
+use crate::data::Split;
+use crate::model::Model;
+use knn::Features;
+
+/// Rows per forward pass when extracting features.
+const BATCH: usize = 512;
+
+/// Top-1 accuracies of one evaluation.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Scores {
+    pub knn_top1: f64,
+    pub linear_top1: Option<f64>,
+}
+
+/// Representations `h` of every sample of `split`, normalised with `mean`/`std`, using
+/// the model in inference mode (batch norm with running statistics).
+pub fn extract(
+    model: &Model,
+    split: &Split,
+    mean: &[f32],
+    std: &[f32],
+    device: &Device,
+) -> Features {
+    let model = model.valid();
+    let [c, h, w] = split.shape;
+    let mut data = Vec::new();
+    let mut dim = 0;
+    for start in (0..split.len()).step_by(BATCH) {
+        let n = BATCH.min(split.len() - start);
+        let mut x = split.data[start * c * h * w..(start + n) * c * h * w].to_vec();
+        for img in x.chunks_mut(c * h * w) {
+            crate::views::augment::normalise(img, mean, std);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(x, [n, c, h, w]), device);
+        let f = model.encoder.forward(x);
+        dim = f.dims()[1];
+        data.extend(f.into_data().iter::<f32>());
+    }
+    Features {
+        data,
+        dim,
+        labels: split.labels.clone(),
+    }
+}
+
+/// The raw inputs as features (the pixel baseline), normalised with `mean`/`std`.
+pub fn raw(split: &Split, mean: &[f32], std: &[f32]) -> Features {
+    Features {
+        data: split.normalised(mean, std),
+        dim: split.sample_len(),
+        labels: split.labels.clone(),
+    }
+}
+
+/// kNN and (when `cfg.linear_epochs > 0`) linear-probe accuracy on `test`, with `train`
+/// as the kNN memory and the probe's training set.
+pub fn evaluate(
+    train: &Features,
+    test: &Features,
+    classes: usize,
+    cfg: &EvalConfig,
+    seed: u64,
+    device: &Device,
+) -> Scores {
+    let pred = knn::predict(train, test, cfg.knn_k, cfg.knn_temperature, classes, device);
+    let knn_top1 = knn::accuracy(&pred, &test.labels);
+    let linear_top1 = (cfg.linear_epochs > 0).then(|| {
+        let p = linear::probe(
+            train,
+            test,
+            classes,
+            linear::ProbeConfig {
+                epochs: cfg.linear_epochs,
+                lr: cfg.linear_lr,
+                batch: cfg.linear_batch,
+                seed,
+            },
+            device,
+        );
+        knn::accuracy(&p.test_pred, &test.labels)
+    });
+    Scores {
+        knn_top1,
+        linear_top1,
+    }
+}

@@ -1,0 +1,80 @@
+//! Transform heads: map representations `h` to the embeddings `z` that are scored.
+
+pub mod projection;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use projection::Projection;
+
+/// Which head, and its sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadConfig {
+    /// `identity` (z = h), `linear` or `mlp`.
+    pub kind: String,
+    /// Width of the hidden layers of `mlp`.
+    pub hidden: usize,
+    /// Size of `z`.
+    pub out: usize,
+    /// Number of linear layers of `mlp` (2 = one hidden layer).
+    pub depth: usize,
+    /// Batch norm after each hidden linear layer of `mlp`.
+    pub bn: bool,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        Self {
+            kind: "mlp".into(),
+            hidden: 256,
+            out: 128,
+            depth: 2,
+            bn: true,
+        }
+    }
+}
+
+/// Head kinds, for errors and help.
+pub const KINDS: &str = "identity, linear, mlp";
+
+impl HeadConfig {
+    /// Checks sizes before anything is built.
+    pub fn validate(&self) -> Result<()> {
+        match self.kind.as_str() {
+            "identity" => Ok(()),
+            "linear" | "mlp" => {
+                if self.out == 0 {
+                    return Err(Error::config("head.out", 0, "a size >= 1"));
+                }
+                if self.kind == "mlp" && (self.hidden == 0 || self.depth < 2) {
+                    return Err(Error::config(
+                        "head.depth",
+                        format!("{} (hidden {})", self.depth, self.hidden),
+                        "depth >= 2 and hidden >= 1 for an mlp head",
+                    ));
+                }
+                Ok(())
+            }
+            other => Err(Error::config("head.kind", other, KINDS)),
+        }
+    }
+
+    /// Builds the head for representations of size `input`; `None` is the identity.
+    pub fn init(&self, input: usize, device: &Device) -> Result<Option<Projection>> {
+        self.validate()?;
+        Ok(match self.kind.as_str() {
+            "linear" => Some(Projection::new(input, 0, self.out, 1, false, device)),
+            "mlp" => Some(Projection::new(
+                input,
+                self.hidden,
+                self.out,
+                self.depth,
+                self.bn,
+                device,
+            )),
+            _ => None,
+        })
+    }
+}

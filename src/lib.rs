@@ -1,0 +1,39 @@
+//! # contrastive
+//!
+//! Contrastive representation learning after Le-Khac, Healy and Smeaton, "Contrastive
+//! Representation Learning: A Framework and Review" (IEEE Access 8, 2020). Every method
+//! is a dictionary look-up: a query must find its positive key among negatives, and
+//! every method is a composition of four parts, written as a configuration:
+//!
+//! | part | question | module |
+//! |---|---|---|
+//! | similarity distribution | which inputs are positive pairs? | [`views`] |
+//! | encoders | how are inputs turned into representations `h`? | [`encoder`] |
+//! | transform heads | how is `h` mapped to the scored embedding `z`? | [`head`] |
+//! | loss with a scoring function | how similar are `z_q` and `z_k`, what is minimised? | [`score`], [`loss`] |
+//!
+//! One training step:
+//!
+//! ```text
+//! dataset --(samples, labels)--> views --(inputs, tags)--> e -> g -> z
+//!         tags --relation--> positive map;  score(z_q, z_k) + map -> loss -> SGD
+//! ```
+//!
+//! Around the parts: [`data`] (datasets, loaders, fetching), [`train`] (the loop,
+//! checkpoints, metrics), [`eval`] (kNN, linear probe) and [`config`].
+
+pub mod backend;
+pub mod config;
+pub mod data;
+pub mod encoder;
+pub mod error;
+pub mod eval;
+pub mod head;
+pub mod loss;
+pub mod model;
+pub mod score;
+pub mod train;
+pub mod views;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -1,0 +1,8 @@
+//! The training loop, its checkpoints and its metrics.
+
+pub mod checkpoint;
+pub mod metrics;
+pub mod schedule;
+pub mod trainer;
+
+pub use trainer::{run, Outcome, Progress, TrainOptions};

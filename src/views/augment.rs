@@ -1,0 +1,216 @@
+//! Image augmentations on `f32` CHW buffers with values in `[0, 1]`.
+//!
+//! The semantics follow torchvision (crop sampling of `RandomResizedCrop.get_params`,
+//! bilinear resampling with `align_corners=False`, `ColorJitter`'s random order), so a
+//! recipe written for PyTorch means the same here. Randomness comes from the caller's
+//! RNG: one RNG per (seed, epoch, sample, view) makes every view reproducible whatever
+//! the thread that draws it.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// One view's augmentation pipeline, applied in this order: random resized crop, flip,
+/// brightness/contrast jitter (random order, probability `jitter_p`), normalisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Output side in pixels; 0 keeps the input size.
+    pub size: usize,
+    /// Fraction of the image area a crop covers, drawn uniformly from this range.
+    pub crop_scale: [f32; 2],
+    /// Aspect ratio range of the crop, drawn log-uniformly.
+    pub crop_ratio: [f32; 2],
+    /// Probability of a horizontal flip.
+    pub flip_p: f32,
+    /// Probability of applying brightness and contrast jitter.
+    pub jitter_p: f32,
+    /// Brightness factor drawn from `[1 - b, 1 + b]`.
+    pub brightness: f32,
+    /// Contrast factor drawn from `[1 - c, 1 + c]`.
+    pub contrast: f32,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            size: 0,
+            crop_scale: [0.2, 1.0],
+            crop_ratio: [3.0 / 4.0, 4.0 / 3.0],
+            flip_p: 0.5,
+            jitter_p: 0.8,
+            brightness: 0.4,
+            contrast: 0.4,
+        }
+    }
+}
+
+/// A crop box in pixels: top, left, height, width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropBox {
+    pub top: usize,
+    pub left: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// torchvision's `RandomResizedCrop.get_params`: ten tries at a box of random area and
+/// aspect ratio inside the image, else the largest centred box within the ratio range.
+pub fn sample_crop(
+    rng: &mut impl Rng,
+    h: usize,
+    w: usize,
+    scale: [f32; 2],
+    ratio: [f32; 2],
+) -> CropBox {
+    let area = (h * w) as f32;
+    let (lr0, lr1) = (ratio[0].ln(), ratio[1].ln());
+    for _ in 0..10 {
+        let target = area * (scale[0] + (scale[1] - scale[0]) * rng.random::<f32>());
+        let aspect = (lr0 + (lr1 - lr0) * rng.random::<f32>()).exp();
+        let cw = (target * aspect).sqrt().round() as usize;
+        let ch = (target / aspect).sqrt().round() as usize;
+        if cw > 0 && cw <= w && ch > 0 && ch <= h {
+            let top = rng.random_range(0..=h - ch);
+            let left = rng.random_range(0..=w - cw);
+            return CropBox {
+                top,
+                left,
+                height: ch,
+                width: cw,
+            };
+        }
+    }
+    let in_ratio = w as f32 / h as f32;
+    let (cw, ch) = if in_ratio < ratio[0] {
+        (w, ((w as f32 / ratio[0]).round() as usize).min(h))
+    } else if in_ratio > ratio[1] {
+        (((h as f32 * ratio[1]).round() as usize).min(w), h)
+    } else {
+        (w, h)
+    };
+    CropBox {
+        top: (h - ch) / 2,
+        left: (w - cw) / 2,
+        height: ch,
+        width: cw,
+    }
+}
+
+/// Source coordinates of `out` output pixels resampling a crop of `len` pixels starting
+/// at `start` (bilinear, `align_corners=False`, clamped to the crop).
+fn source_coords(start: usize, len: usize, out: usize) -> Vec<f32> {
+    let scale = len as f32 / out as f32;
+    (0..out)
+        .map(|d| (((d as f32 + 0.5) * scale - 0.5).max(0.0)).min(len as f32 - 1.0) + start as f32)
+        .collect()
+}
+
+/// Resamples crop `b` of the `[c, h, w]` image `src` to `[c, out, out]` bilinearly, flipped
+/// horizontally when `flip`, into `dst`.
+pub fn crop_resize(
+    src: &[f32],
+    [c, h, w]: [usize; 3],
+    b: CropBox,
+    out: usize,
+    flip: bool,
+    dst: &mut [f32],
+) {
+    let sy = source_coords(b.top, b.height, out);
+    let mut sx = source_coords(b.left, b.width, out);
+    if flip {
+        sx.reverse();
+    }
+    let taps = |s: f32, n: usize| {
+        let i0 = s.floor() as usize;
+        (i0, (i0 + 1).min(n - 1), s - i0 as f32)
+    };
+    let xs: Vec<_> = sx.iter().map(|&s| taps(s, w)).collect();
+    for ch in 0..c {
+        let plane = &src[ch * h * w..(ch + 1) * h * w];
+        let out_plane = &mut dst[ch * out * out..(ch + 1) * out * out];
+        for (oy, &y) in sy.iter().enumerate() {
+            let (y0, y1, fy) = taps(y, h);
+            let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
+            for (ox, &(x0, x1, fx)) in xs.iter().enumerate() {
+                let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
+                let bot = r1[x0] + (r1[x1] - r1[x0]) * fx;
+                out_plane[oy * out + ox] = top + (bot - top) * fy;
+            }
+        }
+    }
+}
+
+/// Multiplies every value by `factor`, clamped to `[0, 1]`.
+pub fn brightness(img: &mut [f32], factor: f32) {
+    img.iter_mut()
+        .for_each(|v| *v = (*v * factor).clamp(0.0, 1.0));
+}
+
+/// Blends with the image's mean grey level: `f * x + (1 - f) * mean`, clamped to `[0, 1]`.
+/// The mean is of the luma (ITU-R 601) for three channels, of the values otherwise.
+pub fn contrast(img: &mut [f32], channels: usize, factor: f32) {
+    let mean = grey_mean(img, channels);
+    img.iter_mut()
+        .for_each(|v| *v = (factor * *v + (1.0 - factor) * mean).clamp(0.0, 1.0));
+}
+
+fn grey_mean(img: &[f32], channels: usize) -> f32 {
+    let n = img.len() / channels;
+    if channels == 3 {
+        let (r, rest) = img.split_at(n);
+        let (g, b) = rest.split_at(n);
+        let s: f32 = (0..n)
+            .map(|i| 0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i])
+            .sum();
+        s / n as f32
+    } else {
+        img.iter().sum::<f32>() / img.len() as f32
+    }
+}
+
+/// `(x - mean[c]) / std[c]` in place.
+pub fn normalise(img: &mut [f32], mean: &[f32], std: &[f32]) {
+    let plane = img.len() / mean.len();
+    for (c, chunk) in img.chunks_mut(plane).enumerate() {
+        let (m, s) = (mean[c], std[c]);
+        chunk.iter_mut().for_each(|v| *v = (*v - m) / s);
+    }
+}
+
+/// Draws one augmented view of the `[c, h, w]` image `src` into `dst` (`[c, out, out]`).
+pub fn augment(
+    cfg: &AugmentConfig,
+    rng: &mut impl Rng,
+    src: &[f32],
+    shape: [usize; 3],
+    mean: &[f32],
+    std: &[f32],
+    dst: &mut [f32],
+) {
+    let [c, h, w] = shape;
+    let out = output_size(cfg, shape);
+    let b = sample_crop(rng, h, w, cfg.crop_scale, cfg.crop_ratio);
+    let flip = rng.random::<f32>() < cfg.flip_p;
+    crop_resize(src, shape, b, out, flip, dst);
+    if rng.random::<f32>() < cfg.jitter_p {
+        let bf = 1.0 - cfg.brightness + 2.0 * cfg.brightness * rng.random::<f32>();
+        let cf = 1.0 - cfg.contrast + 2.0 * cfg.contrast * rng.random::<f32>();
+        if rng.random::<f32>() < 0.5 {
+            brightness(dst, bf);
+            contrast(dst, c, cf);
+        } else {
+            contrast(dst, c, cf);
+            brightness(dst, bf);
+        }
+    }
+    normalise(dst, mean, std);
+}
+
+/// The side of the views `cfg` makes from images of `shape`.
+pub fn output_size(cfg: &AugmentConfig, [_, h, _]: [usize; 3]) -> usize {
+    if cfg.size == 0 {
+        h
+    } else {
+        cfg.size
+    }
+}

@@ -1,0 +1,85 @@
+//! Data transformations: positives are differently augmented views of one instance.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::augment::{augment, output_size, AugmentConfig};
+use super::{Group, Tag, ViewBatch};
+use crate::data::Split;
+
+/// `n` augmented views of each instance; view `v` uses `augment[v]`.
+#[derive(Debug, Clone)]
+pub struct TransformViews {
+    pub augment: Vec<AugmentConfig>,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl super::Sampler for TransformViews {
+    /// Views of `indices` in `split`, view-major: all first views, then all second views.
+    /// `seed` fixes every random choice; view `v` of batch position `i` draws from its
+    /// own RNG, so the result does not depend on thread scheduling.
+    fn sample(&self, split: &Split, indices: &[usize], seed: u64) -> ViewBatch {
+        let shape = split.shape;
+        let mut groups: Vec<Group> = Vec::new();
+        for (v, cfg) in self.augment.iter().enumerate() {
+            let side = output_size(cfg, shape);
+            let len = shape[0] * side * side;
+            let mut data = vec![0.0; indices.len() * len];
+            data.par_chunks_mut(len).enumerate().for_each(|(i, dst)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, i as u64, v as u64));
+                augment(
+                    cfg,
+                    &mut rng,
+                    split.sample(indices[i]),
+                    shape,
+                    &self.mean,
+                    &self.std,
+                    dst,
+                );
+            });
+            let tags = indices
+                .iter()
+                .map(|&i| Tag {
+                    instance: i as u32,
+                    label: split.labels[i],
+                    view: v as u16,
+                })
+                .collect();
+            let group = Group {
+                data,
+                shape: [indices.len(), shape[0], side, side],
+                tags,
+            };
+            match groups.iter_mut().find(|g| g.shape[1..] == group.shape[1..]) {
+                Some(g) => {
+                    g.data.extend_from_slice(&group.data);
+                    g.tags.extend(group.tags);
+                    g.shape[0] += group.shape[0];
+                }
+                None => groups.push(group),
+            }
+        }
+        ViewBatch { groups }
+    }
+}
+
+/// Mixes integers into one 64-bit seed (SplitMix64 finaliser over a running hash).
+pub fn mix(a: u64, b: u64, c: u64) -> u64 {
+    let mut h = 0x9E37_79B9_7F4A_7C15u64;
+    for x in [a, b, c] {
+        h ^= x
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(h << 6)
+            .wrapping_add(h >> 2);
+        h = splitmix(h);
+    }
+    h
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
