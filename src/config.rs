@@ -323,7 +323,7 @@ impl Config {
         if self.eval.knn_k == 0 {
             return Err(Error::config("eval.knn_k", 0, "at least 1"));
         }
-        if !(self.eval.knn_temperature > 0.0) {
+        if self.eval.knn_temperature.is_nan() || self.eval.knn_temperature <= 0.0 {
             return Err(Error::config(
                 "eval.knn_temperature",
                 self.eval.knn_temperature,
@@ -333,14 +333,17 @@ impl Config {
         if self.eval.linear_batch == 0 {
             return Err(Error::config("eval.linear_batch", 0, "at least 1"));
         }
-        for (key, v) in [("data.std", &self.data.std)] {
-            let bad = match v {
-                PerChannel::One(s) => !(*s > 0.0),
-                PerChannel::Each(s) => s.iter().any(|s| !(*s > 0.0)),
-            };
-            if bad {
-                return Err(Error::config(key, format!("{v:?}"), "values > 0"));
-            }
+        let positive = |s: &f32| s.is_finite() && *s > 0.0;
+        let ok = match &self.data.std {
+            PerChannel::One(s) => positive(s),
+            PerChannel::Each(s) => s.iter().all(positive),
+        };
+        if !ok {
+            return Err(Error::config(
+                "data.std",
+                format!("{:?}", self.data.std),
+                "finite values > 0",
+            ));
         }
         Ok(())
     }

@@ -1,23 +1,33 @@
 //! Backbones that turn inputs into representations `h`.
 
 pub mod convnet;
+pub mod mlp;
+pub mod resnet;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use convnet::ConvNet;
+use mlp::Mlp;
+use resnet::ResNet;
 
 /// Which backbone, and its sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncoderConfig {
-    /// `convnet`.
+    /// `mlp`, `convnet`, `resnet`, `resnet18` or `resnet34`.
     pub kind: String,
-    /// Output channels of each block.
+    /// Widths: output channels of each conv block or ResNet stage, units of each MLP layer.
     pub channels: Vec<usize>,
-    /// Stride of each block.
+    /// Stride of each `convnet` block.
     pub strides: Vec<usize>,
+    /// Basic blocks per stage of `resnet`.
+    pub blocks: Vec<usize>,
+    /// ResNet stem: `cifar` (3x3, no max-pool) or `imagenet` (7x7/2 + max-pool).
+    pub stem: String,
+    /// Batch norm in `mlp` layers.
+    pub bn: bool,
 }
 
 impl Default for EncoderConfig {
@@ -26,30 +36,71 @@ impl Default for EncoderConfig {
             kind: "convnet".into(),
             channels: vec![32, 64, 128, 256],
             strides: vec![1, 2, 2, 2],
+            blocks: vec![1, 1, 1, 1],
+            stem: "cifar".into(),
+            bn: false,
         }
     }
 }
 
 /// Encoder kinds, for errors and help.
-pub const KINDS: &str = "convnet";
+pub const KINDS: &str = "mlp, convnet, resnet, resnet18, resnet34";
+
+const RESNET_WIDTHS: [usize; 4] = [64, 128, 256, 512];
 
 impl EncoderConfig {
+    /// Widths and blocks per stage of a ResNet kind.
+    fn resnet_shape(&self) -> (Vec<usize>, Vec<usize>) {
+        match self.kind.as_str() {
+            "resnet18" => (RESNET_WIDTHS.to_vec(), vec![2, 2, 2, 2]),
+            "resnet34" => (RESNET_WIDTHS.to_vec(), vec![3, 4, 6, 3]),
+            _ => (self.channels.clone(), self.blocks.clone()),
+        }
+    }
+
     /// Checks sizes before anything is built.
     pub fn validate(&self) -> Result<()> {
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return Err(Error::config(
+                "encoder.channels",
+                format!("{:?}", self.channels),
+                "a non-empty list of sizes >= 1",
+            ));
+        }
         match self.kind.as_str() {
+            "mlp" => Ok(()),
             "convnet" => {
-                if self.channels.is_empty() || self.channels.len() != self.strides.len() {
+                if self.channels.len() != self.strides.len() {
                     return Err(Error::config(
-                        "encoder.channels",
-                        format!("{:?} with strides {:?}", self.channels, self.strides),
-                        "a non-empty list as long as encoder.strides",
+                        "encoder.strides",
+                        format!("{:?}", self.strides),
+                        format!(
+                            "one stride per block, {} for channels {:?}",
+                            self.channels.len(),
+                            self.channels
+                        ),
                     ));
                 }
-                if let Some(&s) = self.strides.iter().find(|&&s| s == 0) {
-                    return Err(Error::config("encoder.strides", s, "strides >= 1"));
+                if self.strides.contains(&0) {
+                    return Err(Error::config(
+                        "encoder.strides",
+                        format!("{:?}", self.strides),
+                        "strides >= 1",
+                    ));
                 }
-                if self.channels.contains(&0) {
-                    return Err(Error::config("encoder.channels", 0, "channel counts >= 1"));
+                Ok(())
+            }
+            "resnet" | "resnet18" | "resnet34" => {
+                let (c, b) = self.resnet_shape();
+                if c.len() != b.len() || b.contains(&0) {
+                    return Err(Error::config(
+                        "encoder.blocks",
+                        format!("{b:?}"),
+                        format!("one count >= 1 per stage, {} for channels {c:?}", c.len()),
+                    ));
+                }
+                if !["cifar", "imagenet"].contains(&self.stem.as_str()) {
+                    return Err(Error::config("encoder.stem", &self.stem, "cifar, imagenet"));
                 }
                 Ok(())
             }
@@ -60,31 +111,61 @@ impl EncoderConfig {
     /// Builds the encoder for inputs of shape `[c, h, w]`.
     pub fn init(&self, input: [usize; 3], device: &Device) -> Result<Encoder> {
         self.validate()?;
-        Ok(Encoder::ConvNet(ConvNet::new(
-            input[0],
-            &self.channels,
-            &self.strides,
-            device,
-        )))
+        Ok(match self.kind.as_str() {
+            "mlp" => Encoder::Mlp(Mlp::new(
+                input.iter().product(),
+                &self.channels,
+                self.bn,
+                device,
+            )),
+            "convnet" => Encoder::ConvNet(ConvNet::new(
+                input[0],
+                &self.channels,
+                &self.strides,
+                device,
+            )),
+            _ => {
+                let (c, b) = self.resnet_shape();
+                Encoder::ResNet(ResNet::new(
+                    input[0],
+                    &c,
+                    &b,
+                    self.stem == "imagenet",
+                    device,
+                ))
+            }
+        })
     }
 
     /// Size of the representation `h`.
     pub fn output_dim(&self) -> usize {
-        self.channels.last().copied().unwrap_or(0)
+        match self.kind.as_str() {
+            "resnet18" | "resnet34" => RESNET_WIDTHS[3],
+            _ => self.channels.last().copied().unwrap_or(0),
+        }
     }
 }
 
-/// A backbone.
+/// A backbone. (Variants are unboxed: burn's `Module` derive does not see through `Box`,
+/// and an encoder is built once per run.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder {
+    Mlp(Mlp),
     ConvNet(ConvNet),
+    ResNet(ResNet),
 }
 
 impl Encoder {
     /// Representations `[n, d]` of inputs `[n, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         match self {
+            Encoder::Mlp(m) => {
+                let [n, c, h, w] = x.dims();
+                m.forward(x.reshape([n, c * h * w]))
+            }
             Encoder::ConvNet(m) => m.forward(x),
+            Encoder::ResNet(m) => m.forward(x),
         }
     }
 }

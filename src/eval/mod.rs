@@ -15,11 +15,13 @@ use knn::Features;
 /// Rows per forward pass when extracting features.
 const BATCH: usize = 512;
 
-/// Top-1 accuracies of one evaluation.
+/// Top-1 accuracies of one evaluation, and the seconds each part took.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Scores {
     pub knn_top1: f64,
     pub linear_top1: Option<f64>,
+    pub knn_seconds: f64,
+    pub linear_seconds: f64,
 }
 
 /// Representations `h` of every sample of `split`, normalised with `mean`/`std`, using
@@ -72,8 +74,10 @@ pub fn evaluate(
     seed: u64,
     device: &Device,
 ) -> Scores {
+    let t0 = std::time::Instant::now();
     let pred = knn::predict(train, test, cfg.knn_k, cfg.knn_temperature, classes, device);
     let knn_top1 = knn::accuracy(&pred, &test.labels);
+    let knn_seconds = t0.elapsed().as_secs_f64();
     let linear_top1 = (cfg.linear_epochs > 0).then(|| {
         let p = linear::probe(
             train,
@@ -92,5 +96,7 @@ pub fn evaluate(
     Scores {
         knn_top1,
         linear_top1,
+        knn_seconds,
+        linear_seconds: t0.elapsed().as_secs_f64() - knn_seconds,
     }
 }

@@ -176,9 +176,17 @@ pub fn run(cfg: &Config, dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let images_per_s = trained_images as f64 / started.elapsed().as_secs_f64();
 
     let test = &ds.test;
+    let t0 = Instant::now();
     let ftr = eval::extract(&model, &train, &mean, &std, &device);
     let fte = eval::extract(&model, test, &mean, &std, &device);
+    let extract_seconds = t0.elapsed().as_secs_f64();
     let scores = eval::evaluate(&ftr, &fte, ds.classes, &cfg.eval, cfg.train.seed, &device);
+    if opts.progress != Progress::Quiet {
+        eprintln!(
+            "evaluated: features {extract_seconds:.1}s, kNN {:.1}s, linear probe {:.1}s",
+            scores.knn_seconds, scores.linear_seconds
+        );
+    }
     let baseline = cfg.eval.baseline.then(|| {
         let (rtr, rte) = (eval::raw(&train, &mean, &std), eval::raw(test, &mean, &std));
         eval::evaluate(&rtr, &rte, ds.classes, &cfg.eval, cfg.train.seed, &device)

@@ -1,0 +1,150 @@
+//! One contrastive training step, timed: the Rust side of `benches/compare.sh`.
+//!
+//! Workloads mirror `shared/peer/torch_step_bench.py` (`resnet`, `mlp`) and recipe R1
+//! (`r1`): the same model, batch, loss and optimiser, on fixed random inputs.
+//!
+//! usage: step_bench <resnet|mlp|r1> [warmup=3] [timed=17]
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use std::time::Instant;
+
+use contrastive::config::Config;
+use contrastive::loss::LossConfig;
+use contrastive::model::Model;
+use contrastive::score::Score;
+use contrastive::views::{PositiveMap, Relation, Tag};
+
+struct Workload {
+    cfg: Config,
+    input: [usize; 3],
+    batch: usize,
+    temperature: f64,
+    lr: f64,
+    weight_decay: f64,
+    /// Both views in one forward pass (R1) or one pass per view (the peer's step bench).
+    joint: bool,
+}
+
+fn workload(name: &str) -> Workload {
+    let mut cfg = Config::default();
+    match name {
+        "resnet" => {
+            cfg.encoder.kind = "resnet".into();
+            cfg.encoder.channels = vec![32, 64, 128, 256];
+            cfg.encoder.blocks = vec![1, 1, 1, 1];
+            cfg.head.bn = false;
+            Workload {
+                cfg,
+                input: [3, 32, 32],
+                batch: 128,
+                temperature: 0.5,
+                lr: 0.05,
+                weight_decay: 0.0,
+                joint: false,
+            }
+        }
+        "mlp" => {
+            cfg.encoder.kind = "mlp".into();
+            cfg.encoder.channels = vec![512, 512];
+            cfg.head.kind = "linear".into();
+            Workload {
+                cfg,
+                input: [1, 28, 28],
+                batch: 512,
+                temperature: 0.5,
+                lr: 0.05,
+                weight_decay: 0.0,
+                joint: false,
+            }
+        }
+        "r1" => Workload {
+            cfg,
+            input: [1, 28, 28],
+            batch: 256,
+            temperature: 0.2,
+            lr: 0.06,
+            weight_decay: 5e-4,
+            joint: true,
+        },
+        other => {
+            eprintln!("unknown workload {other}: expected resnet, mlp or r1");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let which = args.get(1).map(String::as_str).unwrap_or("resnet");
+    let warmup: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let timed: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(17);
+    let w = workload(which);
+    let device = contrastive::backend::default_device();
+    device.seed(0);
+    let ad = device.autodiff();
+    let mut model = Model::new(&w.cfg, w.input, &ad).expect("workload config is valid");
+    let mut optim = SgdConfig::new()
+        .with_weight_decay(
+            (w.weight_decay > 0.0).then(|| WeightDecayConfig::new(w.weight_decay as f32)),
+        )
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+        ))
+        .init();
+    let loss = LossConfig {
+        kind: "nt-xent".into(),
+        score: Score::Cosine,
+        temperature: w.temperature,
+    };
+    let [c, h, wd] = w.input;
+    let n = w.batch;
+    let x1 = Tensor::<4>::random([n, c, h, wd], Distribution::Normal(0.0, 1.0), &ad);
+    let x2 = Tensor::<4>::random([n, c, h, wd], Distribution::Normal(0.0, 1.0), &ad);
+    let tags: Vec<Tag> = (0..2 * n)
+        .map(|i| Tag {
+            instance: (i % n) as u32,
+            label: 0,
+            view: (i / n) as u16,
+        })
+        .collect();
+    let map = PositiveMap::build(Relation::Instance, &tags, &tags, true);
+
+    let mut losses = Vec::new();
+    let mut t0 = Instant::now();
+    for i in 0..warmup + timed {
+        if i == warmup {
+            t0 = Instant::now();
+        }
+        let z = if w.joint {
+            model
+                .forward(Tensor::cat(vec![x1.clone(), x2.clone()], 0))
+                .1
+        } else {
+            Tensor::cat(
+                vec![model.forward(x1.clone()).1, model.forward(x2.clone()).1],
+                0,
+            )
+        };
+        let l = loss
+            .compute(z.clone(), z, &map)
+            .expect("valid positive map");
+        losses.push(l.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(l.backward(), &model);
+        model = optim.step(w.lr, model, grads);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let sps = timed as f64 / secs;
+    let l: Vec<String> = losses.iter().map(|l| format!("{l:.4}")).collect();
+    println!("losses: {}", l.join(" "));
+    println!(
+        "RESULT framework=contrastive-flex workload={which} steps_per_s={sps:.3} images_per_s={:.1} step_ms={:.1} first_loss={:.4} last_loss={:.4}",
+        sps * n as f64,
+        1000.0 / sps,
+        losses[0],
+        losses[losses.len() - 1]
+    );
+}

@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+/// The fixture JSON `name` from tests/fixtures.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// A JSON array of numbers as `f32`s.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+/// A 2-D tensor on the autodiff flex device that tracks its gradient.
+pub fn tracked(data: Vec<f32>, rows: usize, cols: usize) -> Tensor<2> {
+    let d = Device::flex().autodiff();
+    Tensor::<2>::from_data(TensorData::new(data, [rows, cols]), &d).require_grad()
+}
+
+/// Values of a tensor.
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}
+
+/// Largest absolute difference relative to the largest absolute reference value.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length");
+    let scale = want
+        .iter()
+        .fold(0f64, |m, &w| m.max(f64::from(w).abs()))
+        .max(1e-30);
+    let diff = got.iter().zip(want).fold(0f64, |m, (&g, &w)| {
+        m.max((f64::from(g) - f64::from(w)).abs())
+    });
+    diff / scale
+}
+
+/// The folder that holds the datasets (`CONTRASTIVE_DATA`, default `data/`).
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("CONTRASTIVE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
+}
+
+/// The `contrastive` binary built for these tests.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_contrastive"))
+}
