@@ -29,6 +29,7 @@ pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod head;
+pub mod kernels;
 pub mod loss;
 pub mod model;
 pub mod score;

@@ -3,7 +3,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
+
+use crate::kernels;
 
 /// conv3x3 (no bias) + batch norm + ReLU.
 #[derive(Module, Debug)]
@@ -25,9 +26,9 @@ impl ConvBnRelu {
         }
     }
 
-    /// `relu(bn(conv(x)))`.
+    /// `relu(bn(conv(x)))` on channels-last `x`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        kernels::batch_norm(&self.bn, kernels::conv2d(&self.conv, x), true)
     }
 }
 
@@ -54,8 +55,9 @@ impl ConvNet {
         Self { blocks }
     }
 
-    /// The last feature map, `[n, c, h', w']`.
-    pub fn features(&self, mut x: Tensor<4>) -> Tensor<4> {
+    /// The last feature map of NCHW input `x`, channels last: `[n, h', w', c]`.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = x.permute([0, 2, 3, 1]);
         for b in &self.blocks {
             x = b.forward(x);
         }

@@ -4,6 +4,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::kernels;
+
 /// Linear + optional batch norm + ReLU.
 #[derive(Module, Debug)]
 pub struct Layer {
@@ -39,10 +41,10 @@ impl Mlp {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.layers.iter().fold(x, |x, l| {
             let y = l.linear.forward(x);
-            relu(match &l.bn {
-                Some(bn) => bn.forward(y),
-                None => y,
-            })
+            match &l.bn {
+                Some(bn) => kernels::batch_norm(bn, y, true),
+                None => relu(y),
+            }
         })
     }
 }

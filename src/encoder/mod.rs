@@ -170,8 +170,8 @@ impl Encoder {
     }
 }
 
-/// Mean over the spatial dimensions: `[n, c, h, w] -> [n, c]`.
+/// Mean over the spatial dimensions of a channels-last map: `[n, h, w, c] -> [n, c]`.
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
-    let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+    let [n, h, w, c] = x.dims();
+    x.reshape([n, h * w, c]).mean_dim(1).reshape([n, c])
 }

@@ -9,6 +9,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::kernels;
+
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;
     Conv2dConfig::new([cin, cout], [k, k])
@@ -50,12 +52,12 @@ impl BasicBlock {
         }
     }
 
-    /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
+    /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))` on channels-last `x`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = kernels::batch_norm(&self.bn1, kernels::conv2d(&self.conv1, x.clone()), true);
+        let out = kernels::batch_norm(&self.bn2, kernels::conv2d(&self.conv2, out), false);
         let sc = match &self.shortcut {
-            Some(s) => s.bn.forward(s.conv.forward(x)),
+            Some(s) => kernels::batch_norm(&s.bn, kernels::conv2d(&s.conv, x), false),
             None => x,
         };
         relu(out + sc)
@@ -108,11 +110,12 @@ impl ResNet {
         }
     }
 
-    /// The last feature map.
+    /// The last feature map of NCHW input `x`, channels last: `[n, h', w', c]`.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.stem_bn.forward(self.stem.forward(x)));
+        let x = x.permute([0, 2, 3, 1]);
+        let mut x = kernels::batch_norm(&self.stem_bn, kernels::conv2d(&self.stem, x), true);
         if let Some(p) = &self.pool {
-            x = p.forward(x);
+            x = p.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1]);
         }
         for b in &self.blocks {
             x = b.forward(x);

@@ -4,6 +4,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::kernels;
+
 /// Linear (no bias when batch norm follows) + optional batch norm + ReLU.
 #[derive(Module, Debug)]
 pub struct Hidden {
@@ -49,11 +51,11 @@ impl Projection {
     /// `z = out(relu(bn(linear(...h))))`.
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         for l in &self.hidden {
-            x = l.linear.forward(x);
-            if let Some(bn) = &l.bn {
-                x = bn.forward(x);
-            }
-            x = relu(x);
+            let y = l.linear.forward(x);
+            x = match &l.bn {
+                Some(bn) => kernels::batch_norm(bn, y, true),
+                None => relu(y),
+            };
         }
         self.out.forward(x)
     }

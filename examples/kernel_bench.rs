@@ -1,0 +1,84 @@
+//! Times the fast kernels layer by layer on R1's shapes (batch 512 = two views of 256),
+//! and GEMM alone on the shapes they produce.
+//!
+//! usage: kernel_bench [repeats=5]; prints median milliseconds.
+
+use std::time::Instant;
+
+use contrastive::kernels::gemm::{matmul, Mat};
+use contrastive::kernels::{conv, norm};
+
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
+fn data(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect()
+}
+
+fn main() {
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let n = 512;
+    let mut total = 0.0;
+    for (cin, cout, side, stride) in [
+        (1, 32, 28, 1),
+        (32, 64, 28, 2),
+        (64, 128, 14, 2),
+        (128, 256, 7, 2),
+    ] {
+        let g = conv::ConvGeom::new([n, side, side, cin], [cout, cin, 3, 3], stride, 1);
+        let x = data(n * cin * side * side);
+        let w = data(cout * cin * 9);
+        let y = conv::forward(&g, &x, &w);
+        let fwd = median_ms(reps, || drop(conv::forward(&g, &x, &w)));
+        let bwd = median_ms(reps, || drop(conv::backward(&g, &x, &w, &y, cin > 1)));
+        let (mean, var) = norm::stats(&y, cout);
+        let (gamma, beta) = (vec![1.0; cout], vec![0.0; cout]);
+        let z = norm::forward(&y, cout, &gamma, &beta, &mean, &var, 1e-5, true);
+        let bn_f = median_ms(reps, || {
+            let (m, v) = norm::stats(&y, cout);
+            drop(norm::forward(&y, cout, &gamma, &beta, &m, &v, 1e-5, true))
+        });
+        let bn_b = median_ms(reps, || {
+            drop(norm::backward(
+                &y, &z, &y, cout, &gamma, &mean, &var, 1e-5, true,
+            ))
+        });
+        let gflop = 2.0 * (n * cout * g.spatial() * g.k()) as f64 / 1e9;
+        println!(
+            "conv {cin:>3}->{cout:<3} {side:>2}x{side:<2} s{stride}: fwd {fwd:6.1} ms ({:5.1} GFLOP/s)  bwd {bwd:6.1} ms   bn+relu fwd {bn_f:5.1} ms  bwd {bn_b:5.1} ms",
+            gflop / fwd * 1e3
+        );
+        total += fwd + bwd + bn_f + bn_b;
+    }
+    println!("total {total:.1} ms");
+    for (m, k, nn) in [
+        (2048, 288, 64),
+        (2048, 576, 128),
+        (2048, 1152, 256),
+        (2048, 9, 32),
+    ] {
+        let (a, b) = (data(m * k), data(k * nn));
+        let mut c = vec![0.0; m * nn];
+        let ms = median_ms(reps, || {
+            matmul(&mut c, nn, Mat::rows(&a, m, k), Mat::rows(&b, k, nn), false)
+        });
+        println!(
+            "gemm {m}x{k} * {k}x{nn}: {ms:.2} ms, {:.1} GFLOP/s (one thread)",
+            2.0 * (m * k * nn) as f64 / ms / 1e6
+        );
+    }
+}

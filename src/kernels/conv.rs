@@ -1,0 +1,400 @@
+//! 2-D convolution on channels-last (NHWC) activations as batched im2col + GEMM.
+//!
+//! burn's `flex` convolution runs one small GEMM per image (for R1's last layer a
+//! 256x1152 by 1152x16 product) on NCHW data, then transposes, and its backward goes
+//! through a transposed convolution. Here activations stay channels-last, so:
+//! - lowering copies whole runs of `kw * c` contiguous values per output position;
+//! - one GEMM per block of whole images has thousands of rows, and its `[positions, o]`
+//!   result is the NHWC output itself;
+//! - backward is two GEMMs over the same lowered block, `dW = colᵀ dY` and
+//!   `dcol = dY Wᵀ`, folded back into `dx` by the adjoint of the lowering.
+//!
+//! The lowered matrix `col` is `[positions, k]` with `k` ordered `(i, j, channel)`; the
+//! weight, stored `[o, c, kh, kw]` as burn keeps it, is used as `wt = [k, o]`.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::gemm::{matmul, Mat};
+
+/// Output positions lowered per block: enough rows for efficient GEMMs, few enough that
+/// a block's lowered input stays within a few megabytes.
+const BLOCK_ROWS: usize = 2048;
+
+/// Shapes of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    /// Geometry of NHWC input `[n, h, w, c]` and weight `[o, c, kh, kw]`.
+    pub fn new(x: [usize; 4], wt: [usize; 4], stride: usize, pad: usize) -> Self {
+        let [n, h, w, c] = x;
+        let [o, wc, kh, kw] = wt;
+        assert_eq!(c, wc, "conv: input has {c} channels, weight expects {wc}");
+        assert!(
+            stride >= 1 && h + 2 * pad >= kh && w + 2 * pad >= kw,
+            "conv: kernel larger than padded input"
+        );
+        let oh = (h + 2 * pad - kh) / stride + 1;
+        let ow = (w + 2 * pad - kw) / stride + 1;
+        Self {
+            n,
+            h,
+            w,
+            c,
+            o,
+            kh,
+            kw,
+            stride,
+            pad,
+            oh,
+            ow,
+        }
+    }
+
+    /// Columns of the lowered input: `kh * kw * c`.
+    pub fn k(&self) -> usize {
+        self.kh * self.kw * self.c
+    }
+
+    /// Output positions per image.
+    pub fn spatial(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Images per block.
+    fn images_per_block(&self) -> usize {
+        (BLOCK_ROWS / self.spatial()).clamp(1, self.n.max(1))
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch (lowered input, lowered gradient), reused across calls so that
+    /// multi-megabyte buffers are not faulted in afresh every step.
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 2]) -> R) -> R {
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
+}
+
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
+/// The weight `[o, c, kh, kw]` as `[k, o]` with `k = (i, j, c)`.
+pub fn weight_kxo(g: &ConvGeom, w: &[f32]) -> Vec<f32> {
+    let mut t = vec![0.0; g.k() * g.o];
+    for o in 0..g.o {
+        for c in 0..g.c {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    t[((i * g.kw + j) * g.c + c) * g.o + o] =
+                        w[((o * g.c + c) * g.kh + i) * g.kw + j];
+                }
+            }
+        }
+    }
+    t
+}
+
+/// The inverse of [`weight_kxo`].
+fn weight_ockk(g: &ConvGeom, t: &[f32]) -> Vec<f32> {
+    let mut w = vec![0.0; g.k() * g.o];
+    for o in 0..g.o {
+        for c in 0..g.c {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    w[((o * g.c + c) * g.kh + i) * g.kw + j] =
+                        t[((i * g.kw + j) * g.c + c) * g.o + o];
+                }
+            }
+        }
+    }
+    w
+}
+
+/// The valid kernel columns `j0..j0 + count` of each output column `ox`: those whose input
+/// column `ox * stride + j - pad` lies inside the image.
+fn column_taps(g: &ConvGeom) -> Vec<(usize, usize)> {
+    let (s, p) = (g.stride as isize, g.pad as isize);
+    (0..g.ow as isize)
+        .map(|ox| {
+            let lo = (p - ox * s).max(0);
+            let hi = (g.w as isize + p - ox * s).min(g.kw as isize);
+            (lo as usize, (hi - lo).max(0) as usize)
+        })
+        .collect()
+}
+
+/// The input row under kernel row `i` at output row `oy`, if inside the image.
+fn input_row(g: &ConvGeom, oy: usize, i: usize) -> Option<usize> {
+    (oy * g.stride + i)
+        .checked_sub(g.pad)
+        .filter(|&iy| iy < g.h)
+}
+
+/// Lowers images `n0..n0+nb` of NHWC `x` into `col` (`[nb * spatial, k]`): each row holds
+/// the receptive field of one output position, zeros in the padding. The valid taps of
+/// one kernel row are `count * c` contiguous inputs, copied at once.
+pub fn im2col(g: &ConvGeom, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
+    let (k, c, seg) = (g.k(), g.c, g.kw * g.c);
+    let img = g.h * g.w * c;
+    let taps = column_taps(g);
+    for b in 0..nb {
+        let plane = &x[(n0 + b) * img..][..img];
+        for oy in 0..g.oh {
+            for (ox, &(j0, count)) in taps.iter().enumerate() {
+                let row = &mut col[((b * g.oh + oy) * g.ow + ox) * k..][..k];
+                for (i, part) in row.chunks_exact_mut(seg).enumerate() {
+                    match input_row(g, oy, i) {
+                        Some(iy) if count > 0 => {
+                            let ix = ox * g.stride + j0 - g.pad;
+                            let (lo, hi) = (j0 * c, (j0 + count) * c);
+                            part[..lo].fill(0.0);
+                            part[lo..hi].copy_from_slice(&plane[(iy * g.w + ix) * c..][..hi - lo]);
+                            part[hi..].fill(0.0);
+                        }
+                        _ => part.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the lowered gradient `col` back into `dx` (the adjoint of [`im2col`]); `dx` holds
+/// just the block's `nb` images.
+pub fn col2im(g: &ConvGeom, col: &[f32], nb: usize, dx: &mut [f32]) {
+    let (k, c, seg) = (g.k(), g.c, g.kw * g.c);
+    let img = g.h * g.w * c;
+    let taps = column_taps(g);
+    for b in 0..nb {
+        let plane = &mut dx[b * img..][..img];
+        for oy in 0..g.oh {
+            for (ox, &(j0, count)) in taps.iter().enumerate() {
+                let row = &col[((b * g.oh + oy) * g.ow + ox) * k..][..k];
+                for (i, part) in row.chunks_exact(seg).enumerate() {
+                    if let (Some(iy), true) = (input_row(g, oy, i), count > 0) {
+                        let ix = ox * g.stride + j0 - g.pad;
+                        let src = &part[j0 * c..(j0 + count) * c];
+                        let dst = &mut plane[(iy * g.w + ix) * c..][..src.len()];
+                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Convolution of NHWC `x` with `w` (`[o, c, kh, kw]`): NHWC output `[n, oh, ow, o]`.
+pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let (k, s) = (g.k(), g.spatial());
+    assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
+    assert_eq!(w.len(), g.o * k, "conv: weight length");
+    let wt = weight_kxo(g, w);
+    let mut y = vec![0.0; g.n * s * g.o];
+    let per = g.images_per_block();
+    y.par_chunks_mut(per * s * g.o)
+        .enumerate()
+        .for_each(|(bi, out)| {
+            let rows = out.len() / g.o;
+            with_scratch(|[col, _]| {
+                let col = sized(col, rows * k);
+                im2col(g, x, bi * per, rows / s, col);
+                matmul(
+                    out,
+                    g.o,
+                    Mat::rows(col, rows, k),
+                    Mat::rows(&wt, k, g.o),
+                    false,
+                );
+            })
+        });
+    y
+}
+
+/// Gradients of [`forward`] given NHWC `dy`: `dx` (NHWC) when `need_dx`, and `dw`
+/// (`[o, c, kh, kw]`).
+pub fn backward(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let (k, s, img) = (g.k(), g.spatial(), g.h * g.w * g.c);
+    assert_eq!(dy.len(), g.n * s * g.o, "conv: output-gradient length");
+    let wt = weight_kxo(g, w);
+    let per = g.images_per_block();
+    let mut dx = if need_dx {
+        vec![0.0; g.n * img]
+    } else {
+        Vec::new()
+    };
+    let blocks: Vec<(usize, Option<&mut [f32]>)> = if need_dx {
+        dx.chunks_mut(per * img)
+            .enumerate()
+            .map(|(i, d)| (i * per, Some(d)))
+            .collect()
+    } else {
+        (0..g.n).step_by(per).map(|n0| (n0, None)).collect()
+    };
+    let dwt = blocks
+        .into_par_iter()
+        .fold(
+            || vec![0.0f32; k * g.o],
+            |mut dwt, (n0, dxb)| {
+                let nb = per.min(g.n - n0);
+                let rows = nb * s;
+                let dyb = &dy[n0 * s * g.o..][..rows * g.o];
+                with_scratch(|[col, dcol]| {
+                    let col = sized(col, rows * k);
+                    im2col(g, x, n0, nb, col);
+                    matmul(
+                        &mut dwt,
+                        g.o,
+                        Mat::rows(col, rows, k).t(),
+                        Mat::rows(dyb, rows, g.o),
+                        true,
+                    );
+                    if let Some(dxb) = dxb {
+                        let dcol = sized(dcol, rows * k);
+                        matmul(
+                            dcol,
+                            k,
+                            Mat::rows(dyb, rows, g.o),
+                            Mat::rows(&wt, k, g.o).t(),
+                            false,
+                        );
+                        col2im(g, dcol, nb, dxb);
+                    }
+                });
+                dwt
+            },
+        )
+        .reduce(
+            || vec![0.0f32; k * g.o],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    (need_dx.then_some(dx), weight_ockk(g, &dwt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution on NHWC data, the definition.
+    fn naive(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let mut y = vec![0.0; g.n * g.spatial() * g.o];
+        for n in 0..g.n {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    for o in 0..g.o {
+                        let mut acc = 0.0;
+                        for c in 0..g.c {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.stride + i) as isize - g.pad as isize;
+                                    let ix = (ox * g.stride + j) as isize - g.pad as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < g.h
+                                        && (ix as usize) < g.w
+                                    {
+                                        acc += x[((n * g.h + iy as usize) * g.w + ix as usize)
+                                            * g.c
+                                            + c]
+                                            * w[((o * g.c + c) * g.kh + i) * g.kw + j];
+                                    }
+                                }
+                            }
+                        }
+                        y[((n * g.oh + oy) * g.ow + ox) * g.o + o] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 200) as f32
+                    / 100.0
+                    - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forward_and_backward_match_the_definition() {
+        for (x, wt, stride, pad) in [
+            ([3, 7, 6, 2], [4, 2, 3, 3], 1, 1),
+            ([5, 9, 9, 3], [2, 3, 3, 3], 2, 1),
+            ([2, 5, 5, 4], [3, 4, 1, 1], 2, 0),
+            ([200, 4, 4, 1], [3, 1, 3, 3], 1, 1),
+            ([2, 8, 8, 3], [4, 3, 7, 7], 2, 3),
+        ] {
+            let g = ConvGeom::new(x, wt, stride, pad);
+            let xs = data(x.iter().product(), 1);
+            let ws = data(wt.iter().product(), 2);
+            let y = forward(&g, &xs, &ws);
+            let want = naive(&g, &xs, &ws);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+            // L = sum(y * r) is linear in x and in w: a unit step gives the exact gradient.
+            let r = data(y.len(), 3);
+            let (dx, dw) = backward(&g, &xs, &ws, &r, true);
+            let dx = dx.unwrap();
+            let loss = |xs: &[f32], ws: &[f32]| -> f64 {
+                naive(&g, xs, ws)
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, b)| f64::from(a * b))
+                    .sum()
+            };
+            for idx in [0, xs.len() / 2, xs.len() - 1] {
+                let mut xp = xs.clone();
+                xp[idx] += 1.0;
+                let d = loss(&xp, &ws) - loss(&xs, &ws);
+                assert!(
+                    (d - f64::from(dx[idx])).abs() < 1e-3,
+                    "dx[{idx}] {d} vs {}",
+                    dx[idx]
+                );
+            }
+            for idx in [0, ws.len() / 2, ws.len() - 1] {
+                let mut wp = ws.clone();
+                wp[idx] += 1.0;
+                let d = loss(&xs, &wp) - loss(&xs, &ws);
+                assert!(
+                    (d - f64::from(dw[idx])).abs() < 1e-2 * d.abs().max(1.0),
+                    "dw[{idx}] {d} vs {}",
+                    dw[idx]
+                );
+            }
+        }
+    }
+}

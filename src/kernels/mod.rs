@@ -1,0 +1,136 @@
+//! Faster CPU kernels for the layers that dominate training time — convolution and
+//! batch norm (+ ReLU) — as a burn backend extension for `flex`.
+//!
+//! The kernels work on channels-last activations (`[n, h, w, c]`, and `[n, c]` for
+//! vectors), which makes both convolution lowering and per-channel statistics stream
+//! contiguous memory; the encoders keep activations channels-last between layers.
+//! Each function here takes the fast path on a `flex` device (with or without autodiff)
+//! and burn's own operations on any other backend, or when [`set_enabled`] turned the
+//! kernels off; tests check that both paths agree.
+
+pub mod conv;
+pub mod extension;
+pub mod gemm;
+pub mod norm;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::Dispatch;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu as burn_relu;
+use burn::tensor::DType;
+
+use extension::FastOps;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fast kernels on or off for the whole process (off = burn's operations).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the fast kernels are on.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Whether `x` takes the fast path.
+fn fast<const D: usize>(x: &Tensor<D>) -> bool {
+    enabled() && x.dtype() == DType::F32 && x.device().inner() == Device::flex()
+}
+
+/// The padding of `conv` when the kernel covers the layer (no bias, one group, no
+/// dilation, equal strides, equal explicit padding on every side).
+fn covered(conv: &Conv2d) -> Option<usize> {
+    let pad = match &conv.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) if t == l && l == b && b == r => *t,
+        PaddingConfig2d::Valid => 0,
+        _ => return None,
+    };
+    let ok = conv.bias.is_none()
+        && conv.groups == 1
+        && conv.dilation == [1, 1]
+        && conv.stride[0] == conv.stride[1];
+    ok.then_some(pad)
+}
+
+/// `conv` applied to channels-last `x` (`[n, h, w, c]`), giving `[n, oh, ow, o]`.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match covered(conv) {
+        Some(pad) if fast(&x) => Tensor::from_dispatch(<Dispatch as FastOps>::fast_conv2d(
+            x.into_dispatch(),
+            conv.weight.val().into_dispatch(),
+            conv.stride[0],
+            pad,
+        )),
+        _ => conv.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1]),
+    }
+}
+
+/// `bn` over the last dimension of `x` (channels last), then ReLU when `relu`: batch
+/// statistics and a running-statistics update in training (autodiff device, module in
+/// training mode), running statistics otherwise.
+pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
+    let autodiff = x.device().is_autodiff();
+    let training = autodiff && bn.training.is_enabled();
+    // Inference on an autodiff device keeps burn's path: its gradient treats the running
+    // statistics as constants, which the fast backward (training mode) does not.
+    if !fast(&x) || (autodiff && !training) {
+        let dims = x.dims();
+        let c = dims[D - 1];
+        let y: Tensor<2> = bn.forward(x.reshape([dims.iter().product::<usize>() / c, c]));
+        sync_running(bn);
+        let y = if relu { burn_relu(y) } else { y };
+        return y.reshape(dims);
+    }
+    let stats: Tensor<2> = if training {
+        let stats: Tensor<2> = Tensor::from_dispatch(<Dispatch as FastOps>::fast_bn_stats(
+            x.clone().into_dispatch(),
+        ));
+        let c = stats.dims()[1];
+        let mean = stats.clone().slice([0..1, 0..c]).reshape([c]);
+        let var = stats.clone().slice([1..2, 0..c]).reshape([c]);
+        update_running(bn, mean, var);
+        stats
+    } else {
+        let device = x.device();
+        Tensor::stack(
+            vec![
+                bn.running_mean.value().to_device(&device),
+                bn.running_var.value().to_device(&device),
+            ],
+            0,
+        )
+    };
+    Tensor::from_dispatch(<Dispatch as FastOps>::fast_bn(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        stats.into_dispatch(),
+        bn.epsilon as f32,
+        relu,
+    ))
+}
+
+/// `running = (1 - momentum) * running + momentum * batch`, as burn's `BatchNorm` does.
+fn update_running(bn: &BatchNorm, mean: Tensor<1>, var: Tensor<1>) {
+    let device = mean.device();
+    let m = bn.momentum;
+    let rm = bn.running_mean.value_sync().to_device(&device);
+    let rv = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean
+        .update(rm.mul_scalar(1.0 - m).add(mean.mul_scalar(m)).detach());
+    bn.running_var
+        .update(rv.mul_scalar(1.0 - m).add(var.mul_scalar(m)).detach());
+    sync_running(bn);
+}
+
+/// Folds this step's running-statistics update into the stored value. burn's
+/// `RunningState` keeps an update pending until the next read; a checkpoint taken in
+/// between would miss it (and a resumed run would diverge).
+fn sync_running(bn: &BatchNorm) {
+    bn.running_mean.value_sync();
+    bn.running_var.value_sync();
+}
