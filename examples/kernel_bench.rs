@@ -65,6 +65,7 @@ fn main() {
         total += fwd + bwd + bn_f + bn_b;
     }
     println!("total {total:.1} ms");
+    lowering();
     for (m, k, nn) in [
         (2048, 288, 64),
         (2048, 576, 128),
@@ -80,5 +81,18 @@ fn main() {
             "gemm {m}x{k} * {k}x{nn}: {ms:.2} ms, {:.1} GFLOP/s (one thread)",
             2.0 * (m * k * nn) as f64 / ms / 1e6
         );
+    }
+}
+
+/// Lowering alone on one thread, for a block of 10 images of each layer.
+fn lowering() {
+    for (cin, side, stride) in [(32, 28, 2), (64, 14, 2), (128, 7, 2), (1, 28, 1)] {
+        let g = conv::ConvGeom::new([10, side, side, cin], [8, cin, 3, 3], stride, 1);
+        let x = data(10 * cin * side * side);
+        let mut col = vec![0.0; g.k() * 10 * g.spatial()];
+        let a = median_ms(9, || conv::im2col(&g, &x, 0, 10, &mut col));
+        let mut dx = vec![0.0; x.len()];
+        let b = median_ms(9, || conv::col2im(&g, &col, 10, &mut dx));
+        println!("lowering {cin}ch {side}x{side} s{stride}: im2col {a:.3} ms ({:.1} GB/s written), col2im {b:.3} ms", (col.len() * 4) as f64 / a / 1e6);
     }
 }

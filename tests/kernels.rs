@@ -6,7 +6,10 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use contrastive::config::Config;
 use contrastive::kernels;
+use contrastive::loss::LossConfig;
 use contrastive::model::Model;
+use contrastive::score::Score;
+use contrastive::views::{PositiveMap, Relation, Tag};
 
 /// A parameter's module path, value and gradient.
 type Entry = (String, Vec<f32>, Option<Vec<f32>>);
@@ -115,8 +118,60 @@ fn compare(cfg: &Config, input: [usize; 3], n: usize) {
     close(&b, &a, "inference representation h");
 }
 
+/// The fused score + InfoNCE kernel against burn's composition: loss and gradients.
+fn compare_loss(score: Score, shared: bool) {
+    let device = Device::flex().autodiff();
+    let (n, d) = (12, 9);
+    let zq = Tensor::<2>::random([2 * n, d], Distribution::Normal(0.0, 1.0), &device);
+    let zk = Tensor::<2>::random([2 * n, d], Distribution::Normal(0.0, 1.0), &device);
+    let tags: Vec<Tag> = (0..2 * n)
+        .map(|i| Tag {
+            instance: (i % n) as u32,
+            label: (i % 3) as u32,
+            view: (i / n) as u16,
+        })
+        .collect();
+    let loss = LossConfig {
+        kind: "supcon".into(),
+        score,
+        temperature: 0.3,
+    };
+    let run = || {
+        let q = Tensor::<2>::from_data(zq.clone().into_data(), &device).require_grad();
+        let k = Tensor::<2>::from_data(zk.clone().into_data(), &device).require_grad();
+        let map = PositiveMap::build(Relation::Label, &tags, &tags, shared);
+        let l = if shared {
+            loss.compute(q.clone(), q.clone(), &map)
+        } else {
+            loss.compute(q.clone(), k.clone(), &map)
+        }
+        .unwrap();
+        let grads = l.backward();
+        let v: Vec<f32> = l.into_data().iter::<f32>().collect();
+        let gq: Vec<f32> = q.grad(&grads).unwrap().into_data().iter::<f32>().collect();
+        let gk: Vec<f32> = if shared {
+            vec![]
+        } else {
+            k.grad(&grads).unwrap().into_data().iter::<f32>().collect()
+        };
+        (v, gq, gk)
+    };
+    kernels::set_enabled(false);
+    let plain = run();
+    kernels::set_enabled(true);
+    let fast = run();
+    close(&fast.0, &plain.0, "loss");
+    close(&fast.1, &plain.1, "query gradient");
+    close(&fast.2, &plain.2, "key gradient");
+}
+
 #[test]
 fn fast_kernels_equal_the_plain_path() {
+    for score in [Score::Cosine, Score::Dot] {
+        compare_loss(score, true);
+        compare_loss(score, false);
+    }
+
     // One test: the switch is process-wide.
     let r1 = Config::default();
     compare(&r1, [1, 28, 28], 24);
@@ -135,5 +190,9 @@ fn fast_kernels_equal_the_plain_path() {
     mlp.encoder.kind = "mlp".into();
     mlp.encoder.channels = vec![32, 16];
     mlp.encoder.bn = true;
+    compare(&mlp, [1, 6, 6], 10);
+
+    mlp.encoder.bn = false;
+    mlp.head.bn = false;
     compare(&mlp, [1, 6, 6], 10);
 }

@@ -2,7 +2,6 @@
 
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::kernels;
 
@@ -39,12 +38,9 @@ impl Mlp {
 
     /// Representation of flattened `x`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.layers.iter().fold(x, |x, l| {
-            let y = l.linear.forward(x);
-            match &l.bn {
-                Some(bn) => kernels::batch_norm(bn, y, true),
-                None => relu(y),
-            }
+        self.layers.iter().fold(x, |x, l| match &l.bn {
+            Some(bn) => kernels::batch_norm(bn, kernels::linear(&l.linear, x, false), true),
+            None => kernels::linear(&l.linear, x, true),
         })
     }
 }

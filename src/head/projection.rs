@@ -2,7 +2,6 @@
 
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::kernels;
 
@@ -51,12 +50,11 @@ impl Projection {
     /// `z = out(relu(bn(linear(...h))))`.
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         for l in &self.hidden {
-            let y = l.linear.forward(x);
             x = match &l.bn {
-                Some(bn) => kernels::batch_norm(bn, y, true),
-                None => relu(y),
+                Some(bn) => kernels::batch_norm(bn, kernels::linear(&l.linear, x, false), true),
+                None => kernels::linear(&l.linear, x, true),
             };
         }
-        self.out.forward(x)
+        kernels::linear(&self.out, x, false)
     }
 }

@@ -10,7 +10,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
 use burn::tensor::{Bytes, DType, Shape};
 
-use super::{conv, norm};
+use super::{conv, infonce, linear, norm};
 
 /// Operations with hand-written CPU kernels.
 #[backend_extension(Flex, Autodiff)]
@@ -33,6 +33,25 @@ pub trait FastOps: Backend {
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         eps: f32,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+    /// The InfoNCE family over `scores` (`[rows, cols]`) with the positive map as `code`
+    /// (see [`super::infonce`]); a one-element tensor.
+    fn fast_info_nce(scores: FloatTensor<Self>, code: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Cosine (or dot) scores of queries `q` `[r, d]` against keys `k` `[c, d]` divided by
+    /// `temperature`, then the InfoNCE family with the positive map as `code`.
+    fn fast_contrastive(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        code: FloatTensor<Self>,
+        temperature: f32,
+        cosine: bool,
+    ) -> FloatTensor<Self>;
+    /// `relu?(x w + b)` for `x` `[m, k]`, `w` `[k, n]` and `b` `[n]` (or `[0]`: no bias).
+    fn fast_linear(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
         relu: bool,
     ) -> FloatTensor<Self>;
 }
@@ -103,7 +122,62 @@ fn bn_forward(
     tensor(y, x.layout().shape())
 }
 
+fn dims2(t: &FlexTensor) -> [usize; 2] {
+    let s = t.layout().shape();
+    [s[0], s[1]]
+}
+
+/// The loss and the per-row statistics its backward pass needs.
+fn info_nce_forward(scores: &FlexTensor, code: &FlexTensor) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    let (s, c) = (values(scores), values(code));
+    let [_, cols] = dims2(&s);
+    let (lse, wsum) = infonce::row_stats(s.storage(), c.storage(), cols);
+    let loss = infonce::forward(s.storage(), c.storage(), cols, &lse);
+    (tensor(vec![loss], &[1]), lse, wsum)
+}
+
+fn contrastive_forward(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    code: &FlexTensor,
+    t: f32,
+    cosine: bool,
+) -> (FlexTensor, infonce::Fused) {
+    let (q, k, code) = (values(q), values(k), values(code));
+    let ([r, d], [c, _]) = (dims2(&q), dims2(&k));
+    let (loss, state) =
+        infonce::fused_forward(q.storage(), k.storage(), code.storage(), r, c, d, t, cosine);
+    (tensor(vec![loss], &[1]), state)
+}
+
+fn linear_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, relu: bool) -> FlexTensor {
+    let (x, w, b) = (values(x), values(w), values(b));
+    let ([m, k], [_, n]) = (dims2(&x), dims2(&w));
+    tensor(
+        linear::forward(x.storage(), w.storage(), b.storage(), m, k, n, relu),
+        &[m, n],
+    )
+}
+
 impl FastOps for Flex {
+    fn fast_info_nce(scores: FlexTensor, code: FlexTensor) -> FlexTensor {
+        info_nce_forward(&scores, &code).0
+    }
+
+    fn fast_contrastive(
+        q: FlexTensor,
+        k: FlexTensor,
+        code: FlexTensor,
+        temperature: f32,
+        cosine: bool,
+    ) -> FlexTensor {
+        contrastive_forward(&q, &k, &code, temperature, cosine).0
+    }
+
+    fn fast_linear(x: FlexTensor, w: FlexTensor, b: FlexTensor, relu: bool) -> FlexTensor {
+        linear_forward(&x, &w, &b, relu)
+    }
+
     fn fast_conv2d(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
         conv_forward(&x, &weight, stride, pad)
     }
@@ -183,7 +257,151 @@ impl Backward<Flex, 3> for BnBackward {
     }
 }
 
+#[derive(Debug)]
+struct InfoNceBackward;
+
+impl Backward<Flex, 1> for InfoNceBackward {
+    /// Scores, code, per-row log-sum-exp and weight sums.
+    type State = (FlexTensor, FlexTensor, Vec<f32>, Vec<f32>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let g = values(&grads.consume::<Flex>(&ops.node)).storage::<f32>()[0];
+        let (s, c, lse, wsum) = ops.state;
+        if let Some(node) = node {
+            let (s, c) = (values(&s), values(&c));
+            let [_, cols] = dims2(&s);
+            let ds = infonce::backward(s.storage(), c.storage(), cols, &lse, &wsum, g);
+            grads.register::<Flex>(node.id, tensor(ds, s.layout().shape()));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ContrastiveBackward;
+
+impl Backward<Flex, 2> for ContrastiveBackward {
+    /// Code, saved forward state, shapes `(r, c, d)`, temperature, cosine.
+    type State = (FlexTensor, infonce::Fused, [usize; 3], f32, bool);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_q, node_k] = ops.parents;
+        let g = values(&grads.consume::<Flex>(&ops.node)).storage::<f32>()[0];
+        let (code, state, [r, c, d], t, cosine) = ops.state;
+        let code = values(&code);
+        let (dq, dk) = infonce::fused_backward(&state, code.storage(), r, c, d, t, cosine, g);
+        if let Some(node) = node_q {
+            grads.register::<Flex>(node.id, tensor(dq, &[r, d]));
+        }
+        if let Some(node) = node_k {
+            grads.register::<Flex>(node.id, tensor(dk, &[c, d]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    /// Input, weight, output, ReLU.
+    type State = (FlexTensor, FlexTensor, FlexTensor, bool);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = values(&grads.consume::<Flex>(&ops.node));
+        let (x, w, y, relu) = ops.state;
+        let (x, w, y) = (values(&x), values(&w), values(&y));
+        let ([m, k], [_, n]) = (dims2(&x), dims2(&w));
+        let (dx, dw, db) = linear::backward(
+            x.storage(),
+            w.storage(),
+            y.storage(),
+            dy.storage(),
+            m,
+            k,
+            n,
+            relu,
+            node_b.is_some(),
+            node_x.is_some(),
+        );
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, tensor(dx, &[m, k]));
+        }
+        if let Some(node) = node_w {
+            grads.register::<Flex>(node.id, tensor(dw, &[k, n]));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, tensor(db, &[n]));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
+    fn fast_contrastive(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        code: FloatTensor<Self>,
+        temperature: f32,
+        cosine: bool,
+    ) -> FloatTensor<Self> {
+        let (loss, state) = contrastive_forward(
+            q.primitive(),
+            k.primitive(),
+            code.primitive(),
+            temperature,
+            cosine,
+        );
+        match ContrastiveBackward
+            .prepare::<C>([q.node(), k.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let ([r, d], [c, _]) = (dims2(q.primitive()), dims2(k.primitive()));
+                prep.finish(
+                    (code.into_primitive(), state, [r, c, d], temperature, cosine),
+                    loss,
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(loss),
+        }
+    }
+
+    fn fast_linear(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let out = linear_forward(x.primitive(), w.primitive(), b.primitive(), relu);
+        match LinearBackward
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (x.into_primitive(), w.into_primitive(), out.clone(), relu),
+                out,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn fast_info_nce(scores: FloatTensor<Self>, code: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (loss, lse, wsum) = info_nce_forward(scores.primitive(), code.primitive());
+        match InfoNceBackward
+            .prepare::<C>([scores.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (scores.into_primitive(), code.into_primitive(), lse, wsum),
+                loss,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(loss),
+        }
+    }
+
     fn fast_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

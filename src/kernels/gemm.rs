@@ -49,6 +49,24 @@ impl<'a> Mat<'a> {
 /// `dst = a * b` (or `dst += a * b` when `accumulate`), `dst` row-major `a.rows x b.cols`
 /// with row stride `dst_rs`. Single-threaded: callers parallelise over independent blocks.
 pub fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat, b: Mat, accumulate: bool) {
+    gemm_into(dst, dst_rs, a, b, accumulate, gemm::Parallelism::None);
+}
+
+/// [`matmul`] on all of rayon's threads, for one large product: the GEMM packs each
+/// operand once and shares it, where splitting the product by hand would pack the
+/// shared operand once per part.
+pub fn matmul_parallel(dst: &mut [f32], dst_rs: usize, a: Mat, b: Mat, accumulate: bool) {
+    gemm_into(dst, dst_rs, a, b, accumulate, gemm::Parallelism::Rayon(0));
+}
+
+fn gemm_into(
+    dst: &mut [f32],
+    dst_rs: usize,
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     let (m, n, k) = (a.rows, b.cols, a.cols);
     a.check("lhs");
@@ -90,7 +108,7 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat, b: Mat, accumulate: bool) 
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

@@ -1,5 +1,6 @@
-//! Faster CPU kernels for the layers that dominate training time — convolution and
-//! batch norm (+ ReLU) — as a burn backend extension for `flex`.
+//! Faster CPU kernels for what dominates training time — convolution, batch norm (+ ReLU),
+//! fully connected layers and the contrastive loss itself — as a burn backend extension
+//! for `flex`.
 //!
 //! The kernels work on channels-last activations (`[n, h, w, c]`, and `[n, c]` for
 //! vectors), which makes both convolution lowering and per-channel statistics stream
@@ -11,16 +12,18 @@
 pub mod conv;
 pub mod extension;
 pub mod gemm;
+pub mod infonce;
+pub mod linear;
 pub mod norm;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::Dispatch;
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu as burn_relu;
-use burn::tensor::DType;
+use burn::tensor::{DType, TensorData};
 
 use extension::FastOps;
 
@@ -110,6 +113,67 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> T
         bn.beta.val().into_dispatch(),
         stats.into_dispatch(),
         bn.epsilon as f32,
+        relu,
+    ))
+}
+
+/// The InfoNCE family over `scores` with the positive map as `code` (`-1` for
+/// non-candidates, else the key's weight; see [`infonce`]), when the fast path applies;
+/// `None` tells the caller to compose the loss from burn operations.
+pub fn info_nce(scores: &Tensor<2>, code: impl FnOnce() -> Vec<f32>) -> Option<Tensor<1>> {
+    if !fast(scores) {
+        return None;
+    }
+    let code = Tensor::<2>::from_data(TensorData::new(code(), scores.dims()), &scores.device());
+    Some(Tensor::from_dispatch(<Dispatch as FastOps>::fast_info_nce(
+        scores.clone().into_dispatch(),
+        code.into_dispatch(),
+    )))
+}
+
+/// Cosine (or dot) scores of `q` against `k` over `temperature` and the InfoNCE family
+/// with the positive map as `code`, fused, when the fast path applies; `None` tells the
+/// caller to compose the loss from burn operations.
+pub fn contrastive(
+    q: &Tensor<2>,
+    k: &Tensor<2>,
+    temperature: f64,
+    cosine: bool,
+    code: impl FnOnce() -> Vec<f32>,
+) -> Option<Tensor<1>> {
+    if !fast(q) {
+        return None;
+    }
+    let shape = [q.dims()[0], k.dims()[0]];
+    let code = Tensor::<2>::from_data(TensorData::new(code(), shape), &q.device());
+    Some(Tensor::from_dispatch(
+        <Dispatch as FastOps>::fast_contrastive(
+            q.clone().into_dispatch(),
+            k.clone().into_dispatch(),
+            code.into_dispatch(),
+            temperature as f32,
+            cosine,
+        ),
+    ))
+}
+
+/// `layer(x)`, then ReLU when `relu`, for `x` `[m, d_input]`.
+pub fn linear(layer: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
+    if !fast(&x) {
+        let y = layer.forward(x);
+        return if relu { burn_relu(y) } else { y };
+    }
+    // The weight is read before the bias, as burn's `Linear` does: lazy initialisation
+    // draws from the device RNG in access order.
+    let weight = layer.weight.val();
+    let bias = match &layer.bias {
+        Some(b) => b.val(),
+        None => Tensor::<1>::zeros([0], &x.device()),
+    };
+    Tensor::from_dispatch(<Dispatch as FastOps>::fast_linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
         relu,
     ))
 }

@@ -6,26 +6,107 @@
 //! own mask. With channels last, every pass here streams rows and updates `c`-wide
 //! vectors of per-channel sums, which the compiler vectorises.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Rows per parallel task.
 const ROWS: usize = 256;
 
-/// Per-channel sums of `f(row, channel, value)` over rows, f32 within a task of [`ROWS`]
-/// rows and f64 across tasks.
-fn column_sums(x: &[f32], c: usize, f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f64> {
-    x.par_chunks(ROWS * c)
-        .map(|block| {
-            let mut acc = vec![0f32; c];
-            for row in block.chunks_exact(c) {
-                for (ch, (a, &v)) in acc.iter_mut().zip(row).enumerate() {
-                    *a += f(ch, v);
-                }
-            }
-            acc.into_iter().map(f64::from).collect::<Vec<f64>>()
-        })
+// Leaf loops over a block of `[rows, c]` values. They are compiled for AVX-512, AVX2 and
+// the baseline and picked at run time (`multiversion`), so that they are vectorised on
+// the machine at hand whatever the build's target CPU.
+
+#[multiversion(targets = "simd")]
+fn add_rows(acc: &mut [f32], block: &[f32]) {
+    for row in block.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn add_sq_rows(acc: &mut [f32], block: &[f32], mean: &[f32]) {
+    for row in block.chunks_exact(acc.len()) {
+        for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mean) {
+            *a += (v - m) * (v - m);
+        }
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn affine_rows(y: &mut [f32], x: &[f32], scale: &[f32], shift: &[f32], relu: bool) {
+    let c = scale.len();
+    for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+            let v = a * x + b;
+            *y = if relu { v.max(0.0) } else { v };
+        }
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn grad_sums(
+    sg: &mut [f32],
+    sgx: &mut [f32],
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    relu: bool,
+) {
+    let c = mean.len();
+    for ((xr, yr), dr) in x
+        .chunks_exact(c)
+        .zip(y.chunks_exact(c))
+        .zip(dy.chunks_exact(c))
+    {
+        let rows = sg
+            .iter_mut()
+            .zip(sgx.iter_mut())
+            .zip(xr)
+            .zip(yr)
+            .zip(dr)
+            .zip(mean);
+        for (((((sg, sgx), &xv), &yv), &d), &mu) in rows {
+            let g = if relu && yv <= 0.0 { 0.0 } else { d };
+            *sg += g;
+            *sgx += g * (xv - mu);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets = "simd")]
+fn grad_rows(
+    dx: &mut [f32],
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    k: &[f32],
+    a: &[f32],
+    b: &[f32],
+    relu: bool,
+) {
+    let c = k.len();
+    for (((dr, xr), yr), gr) in dx
+        .chunks_exact_mut(c)
+        .zip(x.chunks_exact(c))
+        .zip(y.chunks_exact(c))
+        .zip(dy.chunks_exact(c))
+    {
+        let row = dr.iter_mut().zip(xr).zip(yr).zip(gr).zip(k).zip(a).zip(b);
+        for ((((((d, &xv), &yv), &gv), &kc), &ac), &bc) in row {
+            let g = if relu && yv <= 0.0 { 0.0 } else { gv };
+            *d = kc * g + ac * xv + bc;
+        }
+    }
+}
+
+/// Sums a per-task `Vec<f32>` of partial sums into f64 totals.
+fn total(parts: impl ParallelIterator<Item = Vec<f32>>, len: usize) -> Vec<f64> {
+    parts
+        .map(|p| p.into_iter().map(f64::from).collect::<Vec<f64>>())
         .reduce(
-            || vec![0f64; c],
+            || vec![0f64; len],
             |mut a, b| {
                 a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
                 a
@@ -34,15 +115,27 @@ fn column_sums(x: &[f32], c: usize, f: impl Fn(usize, f32) -> f32 + Sync) -> Vec
 }
 
 /// Per-channel mean and biased variance of `x` (`[m, c]`), the variance taken about the
-/// mean (two passes, no cancellation).
+/// mean (two passes, no cancellation); f32 within a task of [`ROWS`] rows, f64 across.
 pub fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
     let m = (x.len() / c) as f64;
-    let mean: Vec<f32> = column_sums(x, c, |_, v| v)
-        .iter()
-        .map(|s| (s / m) as f32)
-        .collect();
-    let var = column_sums(x, c, |ch, v| (v - mean[ch]) * (v - mean[ch]));
-    (mean, var.iter().map(|s| (s / m) as f32).collect())
+    let sums = total(
+        x.par_chunks(ROWS * c).map(|b| {
+            let mut acc = vec![0f32; c];
+            add_rows(&mut acc, b);
+            acc
+        }),
+        c,
+    );
+    let mean: Vec<f32> = sums.iter().map(|s| (s / m) as f32).collect();
+    let sq = total(
+        x.par_chunks(ROWS * c).map(|b| {
+            let mut acc = vec![0f32; c];
+            add_sq_rows(&mut acc, b, &mean);
+            acc
+        }),
+        c,
+    );
+    (mean, sq.iter().map(|s| (s / m) as f32).collect())
 }
 
 /// `y = gamma * (x - mean) / sqrt(var + eps) + beta`, then `max(y, 0)` when `relu`.
@@ -66,14 +159,7 @@ pub fn forward(
     let mut y = vec![0.0; x.len()];
     y.par_chunks_mut(ROWS * c)
         .zip(x.par_chunks(ROWS * c))
-        .for_each(|(y, x)| {
-            for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(&scale).zip(&shift) {
-                    let v = a * x + b;
-                    *y = if relu { v.max(0.0) } else { v };
-                }
-            }
-        });
+        .for_each(|(y, x)| affine_rows(y, x, &scale, &shift, relu));
     y
 }
 
@@ -96,37 +182,19 @@ pub fn backward(
     relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let gate = |yv: f32, d: f32| if relu && yv <= 0.0 { 0.0 } else { d };
-    // Sums of g and g * (x - mean), per channel, in one pass over the three inputs.
-    let sums = x
-        .par_chunks(ROWS * c)
-        .zip(y.par_chunks(ROWS * c))
-        .zip(dy.par_chunks(ROWS * c))
-        .map(|((x, y), dy)| {
-            let (mut sg, mut sgx) = (vec![0f32; c], vec![0f32; c]);
-            for ((xr, yr), dr) in x
-                .chunks_exact(c)
-                .zip(y.chunks_exact(c))
-                .zip(dy.chunks_exact(c))
-            {
-                for ch in 0..c {
-                    let gv = gate(yr[ch], dr[ch]);
-                    sg[ch] += gv;
-                    sgx[ch] += gv * (xr[ch] - mean[ch]);
-                }
-            }
-            sg.into_iter()
-                .chain(sgx)
-                .map(f64::from)
-                .collect::<Vec<f64>>()
-        })
-        .reduce(
-            || vec![0f64; 2 * c],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+    let n = ROWS * c;
+    let sums = total(
+        x.par_chunks(n)
+            .zip(y.par_chunks(n))
+            .zip(dy.par_chunks(n))
+            .map(|((x, y), dy)| {
+                let (mut sg, mut sgx) = (vec![0f32; c], vec![0f32; c]);
+                grad_sums(&mut sg, &mut sgx, x, y, dy, mean, relu);
+                sg.extend(sgx);
+                sg
+            }),
+        2 * c,
+    );
     let dbeta: Vec<f32> = sums[..c].iter().map(|&v| v as f32).collect();
     let dgamma: Vec<f32> = sums[c..]
         .iter()
@@ -135,29 +203,17 @@ pub fn backward(
         .collect();
     let m = (x.len() / c) as f32;
     // dx = k g - k dbeta/m - k inv dgamma/m (x - mean) = k g + a x + b
-    let (mut k, mut a, mut b) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-    for ch in 0..c {
-        k[ch] = gamma[ch] * inv[ch];
-        a[ch] = -k[ch] * inv[ch] * dgamma[ch] / m;
-        b[ch] = -k[ch] * dbeta[ch] / m - a[ch] * mean[ch];
-    }
+    let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv[ch]).collect();
+    let a: Vec<f32> = (0..c).map(|ch| -k[ch] * inv[ch] * dgamma[ch] / m).collect();
+    let b: Vec<f32> = (0..c)
+        .map(|ch| -k[ch] * dbeta[ch] / m - a[ch] * mean[ch])
+        .collect();
     let mut dx = vec![0.0; x.len()];
-    dx.par_chunks_mut(ROWS * c)
-        .zip(x.par_chunks(ROWS * c))
-        .zip(y.par_chunks(ROWS * c))
-        .zip(dy.par_chunks(ROWS * c))
-        .for_each(|(((dx, x), y), dy)| {
-            for (((dr, xr), yr), gr) in dx
-                .chunks_exact_mut(c)
-                .zip(x.chunks_exact(c))
-                .zip(y.chunks_exact(c))
-                .zip(dy.chunks_exact(c))
-            {
-                for ch in 0..c {
-                    dr[ch] = k[ch] * gate(yr[ch], gr[ch]) + a[ch] * xr[ch] + b[ch];
-                }
-            }
-        });
+    dx.par_chunks_mut(n)
+        .zip(x.par_chunks(n))
+        .zip(y.par_chunks(n))
+        .zip(dy.par_chunks(n))
+        .for_each(|(((dx, x), y), dy)| grad_rows(dx, x, y, dy, &k, &a, &b, relu));
     (dx, dgamma, dbeta)
 }
 

@@ -21,6 +21,9 @@ const MASKED: f32 = -1e9;
 pub fn info_nce(scores: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
     let [rows, cols] = scores.dims();
     check_map(rows, cols, map)?;
+    if let Some(loss) = crate::kernels::info_nce(&scores, || map.loss_code()) {
+        return Ok(loss);
+    }
     let device = scores.device();
     let excluded: Vec<bool> = map.candidate.iter().map(|&c| c == 0.0).collect();
     let excluded = Tensor::<2, Bool>::from_data(TensorData::new(excluded, [rows, cols]), &device);

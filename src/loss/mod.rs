@@ -50,6 +50,19 @@ impl LossConfig {
 
     /// The loss of queries `q` against keys `k` under `map`.
     pub fn compute(&self, q: Tensor<2>, k: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
+        if matches!(self.score, Score::Cosine | Score::Dot) {
+            infonce::check_map(q.dims()[0], k.dims()[0], map)?;
+            let fused = crate::kernels::contrastive(
+                &q,
+                &k,
+                self.temperature,
+                self.score == Score::Cosine,
+                || map.loss_code(),
+            );
+            if let Some(loss) = fused {
+                return Ok(loss);
+            }
+        }
         let s = score_matrix(self.score, q, k, self.temperature);
         infonce::info_nce(s, map)
     }

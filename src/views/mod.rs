@@ -104,6 +104,24 @@ impl PositiveMap {
         }
     }
 
+    /// The map as one matrix for the fused InfoNCE kernel: `-1` where a key is not a
+    /// candidate, `1 / (|P(i)| rows)` on positives, 0 on negatives.
+    pub fn loss_code(&self) -> Vec<f32> {
+        let mut code = Vec::with_capacity(self.rows * self.cols);
+        for i in 0..self.rows {
+            let row = i * self.cols..(i + 1) * self.cols;
+            let (pos, cand) = (&self.positive[row.clone()], &self.candidate[row]);
+            let n: f32 = pos.iter().zip(cand).map(|(p, c)| p * c).sum();
+            let w = 1.0 / (n * self.rows as f32);
+            code.extend(
+                pos.iter()
+                    .zip(cand)
+                    .map(|(&p, &c)| if c == 0.0 { -1.0 } else { p * w }),
+            );
+        }
+        code
+    }
+
     /// Positive key indices of query `i`.
     pub fn positives_of(&self, i: usize) -> Vec<usize> {
         (0..self.cols)

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Training-step throughput and peak memory of contrastive (burn `flex`) beside PyTorch,
+measured in one run, workloads interleaved, medians over rounds.
+
+usage: benches/compare.py [--rounds 5] [--workloads resnet,mlp,r1] [--python PY]
+                          [--peer-dir ../shared/peer] [--warmup 3] [--timed 10]
+
+--python is the interpreter with torch installed (a virtualenv outside the repo).
+Builds `cargo build --release --example step_bench` first. Standard library only.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(cmd):
+    """Runs cmd; returns (images_per_s, peak RSS in MB of that process)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+    m = re.search(r"images_per_s=([0-9.]+)", out)
+    rss = re.search(r"peak_rss_mb=([0-9.]+)", out)
+    if not m:
+        sys.exit(f"no RESULT line from {' '.join(cmd)}")
+    return float(m.group(1)), float(rss.group(1)) if rss else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--workloads", default="resnet,mlp,r1")
+    ap.add_argument("--python", default=os.environ.get("PEER_PYTHON", "python3"))
+    ap.add_argument("--peer-dir", default=os.path.join(ROOT, "..", "shared", "peer"))
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--timed", type=int, default=10)
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "step_bench"], cwd=ROOT, check=True)
+    ours_bin = os.path.join(ROOT, "target", "release", "examples", "step_bench")
+    rss_wrap = os.path.join(ROOT, "benches", "peak_rss.py")
+    workloads = a.workloads.split(",")
+    results = {w: {"ours": [], "torch": [], "ours_mb": [], "torch_mb": []} for w in workloads}
+    for r in range(a.rounds):
+        for w in workloads:
+            timed = str(a.timed if w != "mlp" else a.timed * 5)
+            ours = [sys.executable, rss_wrap, ours_bin, w, str(a.warmup), timed]
+            if w == "r1":
+                peer = [sys.executable, rss_wrap, a.python, os.path.join(ROOT, "benches", "peer_r1_step.py"),
+                        a.peer_dir, str(a.warmup), timed, "2"]
+            else:
+                peer = [sys.executable, rss_wrap, a.python, os.path.join(a.peer_dir, "torch_step_bench.py"),
+                        w, str(a.warmup), timed, "2"]
+            order = [("ours", ours), ("torch", peer)] if r % 2 == 0 else [("torch", peer), ("ours", ours)]
+            for name, cmd in order:
+                ips, mb = run(cmd)
+                results[w][name].append(ips)
+                results[w][name + "_mb"].append(mb)
+                print(f"round {r + 1} {w:6} {name:5} {ips:9.1f} images/s  peak {mb:7.0f} MB", flush=True)
+    print()
+    print(f"{'workload':8} {'contrastive img/s':>18} {'PyTorch img/s':>14} {'ratio':>6} {'peak MB ours':>13} {'peak MB torch':>14}")
+    for w in workloads:
+        o, t = statistics.median(results[w]["ours"]), statistics.median(results[w]["torch"])
+        om, tm = statistics.median(results[w]["ours_mb"]), statistics.median(results[w]["torch_mb"])
+        print(f"{w:8} {o:18.1f} {t:14.1f} {o / t:6.2f} {om:13.0f} {tm:14.0f}")
+    print(f"(medians of {a.rounds} rounds; {time.strftime('%Y-%m-%d %H:%M')}; {os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+//! The probabilistic contrastive loss over a score matrix in one pass forward and one
+//! backward.
+//!
+//! Composed from burn operations, the loss is a mask fill, a log-softmax (max, subtract,
+//! exp, sum, log, subtract), a weighting and a sum, each a full pass over the `rows x
+//! cols` scores with its own backward: for SimCLR's 512x512 (or the step benchmark's
+//! 1024x1024) matrices that costs more than the encoder. Here each row's log-sum-exp is
+//! computed in cache and the gradient is written once.
+//!
+//! The positive map arrives as one `code` matrix: `-1` for keys that are not candidates
+//! of the row's query, else the key's weight in the loss (`1 / (|P(i)| rows)` for
+//! positives, 0 for negatives).
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use super::gemm::{matmul_parallel, Mat};
+
+/// `exp(x)` for `x <= 88` with about 1e-7 relative error, in plain arithmetic the
+/// compiler vectorises (libm's `expf` is an opaque call per element). Cephes' `expf`:
+/// `x = n ln 2 + r` with `n` rounded to nearest (by the 1.5 * 2^23 trick, as `floor`
+/// is a libm call on the baseline target), a degree-6 polynomial for `e^r`, and `2^n`
+/// from the exponent bits.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// Independent accumulators per reduction, so that the compiler can vectorise it (a
+/// single floating-point accumulator must be summed in order).
+const LANES: usize = 16;
+
+/// The log-sum-exp of a row's candidate scores and the sum of its weights.
+#[multiversion(targets = "simd")]
+fn row_lse(s: &[f32], c: &[f32]) -> (f32, f32) {
+    let (sc, cc) = (s.chunks_exact(LANES), c.chunks_exact(LANES));
+    let (st, ct) = (sc.remainder(), cc.remainder());
+    let mut mx = [f32::NEG_INFINITY; LANES];
+    for (sv, cv) in sc.clone().zip(cc.clone()) {
+        for l in 0..LANES {
+            mx[l] = if cv[l] >= 0.0 {
+                mx[l].max(sv[l])
+            } else {
+                mx[l]
+            };
+        }
+    }
+    let m = st.iter().zip(ct).filter(|(_, &w)| w >= 0.0).fold(
+        mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)),
+        |a, (&v, _)| a.max(v),
+    );
+    let (mut sum, mut wsum) = ([0f32; LANES], [0f32; LANES]);
+    for (sv, cv) in sc.zip(cc) {
+        for l in 0..LANES {
+            let cand = cv[l] >= 0.0;
+            sum[l] += if cand { exp(sv[l] - m) } else { 0.0 };
+            wsum[l] += if cand { cv[l] } else { 0.0 };
+        }
+    }
+    let (mut total, mut wtotal) = (sum.iter().sum::<f32>(), wsum.iter().sum::<f32>());
+    for (&v, &w) in st.iter().zip(ct).filter(|(_, &w)| w >= 0.0) {
+        total += exp(v - m);
+        wtotal += w;
+    }
+    (m + total.ln(), wtotal)
+}
+
+#[multiversion(targets = "simd")]
+fn row_grad(d: &mut [f32], s: &[f32], c: &[f32], lse: f32, wsum: f32, g: f32) {
+    for ((d, &v), &w) in d.iter_mut().zip(s).zip(c) {
+        let grad = g * (exp(v - lse) * wsum - w);
+        *d = if w >= 0.0 { grad } else { 0.0 };
+    }
+}
+
+/// Per row: the log-sum-exp of its candidate scores and the sum of its weights.
+pub fn row_stats(scores: &[f32], code: &[f32], cols: usize) -> (Vec<f32>, Vec<f32>) {
+    scores
+        .par_chunks(cols)
+        .zip(code.par_chunks(cols))
+        .map(|(s, c)| row_lse(s, c))
+        .unzip()
+}
+
+/// `L = sum_i sum_j w_ij (lse_i - s_ij)`: with `w_ij = 1 / (|P(i)| rows)` on positives this
+/// is the mean over queries of `-1/|P(i)| sum_p log softmax(s_i)_p`.
+pub fn forward(scores: &[f32], code: &[f32], cols: usize, lse: &[f32]) -> f32 {
+    let per_row: Vec<f64> = scores
+        .par_chunks(cols)
+        .zip(code.par_chunks(cols))
+        .zip(lse)
+        .map(|((s, c), &l)| {
+            s.iter()
+                .zip(c)
+                .filter(|(_, &w)| w > 0.0)
+                .map(|(&v, &w)| f64::from(w) * f64::from(l - v))
+                .sum::<f64>()
+        })
+        .collect();
+    per_row.iter().sum::<f64>() as f32
+}
+
+/// `dL/ds_ij = g (softmax_ij W_i - w_ij)` over candidates, 0 elsewhere, with `W_i` the
+/// row's weight sum.
+pub fn backward(
+    scores: &[f32],
+    code: &[f32],
+    cols: usize,
+    lse: &[f32],
+    wsum: &[f32],
+    g: f32,
+) -> Vec<f32> {
+    let mut ds = vec![0.0; scores.len()];
+    ds.par_chunks_mut(cols)
+        .zip(scores.par_chunks(cols))
+        .zip(code.par_chunks(cols))
+        .zip(lse.par_iter().zip(wsum))
+        .for_each(|(((d, s), c), (&l, &ws))| row_grad(d, s, c, l, ws, g));
+    ds
+}
+
+/// What the backward pass of [`fused_forward`] needs.
+#[derive(Debug, Clone)]
+pub struct Fused {
+    /// Queries, normalised when cosine, divided by the temperature: `a = q̂ / t`.
+    pub a: Vec<f32>,
+    /// Keys, normalised when cosine.
+    pub kn: Vec<f32>,
+    /// Row norms of the raw queries and keys (cosine only).
+    pub qnorm: Vec<f32>,
+    pub knorm: Vec<f32>,
+    /// Scores `a k̂ᵀ`.
+    pub scores: Vec<f32>,
+    pub lse: Vec<f32>,
+    pub wsum: Vec<f32>,
+}
+
+/// Rows of `x` (`[rows, d]`) scaled to unit norm (`/ sqrt(|x|^2 + 1e-12)`, as
+/// [`crate::score::l2_normalise`]), with the norms.
+fn normalise(x: &[f32], d: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut out = x.to_vec();
+    let norms = out
+        .par_chunks_mut(d)
+        .map(|r| {
+            let nrm = (r.iter().map(|v| v * v).sum::<f32>() + 1e-12).sqrt();
+            r.iter_mut().for_each(|v| *v *= scale / nrm);
+            nrm
+        })
+        .collect();
+    (out, norms)
+}
+
+/// `c = a bᵀ` for row-major `a` `[r, d]` and `b` `[n, d]`.
+fn abt(a: &[f32], b: &[f32], r: usize, n: usize, d: usize) -> Vec<f32> {
+    let mut c = vec![0.0; r * n];
+    matmul_parallel(&mut c, n, Mat::rows(a, r, d), Mat::rows(b, n, d).t(), false);
+    c
+}
+
+/// `c = a b` for row-major `a` `[r, n]` (or its transpose when `ta`, stored `[n, r]`) and
+/// `b` `[n, d]`.
+fn ab(a: &[f32], b: &[f32], r: usize, n: usize, d: usize, ta: bool) -> Vec<f32> {
+    let mut c = vec![0.0; r * d];
+    let lhs = if ta {
+        Mat::rows(a, n, r).t()
+    } else {
+        Mat::rows(a, r, n)
+    };
+    matmul_parallel(&mut c, d, lhs, Mat::rows(b, n, d), false);
+    c
+}
+
+/// Scores and loss in one: `s = score(q, k) / t` (cosine or dot) for queries `q` `[r, d]`
+/// and keys `k` `[c, d]`, then the InfoNCE family over `s` with the positive map `code`.
+#[allow(clippy::too_many_arguments)]
+pub fn fused_forward(
+    q: &[f32],
+    k: &[f32],
+    code: &[f32],
+    r: usize,
+    c: usize,
+    d: usize,
+    t: f32,
+    cosine: bool,
+) -> (f32, Fused) {
+    let (a, qnorm) = if cosine {
+        normalise(q, d, 1.0 / t)
+    } else {
+        (q.iter().map(|v| v / t).collect(), Vec::new())
+    };
+    let (kn, knorm) = if cosine {
+        normalise(k, d, 1.0)
+    } else {
+        (k.to_vec(), Vec::new())
+    };
+    let scores = abt(&a, &kn, r, c, d);
+    let (lse, wsum) = row_stats(&scores, code, c);
+    let loss = forward(&scores, code, c, &lse);
+    (
+        loss,
+        Fused {
+            a,
+            kn,
+            qnorm,
+            knorm,
+            scores,
+            lse,
+            wsum,
+        },
+    )
+}
+
+/// `dx = (dx̂ - x̂ (x̂ . dx̂)) / |x|`, the backward of row normalisation, in place on `dxn`.
+fn normalise_backward(dxn: &mut [f32], xn: &[f32], norms: &[f32], d: usize, xn_scale: f32) {
+    dxn.par_chunks_mut(d)
+        .zip(xn.par_chunks(d))
+        .zip(norms)
+        .for_each(|((g, x), &nrm)| {
+            let dot: f32 = g.iter().zip(x).map(|(a, b)| a * b * xn_scale).sum();
+            g.iter_mut()
+                .zip(x)
+                .for_each(|(g, &xv)| *g = (*g - xv * xn_scale * dot) / nrm);
+        });
+}
+
+/// Gradients of [`fused_forward`]'s loss (times `g`) with respect to `q` and `k`.
+#[allow(clippy::too_many_arguments)]
+pub fn fused_backward(
+    f: &Fused,
+    code: &[f32],
+    r: usize,
+    c: usize,
+    d: usize,
+    t: f32,
+    cosine: bool,
+    g: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let ds = backward(&f.scores, code, c, &f.lse, &f.wsum, g);
+    // s = a k̂ᵀ: da = ds k̂, dk̂ = dsᵀ a; a = q̂ / t so dq̂ = da / t.
+    let mut dq = ab(&ds, &f.kn, r, c, d, false);
+    dq.par_iter_mut().for_each(|v| *v /= t);
+    let mut dk = ab(&ds, &f.a, c, r, d, true);
+    if cosine {
+        normalise_backward(&mut dq, &f.a, &f.qnorm, d, t);
+        normalise_backward(&mut dk, &f.kn, &f.knorm, d, 1.0);
+    }
+    (dq, dk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate_over_the_range_softmax_uses() {
+        let mut worst = 0f64;
+        for i in 0..200_000 {
+            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
+            let want = f64::from(x).exp();
+            let rel = (f64::from(exp(x)) - want).abs() / want;
+            worst = worst.max(rel);
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn matches_the_definition_and_finite_differences() {
+        let (rows, cols) = (3, 4);
+        let s = [
+            0.5, -1.0, 2.0, 0.1, 1.5, 0.2, -0.3, 0.9, -2.0, 0.0, 0.4, 3.0,
+        ];
+        // row 0: positive 2, key 0 excluded; row 1: positives 0 and 3; row 2: positive 1
+        let c = [
+            -1.0,
+            0.0,
+            1.0 / 3.0,
+            0.0,
+            1.0 / 6.0,
+            0.0,
+            0.0,
+            1.0 / 6.0,
+            0.0,
+            1.0 / 3.0,
+            0.0,
+            0.0,
+        ];
+        let loss = |s: &[f32]| {
+            let (lse, _) = row_stats(s, &c, cols);
+            forward(s, &c, cols, &lse)
+        };
+        let mut want = 0f64;
+        for r in 0..rows {
+            let cand: Vec<usize> = (0..cols).filter(|&j| c[r * cols + j] >= 0.0).collect();
+            let lse = cand
+                .iter()
+                .map(|&j| f64::from(s[r * cols + j]).exp())
+                .sum::<f64>()
+                .ln();
+            for &j in &cand {
+                want += f64::from(c[r * cols + j]) * (lse - f64::from(s[r * cols + j]));
+            }
+        }
+        assert!((f64::from(loss(&s)) - want).abs() < 1e-6);
+        let (lse, ws) = row_stats(&s, &c, cols);
+        let ds = backward(&s, &c, cols, &lse, &ws, 1.0);
+        for i in 0..s.len() {
+            let (mut p, mut m) = (s, s);
+            p[i] += 1e-3;
+            m[i] -= 1e-3;
+            let fd = (loss(&p) - loss(&m)) / 2e-3;
+            assert!((fd - ds[i]).abs() < 1e-3, "ds[{i}] {} vs {fd}", ds[i]);
+        }
+        assert_eq!(ds[0], 0.0, "excluded key gets no gradient");
+    }
+
+    #[test]
+    fn fused_scores_and_loss_match_finite_differences() {
+        let (r, c, d) = (3, 4, 5);
+        let q: Vec<f32> = (0..r * d)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 5.0)
+            .collect();
+        let k: Vec<f32> = (0..c * d)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0)
+            .collect();
+        let code = [
+            -1.0,
+            0.0,
+            1.0 / 3.0,
+            0.0,
+            1.0 / 6.0,
+            0.0,
+            0.0,
+            1.0 / 6.0,
+            0.0,
+            1.0 / 3.0,
+            0.0,
+            0.0,
+        ];
+        for cosine in [true, false] {
+            let t = 0.5;
+            let loss = |q: &[f32], k: &[f32]| fused_forward(q, k, &code, r, c, d, t, cosine).0;
+            let (_, f) = fused_forward(&q, &k, &code, r, c, d, t, cosine);
+            let (dq, dk) = fused_backward(&f, &code, r, c, d, t, cosine, 1.0);
+            let h = 1e-3;
+            for i in 0..r * d {
+                let (mut p, mut m) = (q.clone(), q.clone());
+                p[i] += h;
+                m[i] -= h;
+                let fd = (loss(&p, &k) - loss(&m, &k)) / (2.0 * h);
+                assert!(
+                    (fd - dq[i]).abs() < 2e-3,
+                    "cosine={cosine} dq[{i}] {} vs {fd}",
+                    dq[i]
+                );
+            }
+            for i in 0..c * d {
+                let (mut p, mut m) = (k.clone(), k.clone());
+                p[i] += h;
+                m[i] -= h;
+                let fd = (loss(&q, &p) - loss(&q, &m)) / (2.0 * h);
+                assert!(
+                    (fd - dk[i]).abs() < 2e-3,
+                    "cosine={cosine} dk[{i}] {} vs {fd}",
+                    dk[i]
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Fully connected layers, `y = relu?(x W + b)`: one GEMM each way, bias and ReLU in one
+//! pass, ReLU's gate applied to the gradient before the two backward GEMMs.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use super::gemm::{matmul_parallel, Mat};
+
+/// Rows per parallel task of the element-wise passes: about two tasks per thread.
+fn rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(2 * rayon::current_num_threads()).max(32)
+}
+
+/// Adds `bias` (when not empty) to every row of `y`, then applies ReLU when `relu`.
+#[multiversion(targets = "simd")]
+fn bias_relu(y: &mut [f32], n: usize, bias: &[f32], relu: bool) {
+    for row in y.chunks_exact_mut(n) {
+        if !bias.is_empty() {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
+        if relu {
+            row.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn gate(g: &mut [f32], dy: &[f32], y: &[f32]) {
+    for ((g, &d), &v) in g.iter_mut().zip(dy).zip(y) {
+        *g = if v > 0.0 { d } else { 0.0 };
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn add_rows(acc: &mut [f32], block: &[f32]) {
+    for row in block.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+    }
+}
+
+/// `x` `[m, k]` times `w` `[k, n]`, plus `bias` (`[n]`, or empty for none), then ReLU.
+pub fn forward(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    relu: bool,
+) -> Vec<f32> {
+    assert_eq!(x.len(), m * k, "linear: input length");
+    assert_eq!(w.len(), k * n, "linear: weight length");
+    assert!(bias.is_empty() || bias.len() == n, "linear: bias length");
+    let mut y = vec![0.0; m * n];
+    matmul_parallel(&mut y, n, Mat::rows(x, m, k), Mat::rows(w, k, n), false);
+    if !bias.is_empty() || relu {
+        y.par_chunks_mut(rows_per_task(m) * n)
+            .for_each(|yb| bias_relu(yb, n, bias, relu));
+    }
+    y
+}
+
+/// Gradients of [`forward`] given `dy`: `dx` when `need_dx`, `dw`, and `db` (empty without
+/// bias). `y` is the forward output, whose sign gates `dy` when `relu`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    w: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    relu: bool,
+    bias: bool,
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let gated;
+    let g: &[f32] = if relu {
+        let mut buf = vec![0.0; dy.len()];
+        buf.par_chunks_mut(4096)
+            .zip(dy.par_chunks(4096).zip(y.par_chunks(4096)))
+            .for_each(|(b, (d, v))| gate(b, d, v));
+        gated = buf;
+        &gated
+    } else {
+        dy
+    };
+    let mut dw = vec![0.0; k * n];
+    matmul_parallel(
+        &mut dw,
+        n,
+        Mat::rows(x, m, k).t(),
+        Mat::rows(g, m, n),
+        false,
+    );
+    let db = if bias {
+        let per = rows_per_task(m);
+        g.par_chunks(per * n)
+            .map(|b| {
+                let mut acc = vec![0f32; n];
+                add_rows(&mut acc, b);
+                acc
+            })
+            .reduce(
+                || vec![0f32; n],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+    } else {
+        Vec::new()
+    };
+    let dx = need_dx.then(|| {
+        let mut dx = vec![0.0; m * k];
+        matmul_parallel(
+            &mut dx,
+            k,
+            Mat::rows(g, m, n),
+            Mat::rows(w, k, n).t(),
+            false,
+        );
+        dx
+    });
+    (dx, dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_and_backward_match_the_definition() {
+        let (m, k, n) = (70, 5, 3);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0)
+            .collect();
+        let w: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 6.0)
+            .collect();
+        let b = [0.1, -0.2, 0.3];
+        let r: Vec<f32> = (0..m * n)
+            .map(|i| ((i * 13 % 19) as f32 - 9.0) / 4.0)
+            .collect();
+        for relu in [false, true] {
+            let y = forward(&x, &w, &b, m, k, n, relu);
+            for i in 0..m {
+                for j in 0..n {
+                    let v = b[j] + (0..k).map(|t| x[i * k + t] * w[t * n + j]).sum::<f32>();
+                    let v = if relu { v.max(0.0) } else { v };
+                    assert!((y[i * n + j] - v).abs() < 1e-5);
+                }
+            }
+            let (dx, dw, db) = backward(&x, &w, &y, &r, m, k, n, relu, true, true);
+            let dx = dx.unwrap();
+            let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+                forward(x, w, b, m, k, n, relu)
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, c)| f64::from(a * c))
+                    .sum()
+            };
+            let h = 1e-3;
+            for i in [0, 17, m * k - 1] {
+                let (mut p, mut q) = (x.clone(), x.clone());
+                p[i] += h;
+                q[i] -= h;
+                let fd = (loss(&p, &w, &b) - loss(&q, &w, &b)) / (2.0 * f64::from(h));
+                assert!(
+                    (fd - f64::from(dx[i])).abs() < 1e-2,
+                    "dx[{i}] {fd} vs {}",
+                    dx[i]
+                );
+            }
+            for i in 0..k * n {
+                let (mut p, mut q) = (w.clone(), w.clone());
+                p[i] += h;
+                q[i] -= h;
+                let fd = (loss(&x, &p, &b) - loss(&x, &q, &b)) / (2.0 * f64::from(h));
+                assert!(
+                    (fd - f64::from(dw[i])).abs() < 1e-2,
+                    "dw[{i}] {fd} vs {}",
+                    dw[i]
+                );
+            }
+            for j in 0..n {
+                let (mut p, mut q) = (b, b);
+                p[j] += h;
+                q[j] -= h;
+                let fd = (loss(&x, &w, &p) - loss(&x, &w, &q)) / (2.0 * f64::from(h));
+                assert!(
+                    (fd - f64::from(db[j])).abs() < 1e-2,
+                    "db[{j}] {fd} vs {}",
+                    db[j]
+                );
+            }
+        }
+    }
+}
