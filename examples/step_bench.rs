@@ -13,7 +13,7 @@ use burn::tensor::Distribution;
 use std::time::Instant;
 
 use contrastive::config::Config;
-use contrastive::loss::LossConfig;
+use contrastive::loss::{LossConfig, LossKind};
 use contrastive::model::Model;
 use contrastive::score::Score;
 use contrastive::views::{PositiveMap, Relation, Tag};
@@ -96,9 +96,10 @@ fn main() {
         ))
         .init();
     let loss = LossConfig {
-        kind: "nt-xent".into(),
+        kind: LossKind::NtXent,
         score: Score::Cosine,
         temperature: w.temperature,
+        ..LossConfig::default()
     };
     let [c, h, wd] = w.input;
     let n = w.batch;
@@ -130,7 +131,7 @@ fn main() {
             )
         };
         let l = loss
-            .compute(z.clone(), z, &map)
+            .compute(z.clone(), z, &map, None)
             .expect("valid positive map");
         losses.push(l.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(l.backward(), &model);

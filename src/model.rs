@@ -6,12 +6,14 @@ use crate::config::Config;
 use crate::encoder::Encoder;
 use crate::error::Result;
 use crate::head::projection::Projection;
+use crate::score::Bilinear;
 
-/// Encoder plus projection head.
+/// Encoder plus projection head, and the learned matrix of a bilinear score.
 #[derive(Module, Debug)]
 pub struct Model {
     pub encoder: Encoder,
     pub head: Option<Projection>,
+    pub critic: Option<Bilinear>,
 }
 
 impl Model {
@@ -19,7 +21,20 @@ impl Model {
     pub fn new(cfg: &Config, input: [usize; 3], device: &Device) -> Result<Self> {
         let encoder = cfg.encoder.init(input, device)?;
         let head = cfg.head.init(cfg.encoder.output_dim(), device)?;
-        Ok(Self { encoder, head })
+        let z = if head.is_some() {
+            cfg.head.out
+        } else {
+            cfg.encoder.output_dim()
+        };
+        let critic = cfg
+            .loss
+            .needs_bilinear()
+            .then(|| Bilinear::new(z, z, device));
+        Ok(Self {
+            encoder,
+            head,
+            critic,
+        })
     }
 
     /// Representations `h` and embeddings `z` of `x`.

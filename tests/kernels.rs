@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use contrastive::config::Config;
 use contrastive::kernels;
-use contrastive::loss::LossConfig;
+use contrastive::loss::{LossConfig, LossKind};
 use contrastive::model::Model;
 use contrastive::score::Score;
 use contrastive::views::{PositiveMap, Relation, Tag};
@@ -132,18 +132,19 @@ fn compare_loss(score: Score, shared: bool) {
         })
         .collect();
     let loss = LossConfig {
-        kind: "supcon".into(),
+        kind: LossKind::Supcon,
         score,
         temperature: 0.3,
+        ..LossConfig::default()
     };
     let run = || {
         let q = Tensor::<2>::from_data(zq.clone().into_data(), &device).require_grad();
         let k = Tensor::<2>::from_data(zk.clone().into_data(), &device).require_grad();
         let map = PositiveMap::build(Relation::Label, &tags, &tags, shared);
         let l = if shared {
-            loss.compute(q.clone(), q.clone(), &map)
+            loss.compute(q.clone(), q.clone(), &map, None)
         } else {
-            loss.compute(q.clone(), k.clone(), &map)
+            loss.compute(q.clone(), k.clone(), &map, None)
         }
         .unwrap();
         let grads = l.backward();

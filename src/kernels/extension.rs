@@ -6,7 +6,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
 use burn::tensor::{Bytes, DType, Shape};
 
@@ -35,15 +35,15 @@ pub trait FastOps: Backend {
         eps: f32,
         relu: bool,
     ) -> FloatTensor<Self>;
-    /// The InfoNCE family over `scores` (`[rows, cols]`) with the positive map as `code`
-    /// (see [`super::infonce`]); a one-element tensor.
-    fn fast_info_nce(scores: FloatTensor<Self>, code: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The InfoNCE family over `scores` (`[rows, cols]`) with the positive map packed by
+    /// [`infonce::pack`]; a one-element tensor.
+    fn fast_info_nce(scores: FloatTensor<Self>, map: IntTensor<Self>) -> FloatTensor<Self>;
     /// Cosine (or dot) scores of queries `q` `[r, d]` against keys `k` `[c, d]` divided by
-    /// `temperature`, then the InfoNCE family with the positive map as `code`.
+    /// `temperature`, then the InfoNCE family with the packed positive map.
     fn fast_contrastive(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
-        code: FloatTensor<Self>,
+        map: IntTensor<Self>,
         temperature: f32,
         cosine: bool,
     ) -> FloatTensor<Self>;
@@ -127,26 +127,39 @@ fn dims2(t: &FlexTensor) -> [usize; 2] {
     [s[0], s[1]]
 }
 
+/// The integers of a packed positive map.
+fn packed(t: &FlexTensor) -> Vec<i64> {
+    let t = t.to_contiguous();
+    match t.dtype() {
+        DType::I64 => t.storage::<i64>().to_vec(),
+        DType::I32 => t.storage::<i32>().iter().map(|&v| i64::from(v)).collect(),
+        other => panic!("a packed positive map is an integer tensor, not {other:?}"),
+    }
+}
+
+fn parse(data: &[i64]) -> infonce::Packed<'_> {
+    infonce::Packed::parse(data).expect("a positive map packed by infonce::pack")
+}
+
 /// The loss and the per-row statistics its backward pass needs.
-fn info_nce_forward(scores: &FlexTensor, code: &FlexTensor) -> (FlexTensor, Vec<f32>, Vec<f32>) {
-    let (s, c) = (values(scores), values(code));
+fn info_nce_forward(scores: &FlexTensor, map: &[i64]) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    let s = values(scores);
     let [_, cols] = dims2(&s);
-    let (lse, wsum) = infonce::row_stats(s.storage(), c.storage(), cols);
-    let loss = infonce::forward(s.storage(), c.storage(), cols, &lse);
+    let (loss, lse, wsum) = infonce::forward(s.storage(), &parse(map), cols);
     (tensor(vec![loss], &[1]), lse, wsum)
 }
 
 fn contrastive_forward(
     q: &FlexTensor,
     k: &FlexTensor,
-    code: &FlexTensor,
+    map: &[i64],
     t: f32,
     cosine: bool,
 ) -> (FlexTensor, infonce::Fused) {
-    let (q, k, code) = (values(q), values(k), values(code));
+    let (q, k) = (values(q), values(k));
     let ([r, d], [c, _]) = (dims2(&q), dims2(&k));
     let (loss, state) =
-        infonce::fused_forward(q.storage(), k.storage(), code.storage(), r, c, d, t, cosine);
+        infonce::fused_forward(q.storage(), k.storage(), &parse(map), r, c, d, t, cosine);
     (tensor(vec![loss], &[1]), state)
 }
 
@@ -160,18 +173,18 @@ fn linear_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, relu: bool) ->
 }
 
 impl FastOps for Flex {
-    fn fast_info_nce(scores: FlexTensor, code: FlexTensor) -> FlexTensor {
-        info_nce_forward(&scores, &code).0
+    fn fast_info_nce(scores: FlexTensor, map: FlexTensor) -> FlexTensor {
+        info_nce_forward(&scores, &packed(&map)).0
     }
 
     fn fast_contrastive(
         q: FlexTensor,
         k: FlexTensor,
-        code: FlexTensor,
+        map: FlexTensor,
         temperature: f32,
         cosine: bool,
     ) -> FlexTensor {
-        contrastive_forward(&q, &k, &code, temperature, cosine).0
+        contrastive_forward(&q, &k, &packed(&map), temperature, cosine).0
     }
 
     fn fast_linear(x: FlexTensor, w: FlexTensor, b: FlexTensor, relu: bool) -> FlexTensor {
@@ -261,17 +274,17 @@ impl Backward<Flex, 3> for BnBackward {
 struct InfoNceBackward;
 
 impl Backward<Flex, 1> for InfoNceBackward {
-    /// Scores, code, per-row log-sum-exp and weight sums.
-    type State = (FlexTensor, FlexTensor, Vec<f32>, Vec<f32>);
+    /// Scores, packed map, per-row log-sum-exp and weight sums.
+    type State = (FlexTensor, Vec<i64>, Vec<f32>, Vec<f32>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node] = ops.parents;
         let g = values(&grads.consume::<Flex>(&ops.node)).storage::<f32>()[0];
-        let (s, c, lse, wsum) = ops.state;
+        let (s, map, lse, wsum) = ops.state;
         if let Some(node) = node {
-            let (s, c) = (values(&s), values(&c));
+            let s = values(&s);
             let [_, cols] = dims2(&s);
-            let ds = infonce::backward(s.storage(), c.storage(), cols, &lse, &wsum, g);
+            let ds = infonce::backward(s.storage(), &parse(&map), cols, &lse, &wsum, g);
             grads.register::<Flex>(node.id, tensor(ds, s.layout().shape()));
         }
     }
@@ -281,15 +294,14 @@ impl Backward<Flex, 1> for InfoNceBackward {
 struct ContrastiveBackward;
 
 impl Backward<Flex, 2> for ContrastiveBackward {
-    /// Code, saved forward state, shapes `(r, c, d)`, temperature, cosine.
-    type State = (FlexTensor, infonce::Fused, [usize; 3], f32, bool);
+    /// Packed map, saved forward state, shapes `(r, c, d)`, temperature, cosine.
+    type State = (Vec<i64>, infonce::Fused, [usize; 3], f32, bool);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_q, node_k] = ops.parents;
         let g = values(&grads.consume::<Flex>(&ops.node)).storage::<f32>()[0];
-        let (code, state, [r, c, d], t, cosine) = ops.state;
-        let code = values(&code);
-        let (dq, dk) = infonce::fused_backward(&state, code.storage(), r, c, d, t, cosine, g);
+        let (map, state, [r, c, d], t, cosine) = ops.state;
+        let (dq, dk) = infonce::fused_backward(&state, &parse(&map), r, c, d, t, cosine, g);
         if let Some(node) = node_q {
             grads.register::<Flex>(node.id, tensor(dq, &[r, d]));
         }
@@ -340,17 +352,13 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
     fn fast_contrastive(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
-        code: FloatTensor<Self>,
+        map: IntTensor<Self>,
         temperature: f32,
         cosine: bool,
     ) -> FloatTensor<Self> {
-        let (loss, state) = contrastive_forward(
-            q.primitive(),
-            k.primitive(),
-            code.primitive(),
-            temperature,
-            cosine,
-        );
+        let map = packed(&map);
+        let (loss, state) =
+            contrastive_forward(q.primitive(), k.primitive(), &map, temperature, cosine);
         match ContrastiveBackward
             .prepare::<C>([q.node(), k.node()])
             .compute_bound()
@@ -358,10 +366,7 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let ([r, d], [c, _]) = (dims2(q.primitive()), dims2(k.primitive()));
-                prep.finish(
-                    (code.into_primitive(), state, [r, c, d], temperature, cosine),
-                    loss,
-                )
+                prep.finish((map, state, [r, c, d], temperature, cosine), loss)
             }
             OpsKind::UnTracked(prep) => prep.finish(loss),
         }
@@ -387,17 +392,15 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         }
     }
 
-    fn fast_info_nce(scores: FloatTensor<Self>, code: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (loss, lse, wsum) = info_nce_forward(scores.primitive(), code.primitive());
+    fn fast_info_nce(scores: FloatTensor<Self>, map: IntTensor<Self>) -> FloatTensor<Self> {
+        let map = packed(&map);
+        let (loss, lse, wsum) = info_nce_forward(scores.primitive(), &map);
         match InfoNceBackward
             .prepare::<C>([scores.node()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(
-                (scores.into_primitive(), code.into_primitive(), lse, wsum),
-                loss,
-            ),
+            OpsKind::Tracked(prep) => prep.finish((scores.into_primitive(), map, lse, wsum), loss),
             OpsKind::UnTracked(prep) => prep.finish(loss),
         }
     }

@@ -7,14 +7,81 @@
 //! 1024x1024) matrices that costs more than the encoder. Here each row's log-sum-exp is
 //! computed in cache and the gradient is written once.
 //!
-//! The positive map arrives as one `code` matrix: `-1` for keys that are not candidates
-//! of the row's query, else the key's weight in the loss (`1 / (|P(i)| rows)` for
-//! positives, 0 for negatives).
+//! The positive map arrives packed in one integer array ([`pack`]); each row is expanded
+//! into a `code` row in cache: `-1` for keys that are not candidates of the row's query,
+//! else the key's weight in the loss (`1 / (|P(i)| rows)` for positives, 0 for negatives).
 
 use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::gemm::{matmul_parallel, Mat};
+use crate::views::PositiveMap;
+
+/// The positive map in one integer array, as it crosses into the kernels:
+/// `[rows, pos_ptr (rows + 1), positive keys..., exc_ptr (rows + 1), excluded keys...]`,
+/// the `ptr` arrays being offsets into the key lists that follow them.
+pub fn pack(map: &PositiveMap) -> Vec<i64> {
+    let mut out = vec![map.rows as i64];
+    for lists in [&map.positives, &map.excluded] {
+        let mut at = 0i64;
+        out.push(0);
+        for l in lists {
+            at += l.len() as i64;
+            out.push(at);
+        }
+        for l in lists {
+            out.extend(l.iter().map(|&j| i64::from(j)));
+        }
+    }
+    out
+}
+
+/// A view of a [`pack`]ed map.
+#[derive(Debug, Clone, Copy)]
+pub struct Packed<'a> {
+    rows: usize,
+    pos_ptr: &'a [i64],
+    pos: &'a [i64],
+    exc_ptr: &'a [i64],
+    exc: &'a [i64],
+}
+
+impl<'a> Packed<'a> {
+    /// Reads a packed map; `None` when the array is not one.
+    pub fn parse(data: &'a [i64]) -> Option<Self> {
+        let rows = usize::try_from(*data.first()?).ok()?;
+        let pos_ptr = data.get(1..rows + 2)?;
+        let n_pos = usize::try_from(pos_ptr[rows]).ok()?;
+        let pos = data.get(rows + 2..rows + 2 + n_pos)?;
+        let rest = &data[rows + 2 + n_pos..];
+        let exc_ptr = rest.get(..rows + 1)?;
+        let exc = rest.get(rows + 1..rows + 1 + usize::try_from(exc_ptr[rows]).ok()?)?;
+        Some(Self {
+            rows,
+            pos_ptr,
+            pos,
+            exc_ptr,
+            exc,
+        })
+    }
+
+    fn list(ptr: &[i64], idx: &'a [i64], i: usize) -> &'a [i64] {
+        &idx[ptr[i] as usize..ptr[i + 1] as usize]
+    }
+
+    /// Row `i` of the code matrix (see the module documentation) into `buf` (`cols` long).
+    fn code_row(&self, i: usize, buf: &mut [f32]) {
+        buf.fill(0.0);
+        for &j in Self::list(self.exc_ptr, self.exc, i) {
+            buf[j as usize] = -1.0;
+        }
+        let pos = Self::list(self.pos_ptr, self.pos, i);
+        let w = 1.0 / (pos.len() as f32 * self.rows as f32);
+        for &j in pos {
+            buf[j as usize] = w;
+        }
+    }
+}
 
 /// `exp(x)` for `x <= 88` with about 1e-7 relative error, in plain arithmetic the
 /// compiler vectorises (libm's `expf` is an opaque call per element). Cephes' `expf`:
@@ -82,38 +149,47 @@ fn row_grad(d: &mut [f32], s: &[f32], c: &[f32], lse: f32, wsum: f32, g: f32) {
     }
 }
 
-/// Per row: the log-sum-exp of its candidate scores and the sum of its weights.
-pub fn row_stats(scores: &[f32], code: &[f32], cols: usize) -> (Vec<f32>, Vec<f32>) {
+/// Per row: the loss `sum_j w_ij (lse_i - s_ij)`, the log-sum-exp of its candidate scores
+/// and the sum of its weights.
+fn row_stats(scores: &[f32], map: &Packed, cols: usize) -> Vec<(f64, f32, f32)> {
     scores
         .par_chunks(cols)
-        .zip(code.par_chunks(cols))
-        .map(|(s, c)| row_lse(s, c))
-        .unzip()
+        .enumerate()
+        .map_init(
+            || vec![0.0; cols],
+            |code, (i, s)| {
+                map.code_row(i, code);
+                let (lse, wsum) = row_lse(s, code);
+                let loss = s
+                    .iter()
+                    .zip(code.iter())
+                    .filter(|(_, &w)| w > 0.0)
+                    .map(|(&v, &w)| f64::from(w) * f64::from(lse - v))
+                    .sum();
+                (loss, lse, wsum)
+            },
+        )
+        .collect()
 }
 
 /// `L = sum_i sum_j w_ij (lse_i - s_ij)`: with `w_ij = 1 / (|P(i)| rows)` on positives this
-/// is the mean over queries of `-1/|P(i)| sum_p log softmax(s_i)_p`.
-pub fn forward(scores: &[f32], code: &[f32], cols: usize, lse: &[f32]) -> f32 {
-    let per_row: Vec<f64> = scores
-        .par_chunks(cols)
-        .zip(code.par_chunks(cols))
-        .zip(lse)
-        .map(|((s, c), &l)| {
-            s.iter()
-                .zip(c)
-                .filter(|(_, &w)| w > 0.0)
-                .map(|(&v, &w)| f64::from(w) * f64::from(l - v))
-                .sum::<f64>()
-        })
-        .collect();
-    per_row.iter().sum::<f64>() as f32
+/// is the mean over queries of `-1/|P(i)| sum_p log softmax(s_i)_p`. Returns the loss and
+/// the per-row log-sum-exp and weight sums for [`backward`].
+pub fn forward(scores: &[f32], map: &Packed, cols: usize) -> (f32, Vec<f32>, Vec<f32>) {
+    let rows = row_stats(scores, map, cols);
+    let loss = rows.iter().map(|r| r.0).sum::<f64>() as f32;
+    (
+        loss,
+        rows.iter().map(|r| r.1).collect(),
+        rows.iter().map(|r| r.2).collect(),
+    )
 }
 
 /// `dL/ds_ij = g (softmax_ij W_i - w_ij)` over candidates, 0 elsewhere, with `W_i` the
 /// row's weight sum.
 pub fn backward(
     scores: &[f32],
-    code: &[f32],
+    map: &Packed,
     cols: usize,
     lse: &[f32],
     wsum: &[f32],
@@ -122,9 +198,14 @@ pub fn backward(
     let mut ds = vec![0.0; scores.len()];
     ds.par_chunks_mut(cols)
         .zip(scores.par_chunks(cols))
-        .zip(code.par_chunks(cols))
-        .zip(lse.par_iter().zip(wsum))
-        .for_each(|(((d, s), c), (&l, &ws))| row_grad(d, s, c, l, ws, g));
+        .enumerate()
+        .for_each_init(
+            || vec![0.0; cols],
+            |code, (i, (d, s))| {
+                map.code_row(i, code);
+                row_grad(d, s, code, lse[i], wsum[i], g);
+            },
+        );
     ds
 }
 
@@ -185,7 +266,7 @@ fn ab(a: &[f32], b: &[f32], r: usize, n: usize, d: usize, ta: bool) -> Vec<f32> 
 pub fn fused_forward(
     q: &[f32],
     k: &[f32],
-    code: &[f32],
+    map: &Packed,
     r: usize,
     c: usize,
     d: usize,
@@ -203,8 +284,7 @@ pub fn fused_forward(
         (k.to_vec(), Vec::new())
     };
     let scores = abt(&a, &kn, r, c, d);
-    let (lse, wsum) = row_stats(&scores, code, c);
-    let loss = forward(&scores, code, c, &lse);
+    let (loss, lse, wsum) = forward(&scores, map, c);
     (
         loss,
         Fused {
@@ -236,7 +316,7 @@ fn normalise_backward(dxn: &mut [f32], xn: &[f32], norms: &[f32], d: usize, xn_s
 #[allow(clippy::too_many_arguments)]
 pub fn fused_backward(
     f: &Fused,
-    code: &[f32],
+    map: &Packed,
     r: usize,
     c: usize,
     d: usize,
@@ -244,7 +324,7 @@ pub fn fused_backward(
     cosine: bool,
     g: f32,
 ) -> (Vec<f32>, Vec<f32>) {
-    let ds = backward(&f.scores, code, c, &f.lse, &f.wsum, g);
+    let ds = backward(&f.scores, map, c, &f.lse, &f.wsum, g);
     // s = a k̂ᵀ: da = ds k̂, dk̂ = dsᵀ a; a = q̂ / t so dq̂ = da / t.
     let mut dq = ab(&ds, &f.kn, r, c, d, false);
     dq.par_iter_mut().for_each(|v| *v /= t);
@@ -273,14 +353,16 @@ mod tests {
         assert_eq!(exp(0.0), 1.0);
     }
 
-    #[test]
-    fn matches_the_definition_and_finite_differences() {
-        let (rows, cols) = (3, 4);
-        let s = [
-            0.5, -1.0, 2.0, 0.1, 1.5, 0.2, -0.3, 0.9, -2.0, 0.0, 0.4, 3.0,
-        ];
-        // row 0: positive 2, key 0 excluded; row 1: positives 0 and 3; row 2: positive 1
-        let c = [
+    /// Row 0: positive 2, key 0 excluded; row 1: positives 0 and 3; row 2: positive 1.
+    fn sample_map() -> (PositiveMap, [f32; 12]) {
+        let map = PositiveMap::new(
+            3,
+            4,
+            vec![vec![2], vec![0, 3], vec![1]],
+            vec![vec![0], vec![], vec![]],
+        )
+        .unwrap();
+        let code = [
             -1.0,
             0.0,
             1.0 / 3.0,
@@ -294,10 +376,32 @@ mod tests {
             0.0,
             0.0,
         ];
-        let loss = |s: &[f32]| {
-            let (lse, _) = row_stats(s, &c, cols);
-            forward(s, &c, cols, &lse)
-        };
+        (map, code)
+    }
+
+    #[test]
+    fn packing_round_trips_into_code_rows() {
+        let (map, code) = sample_map();
+        let packed = pack(&map);
+        let p = Packed::parse(&packed).unwrap();
+        let mut row = vec![0.0; 4];
+        for i in 0..3 {
+            p.code_row(i, &mut row);
+            assert_eq!(row, code[i * 4..(i + 1) * 4]);
+        }
+        assert!(Packed::parse(&packed[..5]).is_none());
+    }
+
+    #[test]
+    fn matches_the_definition_and_finite_differences() {
+        let (rows, cols) = (3, 4);
+        let s = [
+            0.5, -1.0, 2.0, 0.1, 1.5, 0.2, -0.3, 0.9, -2.0, 0.0, 0.4, 3.0,
+        ];
+        let (map, c) = sample_map();
+        let packed = pack(&map);
+        let pm = Packed::parse(&packed).unwrap();
+        let loss = |s: &[f32]| forward(s, &pm, cols).0;
         let mut want = 0f64;
         for r in 0..rows {
             let cand: Vec<usize> = (0..cols).filter(|&j| c[r * cols + j] >= 0.0).collect();
@@ -311,8 +415,8 @@ mod tests {
             }
         }
         assert!((f64::from(loss(&s)) - want).abs() < 1e-6);
-        let (lse, ws) = row_stats(&s, &c, cols);
-        let ds = backward(&s, &c, cols, &lse, &ws, 1.0);
+        let (_, lse, ws) = forward(&s, &pm, cols);
+        let ds = backward(&s, &pm, cols, &lse, &ws, 1.0);
         for i in 0..s.len() {
             let (mut p, mut m) = (s, s);
             p[i] += 1e-3;
@@ -332,25 +436,14 @@ mod tests {
         let k: Vec<f32> = (0..c * d)
             .map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0)
             .collect();
-        let code = [
-            -1.0,
-            0.0,
-            1.0 / 3.0,
-            0.0,
-            1.0 / 6.0,
-            0.0,
-            0.0,
-            1.0 / 6.0,
-            0.0,
-            1.0 / 3.0,
-            0.0,
-            0.0,
-        ];
+        let (map, _) = sample_map();
+        let packed = pack(&map);
+        let pm = Packed::parse(&packed).unwrap();
         for cosine in [true, false] {
             let t = 0.5;
-            let loss = |q: &[f32], k: &[f32]| fused_forward(q, k, &code, r, c, d, t, cosine).0;
-            let (_, f) = fused_forward(&q, &k, &code, r, c, d, t, cosine);
-            let (dq, dk) = fused_backward(&f, &code, r, c, d, t, cosine, 1.0);
+            let loss = |q: &[f32], k: &[f32]| fused_forward(q, k, &pm, r, c, d, t, cosine).0;
+            let (_, f) = fused_forward(&q, &k, &pm, r, c, d, t, cosine);
+            let (dq, dk) = fused_backward(&f, &pm, r, c, d, t, cosine, 1.0);
             let h = 1e-3;
             for i in 0..r * d {
                 let (mut p, mut m) = (q.clone(), q.clone());

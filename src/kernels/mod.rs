@@ -23,8 +23,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu as burn_relu;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::{DType, Int, TensorData};
 
+use crate::views::PositiveMap;
 use extension::FastOps;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -117,40 +118,45 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> T
     ))
 }
 
-/// The InfoNCE family over `scores` with the positive map as `code` (`-1` for
-/// non-candidates, else the key's weight; see [`infonce`]), when the fast path applies;
-/// `None` tells the caller to compose the loss from burn operations.
-pub fn info_nce(scores: &Tensor<2>, code: impl FnOnce() -> Vec<f32>) -> Option<Tensor<1>> {
+/// The positive map as the integer tensor the loss kernels read.
+fn packed_map(map: &PositiveMap, device: &Device) -> Tensor<1, Int> {
+    let data = infonce::pack(map);
+    let n = data.len();
+    Tensor::from_data(TensorData::new(data, [n]), device)
+}
+
+/// The InfoNCE family over `scores` with `map`, when the fast path applies; `None` tells
+/// the caller to compose the loss from burn operations.
+pub fn info_nce(scores: &Tensor<2>, map: &PositiveMap) -> Option<Tensor<1>> {
     if !fast(scores) {
         return None;
     }
-    let code = Tensor::<2>::from_data(TensorData::new(code(), scores.dims()), &scores.device());
+    let map = packed_map(map, &scores.device());
     Some(Tensor::from_dispatch(<Dispatch as FastOps>::fast_info_nce(
         scores.clone().into_dispatch(),
-        code.into_dispatch(),
+        map.into_dispatch(),
     )))
 }
 
 /// Cosine (or dot) scores of `q` against `k` over `temperature` and the InfoNCE family
-/// with the positive map as `code`, fused, when the fast path applies; `None` tells the
-/// caller to compose the loss from burn operations.
+/// with `map`, fused, when the fast path applies; `None` tells the caller to compose the
+/// loss from burn operations.
 pub fn contrastive(
     q: &Tensor<2>,
     k: &Tensor<2>,
     temperature: f64,
     cosine: bool,
-    code: impl FnOnce() -> Vec<f32>,
+    map: &PositiveMap,
 ) -> Option<Tensor<1>> {
     if !fast(q) {
         return None;
     }
-    let shape = [q.dims()[0], k.dims()[0]];
-    let code = Tensor::<2>::from_data(TensorData::new(code(), shape), &q.device());
+    let map = packed_map(map, &q.device());
     Some(Tensor::from_dispatch(
         <Dispatch as FastOps>::fast_contrastive(
             q.clone().into_dispatch(),
             k.clone().into_dispatch(),
-            code.into_dispatch(),
+            map.into_dispatch(),
             temperature as f32,
             cosine,
         ),

@@ -1,14 +1,12 @@
-//! InfoNCE and its forms: NT-Xent (SimCLR) and multi-positive SupCon.
+//! The InfoNCE family: InfoNCE, NT-Xent, SupCon (`L_out`, `L_in`), and the debiased and
+//! hard-negative variants.
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Bool, TensorData};
 
+use super::masks::{masked_logsumexp, softplus, Masks, MASKED};
 use crate::error::{Error, Result};
 use crate::views::PositiveMap;
-
-/// Value that stands for minus infinity in masked logits; finite so that `0 * it` is 0.
-const MASKED: f32 = -1e9;
 
 /// Multi-positive InfoNCE (SupCon's `L_out`, Khosla et al. 2020, eq. 2):
 ///
@@ -21,22 +19,78 @@ const MASKED: f32 = -1e9;
 pub fn info_nce(scores: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
     let [rows, cols] = scores.dims();
     check_map(rows, cols, map)?;
-    if let Some(loss) = crate::kernels::info_nce(&scores, || map.loss_code()) {
+    if let Some(loss) = crate::kernels::info_nce(&scores, map) {
         return Ok(loss);
     }
-    let device = scores.device();
-    let excluded: Vec<bool> = map.candidate.iter().map(|&c| c == 0.0).collect();
-    let excluded = Tensor::<2, Bool>::from_data(TensorData::new(excluded, [rows, cols]), &device);
-    let logp = log_softmax(scores.mask_fill(excluded, MASKED), 1);
-    let weights: Vec<f32> = (0..rows)
-        .flat_map(|i| {
-            let row = &map.positive[i * cols..(i + 1) * cols];
-            let n: f32 = row.iter().sum();
-            row.iter().map(move |&p| p / n / rows as f32)
-        })
-        .collect();
-    let weights = Tensor::<2>::from_data(TensorData::new(weights, [rows, cols]), &device);
-    Ok((logp * weights).sum().neg().reshape([1]))
+    let m = Masks::new(map, &scores.device());
+    let logp = log_softmax(scores.mask_fill(m.excluded, MASKED), 1);
+    Ok((logp * m.pos / m.n_pos)
+        .sum_dim(1)
+        .mean()
+        .neg()
+        .reshape([1]))
+}
+
+/// SupCon's `L_in` (Khosla et al. 2020, eq. 3): the mean over positives inside the log,
+///
+/// `L = mean_i -log( 1/|P(i)| sum_{p in P(i)} exp(s_ip) / sum_{a in A(i)} exp(s_ia) )`.
+pub fn supcon_in(scores: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
+    let [rows, cols] = scores.dims();
+    check_map(rows, cols, map)?;
+    let m = Masks::new(map, &scores.device());
+    let all = masked_logsumexp(scores.clone(), m.excluded);
+    let pos = masked_logsumexp(scores, m.not_pos) - m.n_pos.log();
+    Ok((all - pos).mean().reshape([1]))
+}
+
+/// The debiased contrastive loss (Chuang et al. 2020) with hard-negative reweighting
+/// (Robinson et al. 2021). For query `i`, positive `p` and its `N` negatives `n`:
+///
+/// `R_i = sum_n e^{(1+beta) s_in} / mean_n e^{beta s_in}` (the reweighted negatives; `beta = 0`
+/// gives `sum_n e^{s_in}`),
+/// `Ng_ip = max( (R_i - tau_plus N e^{s_ip}) / (1 - tau_plus), N e^{-1/t} )`,
+/// `L = mean_i mean_p -log( e^{s_ip} / (e^{s_ip} + Ng_ip) )`,
+///
+/// with `tau_plus` the class prior (the chance that a "negative" shares the query's
+/// class) and `t` the temperature (`e^{-1/t}` is the smallest `e^s` a cosine score allows).
+/// `tau_plus = beta = 0` is InfoNCE.
+///
+/// Computed in the log domain, so that scores of any size stay finite:
+/// `log R = lse_n((1+beta) s) - lse_n(beta s) + log N`, `a = tau_plus N e^{s_p - log R}`,
+/// `log Ng = max(log R + log(1 - a) - log(1 - tau_plus), log N - 1/t)` (the first term only
+/// where `a < 1`) and `-log(e^s_p / (e^s_p + Ng)) = softplus(log Ng - s_p)`.
+pub fn debiased(
+    scores: Tensor<2>,
+    map: &PositiveMap,
+    tau_plus: f64,
+    beta: f64,
+    temperature: f64,
+) -> Result<Tensor<1>> {
+    let [rows, cols] = scores.dims();
+    check_map(rows, cols, map)?;
+    if !(0.0..1.0).contains(&tau_plus) {
+        return Err(Error::Invalid(format!(
+            "class prior tau_plus = {tau_plus} must be in [0, 1)"
+        )));
+    }
+    if !(beta >= 0.0 && beta.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "concentration beta = {beta} must be finite and >= 0"
+        )));
+    }
+    let m = Masks::new(map, &scores.device());
+    let log_n = m.n_neg.clone().log();
+    let log_r = masked_logsumexp(scores.clone().mul_scalar(1.0 + beta), m.not_neg.clone())
+        - masked_logsumexp(scores.clone().mul_scalar(beta), m.not_neg)
+        + log_n.clone();
+    // a >= 1 means the debiasing term exceeds R: the floor applies; the exponent is capped
+    // only to keep `a` finite there.
+    let a = (scores.clone() - log_r.clone()).clamp_max(80.0).exp() * m.n_neg.mul_scalar(tau_plus);
+    let log_raw = log_r + a.neg().add_scalar(1.0).clamp_min(1e-30).log() - (1.0 - tau_plus).ln();
+    let log_floor = log_n.sub_scalar(1.0 / temperature);
+    let log_ng = (log_raw - log_floor.clone()).clamp_min(0.0) + log_floor;
+    let per_pair = softplus(log_ng - scores);
+    Ok((per_pair * m.pos / m.n_pos).sum_dim(1).mean().reshape([1]))
 }
 
 /// Checks that `map` fits a `rows x cols` score matrix and that every query has a
@@ -49,15 +103,12 @@ pub fn check_map(rows: usize, cols: usize, map: &PositiveMap) -> Result<()> {
         )));
     }
     for i in 0..rows {
-        let row = i * cols..(i + 1) * cols;
-        let pos = &map.positive[row.clone()];
-        let cand = &map.candidate[row];
-        if !pos.iter().zip(cand).any(|(&p, &c)| p > 0.0 && c > 0.0) {
+        if map.positives[i].is_empty() {
             return Err(Error::Invalid(format!(
                 "query {i} has no positive among its candidates"
             )));
         }
-        if !pos.iter().zip(cand).any(|(&p, &c)| p == 0.0 && c > 0.0) {
+        if map.negatives(i) == 0 {
             return Err(Error::Invalid(format!(
                 "query {i} has no negative among its candidates"
             )));

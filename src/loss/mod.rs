@@ -1,43 +1,105 @@
-//! Contrastive losses over score matrices and positive maps.
+//! Contrastive losses with their scoring functions, usable on their own (as one uses
+//! pytorch-metric-learning) or from a config (`loss.kind`, `loss.score`, ...).
+//!
+//! Every loss reads the positive map of the similarity distribution, never positions in
+//! the batch, so any loss works with any way of making positive pairs. The formula, with
+//! its source, is in each function's documentation.
 
+pub mod geometry;
 pub mod infonce;
+pub mod margin;
+pub mod masks;
+pub mod mining;
+pub mod mutual_info;
+pub mod nce;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::score::{score_matrix, Score};
+use crate::score::{distances, l2_normalise, score_matrix, Bilinear, Score};
 use crate::views::PositiveMap;
+pub use mining::Mining;
 
-/// Which loss, with which score and temperature.
+/// The losses of the review's taxonomy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// SimCLR's normalized-temperature cross-entropy (multi-positive InfoNCE, `L_out`).
+    NtXent,
+    /// InfoNCE, one positive against negatives (same formula as `nt-xent`).
+    InfoNce,
+    /// Supervised contrastive `L_out`, positives from labels (same formula).
+    Supcon,
+    /// Supervised contrastive `L_in`.
+    SupconIn,
+    /// Debiased contrastive loss with hard-negative reweighting (`tau_plus`, `beta`).
+    Debiased,
+    /// Noise-contrastive estimation (InstDisc).
+    Nce,
+    /// Negative sampling (word2vec).
+    NegativeSampling,
+    /// Pair contrastive loss with a margin (Hadsell et al.).
+    Pair,
+    /// Triplet loss with a margin and mining (FaceNet).
+    Triplet,
+    /// Deep InfoMax's Jensen-Shannon estimator.
+    DimJsd,
+    /// Deep InfoMax's Donsker-Varadhan estimator.
+    DimDv,
+    /// Alignment plus `weight` times uniformity (Wang & Isola).
+    AlignUniform,
+}
+
+/// Loss kinds, for errors and help.
+pub const KINDS: &str = "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform";
+
+/// Which loss, with which score and parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
-    /// `nt-xent` / `info-nce` / `supcon` (the same multi-positive InfoNCE).
-    pub kind: String,
+    pub kind: LossKind,
+    /// Scoring function of the score-based losses.
     pub score: Score,
+    /// Temperature dividing the scores.
     pub temperature: f64,
+    /// Margin of `pair` and `triplet`.
+    pub margin: f64,
+    /// Triplet mining.
+    pub mining: Mining,
+    /// L2-normalise embeddings before the distances of `pair` and `triplet`.
+    pub normalize: bool,
+    /// Class prior `tau_plus` of `debiased`.
+    pub tau_plus: f64,
+    /// Hard-negative concentration `beta` of `debiased` (0 = no reweighting).
+    pub beta: f64,
+    /// Weight of the uniformity term of `align-uniform`.
+    pub weight: f64,
+    /// Drop from the candidates keys that share the query's label without being positive
+    /// (false negatives, when labels are known).
+    pub exclude_false_negatives: bool,
 }
 
 impl Default for LossConfig {
     fn default() -> Self {
         Self {
-            kind: "nt-xent".into(),
+            kind: LossKind::NtXent,
             score: Score::Cosine,
             temperature: 0.2,
+            margin: 0.5,
+            mining: Mining::Hard,
+            normalize: true,
+            tau_plus: 0.1,
+            beta: 0.0,
+            weight: 1.0,
+            exclude_false_negatives: false,
         }
     }
 }
 
-/// Loss kinds, for errors and help.
-pub const KINDS: &str = "nt-xent, info-nce, supcon";
-
 impl LossConfig {
-    /// Checks the loss's values.
+    /// Checks the loss's values, naming the key at fault.
     pub fn validate(&self) -> Result<()> {
-        if !KINDS.split(", ").any(|k| k == self.kind) {
-            return Err(Error::config("loss.kind", &self.kind, KINDS));
-        }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(Error::config(
                 "loss.temperature",
@@ -45,25 +107,126 @@ impl LossConfig {
                 "a finite value > 0",
             ));
         }
+        if !(self.margin >= 0.0 && self.margin.is_finite()) {
+            return Err(Error::config(
+                "loss.margin",
+                self.margin,
+                "a finite value >= 0",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.tau_plus) {
+            return Err(Error::config(
+                "loss.tau_plus",
+                self.tau_plus,
+                "a class prior in [0, 1)",
+            ));
+        }
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return Err(Error::config("loss.beta", self.beta, "a finite value >= 0"));
+        }
+        if !(self.weight >= 0.0 && self.weight.is_finite()) {
+            return Err(Error::config(
+                "loss.weight",
+                self.weight,
+                "a finite value >= 0",
+            ));
+        }
         Ok(())
     }
 
-    /// The loss of queries `q` against keys `k` under `map`.
-    pub fn compute(&self, q: Tensor<2>, k: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
-        if matches!(self.score, Score::Cosine | Score::Dot) {
-            infonce::check_map(q.dims()[0], k.dims()[0], map)?;
-            let fused = crate::kernels::contrastive(
-                &q,
-                &k,
-                self.temperature,
-                self.score == Score::Cosine,
-                || map.loss_code(),
-            );
-            if let Some(loss) = fused {
-                return Ok(loss);
+    /// Whether the loss compares queries and keys through [`Score::Bilinear`].
+    pub fn needs_bilinear(&self) -> bool {
+        self.score == Score::Bilinear && self.uses_scores()
+    }
+
+    fn uses_scores(&self) -> bool {
+        !matches!(
+            self.kind,
+            LossKind::Pair | LossKind::Triplet | LossKind::AlignUniform
+        )
+    }
+
+    /// The loss of queries `q` against keys `k` under `map`; `bilinear` is the learned
+    /// matrix when the score is bilinear.
+    pub fn compute(
+        &self,
+        q: Tensor<2>,
+        k: Tensor<2>,
+        map: &PositiveMap,
+        bilinear: Option<&Bilinear>,
+    ) -> Result<Tensor<1>> {
+        self.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        let ([rq, dq], [rk, dk]) = (q.dims(), k.dims());
+        if map.rows != rq || map.cols != rk {
+            return Err(Error::Invalid(format!(
+                "positive map is {}x{} but there are {rq} queries and {rk} keys",
+                map.rows, map.cols
+            )));
+        }
+        let t = self.temperature;
+        match self.kind {
+            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon
+                if matches!(self.score, Score::Cosine | Score::Dot) =>
+            {
+                infonce::check_map(rq, rk, map)?;
+                if dq != dk {
+                    return Err(Error::Invalid(format!(
+                        "queries have {dq} dimensions but keys have {dk}"
+                    )));
+                }
+                let cosine = self.score == Score::Cosine;
+                if let Some(loss) = crate::kernels::contrastive(&q, &k, t, cosine, map) {
+                    return Ok(loss);
+                }
+                infonce::info_nce(score_matrix(self.score, q, k, t, bilinear)?, map)
+            }
+            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon => {
+                infonce::info_nce(score_matrix(self.score, q, k, t, bilinear)?, map)
+            }
+            LossKind::SupconIn => {
+                infonce::supcon_in(score_matrix(self.score, q, k, t, bilinear)?, map)
+            }
+            LossKind::Debiased => infonce::debiased(
+                score_matrix(self.score, q, k, t, bilinear)?,
+                map,
+                self.tau_plus,
+                self.beta,
+                t,
+            ),
+            LossKind::Nce => nce::nce(score_matrix(self.score, q, k, t, bilinear)?, map),
+            LossKind::NegativeSampling => {
+                nce::negative_sampling(score_matrix(self.score, q, k, t, bilinear)?, map)
+            }
+            LossKind::DimJsd => {
+                mutual_info::jensen_shannon(score_matrix(self.score, q, k, t, bilinear)?, map)
+            }
+            LossKind::DimDv => {
+                mutual_info::donsker_varadhan(score_matrix(self.score, q, k, t, bilinear)?, map)
+            }
+            LossKind::Pair | LossKind::Triplet => {
+                if dq != dk {
+                    return Err(Error::Invalid(format!(
+                        "queries have {dq} dimensions but keys have {dk}"
+                    )));
+                }
+                let (q, k) = if self.normalize {
+                    (l2_normalise(q), l2_normalise(k))
+                } else {
+                    (q, k)
+                };
+                let d = distances(q, k);
+                match self.kind {
+                    LossKind::Pair => margin::pair(d, map, self.margin),
+                    _ => margin::triplet(d, map, self.margin, self.mining),
+                }
+            }
+            LossKind::AlignUniform => {
+                let align = geometry::alignment(q.clone(), k.clone(), map, 2.0)?;
+                let uniform = geometry::uniformity(q, 2.0)?
+                    .add(geometry::uniformity(k, 2.0)?)
+                    .div_scalar(2.0);
+                Ok(align + uniform.mul_scalar(self.weight))
             }
         }
-        let s = score_matrix(self.score, q, k, self.temperature);
-        infonce::info_nce(s, map)
     }
 }

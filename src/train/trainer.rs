@@ -264,8 +264,13 @@ fn step(
     }
     let z = Tensor::cat(zs, 0);
     let tags = views.tags();
-    let map = PositiveMap::build(cfg.views.relation, &tags, &tags, true);
-    let loss = cfg.loss.compute(z.clone(), z, &map)?;
+    let mut map = PositiveMap::build(cfg.views.relation, &tags, &tags, true);
+    if cfg.loss.exclude_false_negatives {
+        map.exclude_false_negatives(&tags, &tags);
+    }
+    let loss = cfg
+        .loss
+        .compute(z.clone(), z, &map, model.critic.as_ref())?;
     let value = loss.clone().into_scalar::<f32>();
     if !value.is_finite() {
         return Ok((value, model));

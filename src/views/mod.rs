@@ -8,6 +8,8 @@
 pub mod augment;
 pub mod transform;
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Where a row of encoder input came from.
@@ -61,72 +63,179 @@ pub enum Relation {
     Label,
 }
 
-/// For each query, which keys are positives and which are candidates at all.
-///
-/// Both are dense `rows x cols` 0/1 matrices, row-major. A key that is the query itself
-/// (same row of the same forward pass) is neither positive nor candidate.
+/// For each query, which keys are its positives and which keys are not candidates at all
+/// (the query itself in a joint forward pass, known false negatives). Every other key is
+/// a negative. Stored per query as sorted key indices, so that a queue of 65,536 keys or a
+/// batch of 8,192 views costs memory in proportion to the positives, not to
+/// `rows x cols`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PositiveMap {
     pub rows: usize,
     pub cols: usize,
-    pub positive: Vec<f32>,
-    pub candidate: Vec<f32>,
+    /// Positive keys of each query, sorted, never excluded.
+    pub positives: Vec<Vec<u32>>,
+    /// Keys that are not candidates of each query, sorted.
+    pub excluded: Vec<Vec<u32>>,
 }
 
 impl PositiveMap {
+    /// A map from per-query key lists; keys are sorted and de-duplicated, excluded keys
+    /// removed from the positives, and indices checked against `cols`.
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        mut positives: Vec<Vec<u32>>,
+        mut excluded: Vec<Vec<u32>>,
+    ) -> crate::Result<Self> {
+        if positives.len() != rows || excluded.len() != rows {
+            return Err(crate::Error::Invalid(format!(
+                "positive map for {rows} queries has {} positive and {} exclusion lists",
+                positives.len(),
+                excluded.len()
+            )));
+        }
+        for (p, e) in positives.iter_mut().zip(&mut excluded) {
+            for list in [&mut *p, &mut *e] {
+                list.sort_unstable();
+                list.dedup();
+                if let Some(&j) = list.last().filter(|&&j| j as usize >= cols) {
+                    return Err(crate::Error::Invalid(format!(
+                        "key {j} out of range for {cols} keys"
+                    )));
+                }
+            }
+            p.retain(|j| e.binary_search(j).is_err());
+        }
+        Ok(Self {
+            rows,
+            cols,
+            positives,
+            excluded,
+        })
+    }
+
+    /// A map from dense `rows x cols` 0/1 matrices of positives and candidates.
+    pub fn from_dense(
+        rows: usize,
+        cols: usize,
+        positive: &[f32],
+        candidate: &[f32],
+    ) -> crate::Result<Self> {
+        if positive.len() != rows * cols || candidate.len() != rows * cols {
+            return Err(crate::Error::Invalid(format!(
+                "dense masks of {} and {} values for a {rows}x{cols} map",
+                positive.len(),
+                candidate.len()
+            )));
+        }
+        let pick = |m: &[f32], want: bool| -> Vec<Vec<u32>> {
+            m.chunks(cols.max(1))
+                .map(|r| {
+                    (0..cols as u32)
+                        .filter(|&j| (r[j as usize] > 0.0) == want)
+                        .collect()
+                })
+                .collect()
+        };
+        Self::new(rows, cols, pick(positive, true), pick(candidate, false))
+    }
+
     /// Builds the map from query and key tags. When `same_rows`, key `i` is query `i`
     /// (one forward pass of all views) and is excluded from query `i`'s candidates.
     pub fn build(relation: Relation, queries: &[Tag], keys: &[Tag], same_rows: bool) -> Self {
-        let (rows, cols) = (queries.len(), keys.len());
-        let mut positive = vec![0.0; rows * cols];
-        let mut candidate = vec![1.0; rows * cols];
-        for (i, q) in queries.iter().enumerate() {
-            for (j, k) in keys.iter().enumerate() {
-                let o = i * cols + j;
-                if same_rows && i == j {
-                    candidate[o] = 0.0;
-                    continue;
-                }
-                let pos = match relation {
-                    Relation::Instance => q.instance == k.instance,
-                    Relation::Label => q.label != u32::MAX && q.label == k.label,
-                };
-                if pos {
-                    positive[o] = 1.0;
-                }
+        let key_of = |t: &Tag| match relation {
+            Relation::Instance => Some(t.instance),
+            Relation::Label => (t.label != u32::MAX).then_some(t.label),
+        };
+        let mut index: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (j, k) in keys.iter().enumerate() {
+            if let Some(key) = key_of(k) {
+                index.entry(key).or_default().push(j as u32);
             }
         }
+        let positives = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let mut p = key_of(q)
+                    .and_then(|key| index.get(&key))
+                    .cloned()
+                    .unwrap_or_default();
+                if same_rows {
+                    p.retain(|&j| j as usize != i);
+                }
+                p
+            })
+            .collect();
+        let excluded = (0..queries.len())
+            .map(|i| if same_rows { vec![i as u32] } else { vec![] })
+            .collect();
         Self {
-            rows,
-            cols,
-            positive,
-            candidate,
+            rows: queries.len(),
+            cols: keys.len(),
+            positives,
+            excluded,
         }
     }
 
-    /// The map as one matrix for the fused InfoNCE kernel: `-1` where a key is not a
-    /// candidate, `1 / (|P(i)| rows)` on positives, 0 on negatives.
-    pub fn loss_code(&self) -> Vec<f32> {
-        let mut code = Vec::with_capacity(self.rows * self.cols);
+    /// Whether key `j` is a candidate (positive or negative) of query `i`.
+    pub fn is_candidate(&self, i: usize, j: usize) -> bool {
+        self.excluded[i].binary_search(&(j as u32)).is_err()
+    }
+
+    /// Whether key `j` is a positive of query `i`.
+    pub fn is_positive(&self, i: usize, j: usize) -> bool {
+        self.positives[i].binary_search(&(j as u32)).is_ok()
+    }
+
+    /// Number of negatives of query `i`.
+    pub fn negatives(&self, i: usize) -> usize {
+        self.cols - self.excluded[i].len() - self.positives[i].len()
+    }
+
+    /// Dense `rows x cols` 0/1 matrices of positives and of candidates, row-major.
+    pub fn dense(&self) -> (Vec<f32>, Vec<f32>) {
+        let mut pos = vec![0.0; self.rows * self.cols];
+        let mut cand = vec![1.0; self.rows * self.cols];
         for i in 0..self.rows {
-            let row = i * self.cols..(i + 1) * self.cols;
-            let (pos, cand) = (&self.positive[row.clone()], &self.candidate[row]);
-            let n: f32 = pos.iter().zip(cand).map(|(p, c)| p * c).sum();
-            let w = 1.0 / (n * self.rows as f32);
-            code.extend(
-                pos.iter()
-                    .zip(cand)
-                    .map(|(&p, &c)| if c == 0.0 { -1.0 } else { p * w }),
-            );
+            for &j in &self.positives[i] {
+                pos[i * self.cols + j as usize] = 1.0;
+            }
+            for &j in &self.excluded[i] {
+                cand[i * self.cols + j as usize] = 0.0;
+            }
         }
-        code
+        (pos, cand)
+    }
+
+    /// Removes from the candidates every key that shares its query's (known) label
+    /// without being a positive: false negatives when labels are available.
+    pub fn exclude_false_negatives(&mut self, queries: &[Tag], keys: &[Tag]) {
+        let mut by_label: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (j, k) in keys.iter().enumerate().filter(|(_, k)| k.label != u32::MAX) {
+            by_label.entry(k.label).or_default().push(j as u32);
+        }
+        for (i, q) in queries.iter().enumerate() {
+            if let Some(same) = by_label.get(&q.label) {
+                let extra = same
+                    .iter()
+                    .filter(|j| self.positives[i].binary_search(j).is_err());
+                self.excluded[i].extend(extra);
+                self.excluded[i].sort_unstable();
+                self.excluded[i].dedup();
+            }
+        }
+    }
+
+    /// Mean number of candidates per query.
+    pub fn mean_candidates(&self) -> f64 {
+        let excluded: usize = self.excluded.iter().map(Vec::len).sum();
+        (self.rows * self.cols - excluded) as f64 / self.rows.max(1) as f64
     }
 
     /// Positive key indices of query `i`.
     pub fn positives_of(&self, i: usize) -> Vec<usize> {
-        (0..self.cols)
-            .filter(|&j| self.positive[i * self.cols + j] > 0.0)
-            .collect()
+        self.positives[i].iter().map(|&j| j as usize).collect()
     }
 }
 
@@ -150,8 +259,8 @@ mod tests {
         assert_eq!(m.positives_of(1), vec![3]);
         assert_eq!(m.positives_of(2), vec![0]);
         assert_eq!(m.positives_of(3), vec![1]);
-        assert_eq!(m.candidate[0], 0.0);
-        assert_eq!(m.candidate.iter().sum::<f32>(), 12.0);
+        assert!(!m.is_candidate(0, 0) && m.is_candidate(0, 1));
+        assert_eq!(m.mean_candidates(), 3.0);
     }
 
     #[test]
@@ -160,5 +269,20 @@ mod tests {
         let m = PositiveMap::build(Relation::Label, &tags, &tags, true);
         assert_eq!(m.positives_of(0), vec![1]);
         assert_eq!(m.positives_of(2), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn false_negatives_leave_the_candidates() {
+        let q = [tag(0, 1, 0)];
+        let keys = [tag(0, 1, 1), tag(1, 1, 0), tag(2, 2, 0)];
+        let mut m = PositiveMap::build(Relation::Instance, &q, &keys, false);
+        m.exclude_false_negatives(&q, &keys);
+        assert_eq!(m.positives_of(0), vec![0]);
+        assert!(
+            !m.is_candidate(0, 1),
+            "same label, other instance: excluded"
+        );
+        assert!(m.is_candidate(0, 2));
+        assert_eq!(m.negatives(0), 1);
     }
 }

@@ -1,0 +1,81 @@
+//! Energy-based margin losses on Euclidean distances: the pair contrastive loss and the
+//! triplet loss.
+
+use burn::prelude::*;
+use burn::tensor::{Int, TensorData};
+
+use super::infonce::check_map;
+use super::masks::Masks;
+use super::mining::{mine, Mining};
+use crate::error::{Error, Result};
+use crate::views::PositiveMap;
+
+fn check_margin(margin: f64) -> Result<()> {
+    if margin >= 0.0 && margin.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "margin {margin} must be finite and >= 0"
+        )))
+    }
+}
+
+/// The contrastive (pair) loss of Hadsell, Chopra and LeCun (2006) over distances `d`:
+///
+/// `L = mean over candidate pairs of  y d^2 + (1 - y) max(0, m - d)^2`,
+///
+/// `y = 1` for positive pairs, 0 for negative ones.
+pub fn pair(d: Tensor<2>, map: &PositiveMap, margin: f64) -> Result<Tensor<1>> {
+    check_margin(margin)?;
+    let [rows, cols] = d.dims();
+    check_map(rows, cols, map)?;
+    let m = Masks::new(map, &d.device());
+    let pos = d.clone().powi_scalar(2) * m.pos.clone();
+    let neg = d.neg().add_scalar(margin).clamp_min(0.0).powi_scalar(2) * m.neg.clone();
+    Ok(((pos + neg).sum() / (m.pos.sum() + m.neg.sum())).reshape([1]))
+}
+
+/// The triplet loss (Schroff et al. 2015, FaceNet) over distances `d`:
+///
+/// `l(a, p, n) = max(0, d(a, p) - d(a, n) + m)`
+///
+/// over the triplets `mining` selects. Batch-all averages over the triplets with a
+/// non-zero loss (Hermans et al. 2017; pytorch-metric-learning's reduction); batch-hard
+/// and semi-hard average over all selected triplets. No triplet gives 0.
+pub fn triplet(d: Tensor<2>, map: &PositiveMap, margin: f64, mining: Mining) -> Result<Tensor<1>> {
+    check_margin(margin)?;
+    let [rows, cols] = d.dims();
+    check_map(rows, cols, map)?;
+    let device = d.device();
+    let values: Vec<f32> = d.clone().into_data().iter::<f32>().collect();
+    let triplets = mine(mining, &values, map);
+    if triplets.is_empty() {
+        return Ok(d.sum().mul_scalar(0.0).reshape([1]));
+    }
+    let index = |f: fn(&(usize, usize, usize)) -> usize| -> Tensor<1, Int> {
+        let v: Vec<i64> = triplets.iter().map(|t| f(t) as i64).collect();
+        Tensor::from_data(TensorData::new(v, [triplets.len()]), &device)
+    };
+    let flat = d.reshape([rows * cols]);
+    let ap = flat
+        .clone()
+        .select(0, index(|t| t.0) * (cols as i64) + index(|t| t.1));
+    let an = flat.select(0, index(|t| t.0) * (cols as i64) + index(|t| t.2));
+    let l = (ap - an).add_scalar(margin).clamp_min(0.0);
+    let loss = match mining {
+        Mining::All => {
+            let active = values_above_zero(&l);
+            l.sum().div_scalar(active.max(1) as f64)
+        }
+        Mining::Hard | Mining::SemiHard => l.mean(),
+    };
+    Ok(loss.reshape([1]))
+}
+
+fn values_above_zero(l: &Tensor<1>) -> usize {
+    l.clone()
+        .into_data()
+        .iter::<f32>()
+        .filter(|&v| v > 0.0)
+        .count()
+}
