@@ -2,8 +2,11 @@
 """Training-step throughput and peak memory of contrastive (burn `flex`) beside PyTorch,
 measured in one run, workloads interleaved, medians over rounds.
 
-usage: benches/compare.py [--rounds 5] [--workloads resnet,mlp,r1] [--python PY]
-                          [--peer-dir ../shared/peer] [--warmup 3] [--timed 10]
+usage: benches/compare.py [--suite steps|losses] [--rounds 5] [--workloads ...]
+                          [--python PY] [--peer-dir ../shared/peer] [--warmup 3] [--timed 10]
+
+suite `steps` (default): one training step, workloads resnet,mlp,r1 (images/s);
+suite `losses`: NT-Xent and SupCon forward + backward, batches 256,1024,4096 (ms).
 
 --python is the interpreter with torch installed (a virtualenv outside the repo).
 Builds `cargo build --release --example step_bench` first. Standard library only.
@@ -19,21 +22,43 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(cmd):
-    """Runs cmd; returns (images_per_s, peak RSS in MB of that process)."""
+def run(cmd, key="images_per_s"):
+    """Runs cmd; returns (the RESULT line's `key`, peak RSS in MB of that process)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
-    m = re.search(r"images_per_s=([0-9.]+)", out)
+    m = re.search(key + r"=([0-9.]+)", out)
     rss = re.search(r"peak_rss_mb=([0-9.]+)", out)
     if not m:
         sys.exit(f"no RESULT line from {' '.join(cmd)}")
     return float(m.group(1)), float(rss.group(1)) if rss else float("nan")
 
 
+def losses(a):
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "loss_bench"], cwd=ROOT, check=True)
+    ours_bin = os.path.join(ROOT, "target", "release", "examples", "loss_bench")
+    peer = os.path.join(ROOT, "benches", "peer_loss_bench.py")
+    work = [(l, n) for l in ("ntxent", "supcon") for n in (256, 1024, 4096)]
+    res = {w: {"ours": [], "torch": []} for w in work}
+    for r in range(a.rounds):
+        for l, n in work:
+            cmds = [("ours", [ours_bin, l, str(n), "3"]), ("torch", [a.python, peer, l, str(n), "3", "2"])]
+            for name, cmd in (cmds if r % 2 == 0 else cmds[::-1]):
+                ms, _ = run(cmd, "ms")
+                res[(l, n)][name].append(ms)
+                print(f"round {r + 1} {l}-{n:<5} {name:5} {ms:9.2f} ms", flush=True)
+    print()
+    print(f"{'loss':8} {'batch':>6} {'contrastive ms':>15} {'PyTorch ms':>11} {'speed-up':>9}")
+    for (l, n), v in res.items():
+        o, t = statistics.median(v["ours"]), statistics.median(v["torch"])
+        print(f"{l:8} {n:6} {o:15.2f} {t:11.2f} {t / o:9.2f}")
+    print(f"(forward + backward, 2N x 128, medians of {a.rounds} rounds; {time.strftime('%Y-%m-%d %H:%M')})")
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--suite", choices=["steps", "losses"], default="steps")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workloads", default="resnet,mlp,r1")
     ap.add_argument("--python", default=os.environ.get("PEER_PYTHON", "python3"))
@@ -41,6 +66,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--timed", type=int, default=10)
     a = ap.parse_args()
+    if a.suite == "losses":
+        return losses(a)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "step_bench"], cwd=ROOT, check=True)
     ours_bin = os.path.join(ROOT, "target", "release", "examples", "step_bench")
     rss_wrap = os.path.join(ROOT, "benches", "peak_rss.py")

@@ -27,6 +27,7 @@ fn data(len: usize) -> Vec<f32> {
 }
 
 fn main() {
+    contrastive::backend::keep_freed_memory();
     let reps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

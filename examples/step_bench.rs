@@ -78,6 +78,7 @@ fn workload(name: &str) -> Workload {
 }
 
 fn main() {
+    contrastive::backend::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map(String::as_str).unwrap_or("resnet");
     let warmup: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);

@@ -3,5 +3,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    contrastive::backend::keep_freed_memory();
     cli::main()
 }

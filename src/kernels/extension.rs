@@ -294,18 +294,19 @@ impl Backward<Flex, 1> for InfoNceBackward {
 struct ContrastiveBackward;
 
 impl Backward<Flex, 2> for ContrastiveBackward {
-    /// Packed map, saved forward state, shapes `(r, c, d)`, temperature, cosine.
-    type State = (Vec<i64>, infonce::Fused, [usize; 3], f32, bool);
+    /// Packed map, saved forward state, shapes `(r, c, d)`, temperature, cosine, whether
+    /// the queries are the keys.
+    type State = (Vec<i64>, infonce::Fused, [usize; 3], f32, bool, bool);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_q, node_k] = ops.parents;
         let g = values(&grads.consume::<Flex>(&ops.node)).storage::<f32>()[0];
-        let (map, state, [r, c, d], t, cosine) = ops.state;
-        let (dq, dk) = infonce::fused_backward(&state, &parse(&map), r, c, d, t, cosine, g);
+        let (map, state, [r, c, d], t, cosine, shared) = ops.state;
+        let (dq, dk) = infonce::fused_backward(&state, &parse(&map), r, c, d, t, cosine, shared, g);
         if let Some(node) = node_q {
             grads.register::<Flex>(node.id, tensor(dq, &[r, d]));
         }
-        if let Some(node) = node_k {
+        if let (Some(node), false) = (node_k, shared) {
             grads.register::<Flex>(node.id, tensor(dk, &[c, d]));
         }
     }
@@ -366,7 +367,8 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let ([r, d], [c, _]) = (dims2(q.primitive()), dims2(k.primitive()));
-                prep.finish((map, state, [r, c, d], temperature, cosine), loss)
+                let shared = q.id() == k.id();
+                prep.finish((map, state, [r, c, d], temperature, cosine, shared), loss)
             }
             OpsKind::UnTracked(prep) => prep.finish(loss),
         }

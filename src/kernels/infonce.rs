@@ -85,21 +85,25 @@ impl<'a> Packed<'a> {
 
 /// `exp(x)` for `x <= 88` with about 1e-7 relative error, in plain arithmetic the
 /// compiler vectorises (libm's `expf` is an opaque call per element). Cephes' `expf`:
-/// `x = n ln 2 + r` with `n` rounded to nearest (by the 1.5 * 2^23 trick, as `floor`
-/// is a libm call on the baseline target), a degree-6 polynomial for `e^r`, and `2^n`
-/// from the exponent bits.
+/// `x = n ln 2 + r` with `n` rounded to nearest by adding `1.5 * 2^23` (which leaves `n`
+/// in the low mantissa bits, read back as an integer for `2^n`; `floor` and float-to-int
+/// casts do not vectorise on the baseline target), and a degree-6 polynomial for `e^r`.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    // max/min rather than clamp: the same for finite input, and no NaN assertion path.
+    #[allow(clippy::manual_clamp)]
+    let x = x.max(-87.0).min(88.0);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 0.166_666_65)
         * r
         + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    let pow2 = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
+    y * pow2
 }
 
 /// Independent accumulators per reduction, so that the compiler can vectorise it (a
@@ -114,8 +118,8 @@ fn row_lse(s: &[f32], c: &[f32]) -> (f32, f32) {
     let mut mx = [f32::NEG_INFINITY; LANES];
     for (sv, cv) in sc.clone().zip(cc.clone()) {
         for l in 0..LANES {
-            mx[l] = if cv[l] >= 0.0 {
-                mx[l].max(sv[l])
+            mx[l] = if cv[l] >= 0.0 && sv[l] > mx[l] {
+                sv[l]
             } else {
                 mx[l]
             };
@@ -313,6 +317,10 @@ fn normalise_backward(dxn: &mut [f32], xn: &[f32], norms: &[f32], d: usize, xn_s
 }
 
 /// Gradients of [`fused_forward`]'s loss (times `g`) with respect to `q` and `k`.
+///
+/// When the queries are the keys (`shared`, one forward pass of all views) the result is
+/// the total gradient of that one input, in the first slot (the second is empty), from a
+/// single GEMM: `s = q̂ q̂ᵀ / t` gives `dq̂ = (ds + dsᵀ) q̂ / t`.
 #[allow(clippy::too_many_arguments)]
 pub fn fused_backward(
     f: &Fused,
@@ -322,9 +330,19 @@ pub fn fused_backward(
     d: usize,
     t: f32,
     cosine: bool,
+    shared: bool,
     g: f32,
 ) -> (Vec<f32>, Vec<f32>) {
     let ds = backward(&f.scores, map, c, &f.lse, &f.wsum, g);
+    if shared {
+        let ds = plus_transpose(&ds, r);
+        let mut dq = ab(&ds, &f.kn, r, c, d, false);
+        dq.par_iter_mut().for_each(|v| *v /= t);
+        if cosine {
+            normalise_backward(&mut dq, &f.kn, &f.knorm, d, 1.0);
+        }
+        return (dq, Vec::new());
+    }
     // s = a k̂ᵀ: da = ds k̂, dk̂ = dsᵀ a; a = q̂ / t so dq̂ = da / t.
     let mut dq = ab(&ds, &f.kn, r, c, d, false);
     dq.par_iter_mut().for_each(|v| *v /= t);
@@ -334,6 +352,35 @@ pub fn fused_backward(
         normalise_backward(&mut dk, &f.kn, &f.knorm, d, 1.0);
     }
     (dq, dk)
+}
+
+/// `m + mᵀ` for a square `n x n` row-major matrix, by tiles of rows in parallel: each
+/// tile of `mᵀ` is gathered from contiguous rows of `m` into a small buffer first.
+fn plus_transpose(m: &[f32], n: usize) -> Vec<f32> {
+    const T: usize = 32;
+    let mut out = vec![0.0; n * n];
+    out.par_chunks_mut(T * n)
+        .enumerate()
+        .for_each(|(bi, rows)| {
+            let (i0, ti) = (bi * T, rows.len() / n);
+            let mut tile = [[0f32; T]; T];
+            for j0 in (0..n).step_by(T) {
+                let tj = T.min(n - j0);
+                for dj in 0..tj {
+                    let src = &m[(j0 + dj) * n + i0..][..ti];
+                    for (di, &v) in src.iter().enumerate() {
+                        tile[di][dj] = v;
+                    }
+                }
+                for (di, row) in rows.chunks_exact_mut(n).enumerate() {
+                    let own = &m[(i0 + di) * n + j0..][..tj];
+                    for ((o, &a), &b) in row[j0..j0 + tj].iter_mut().zip(own).zip(&tile[di][..tj]) {
+                        *o = a + b;
+                    }
+                }
+            }
+        });
+    out
 }
 
 #[cfg(test)]
@@ -443,7 +490,7 @@ mod tests {
             let t = 0.5;
             let loss = |q: &[f32], k: &[f32]| fused_forward(q, k, &pm, r, c, d, t, cosine).0;
             let (_, f) = fused_forward(&q, &k, &pm, r, c, d, t, cosine);
-            let (dq, dk) = fused_backward(&f, &pm, r, c, d, t, cosine, 1.0);
+            let (dq, dk) = fused_backward(&f, &pm, r, c, d, t, cosine, false, 1.0);
             let h = 1e-3;
             for i in 0..r * d {
                 let (mut p, mut m) = (q.clone(), q.clone());
@@ -465,6 +512,37 @@ mod tests {
                     (fd - dk[i]).abs() < 2e-3,
                     "cosine={cosine} dk[{i}] {} vs {fd}",
                     dk[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shared_queries_and_keys_get_the_summed_gradient() {
+        let (n, d) = (4, 3);
+        let z: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 5.0)
+            .collect();
+        let map = PositiveMap::new(
+            n,
+            n,
+            vec![vec![2], vec![3], vec![0], vec![1]],
+            (0..n as u32).map(|i| vec![i]).collect(),
+        )
+        .unwrap();
+        let packed = pack(&map);
+        let pm = Packed::parse(&packed).unwrap();
+        for cosine in [true, false] {
+            let (_, f) = fused_forward(&z, &z, &pm, n, n, d, 0.3, cosine);
+            let (dq, dk) = fused_backward(&f, &pm, n, n, d, 0.3, cosine, false, 1.0);
+            let (total, none) = fused_backward(&f, &pm, n, n, d, 0.3, cosine, true, 1.0);
+            assert!(none.is_empty());
+            for i in 0..n * d {
+                assert!(
+                    (total[i] - dq[i] - dk[i]).abs() < 1e-5,
+                    "{i}: {} vs {}",
+                    total[i],
+                    dq[i] + dk[i]
                 );
             }
         }
