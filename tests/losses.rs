@@ -25,6 +25,7 @@ fn config(case: &serde_json::Value) -> LossConfig {
         tau_plus: case["tau_plus"].as_f64().unwrap(),
         beta: case["beta"].as_f64().unwrap(),
         weight: case["weight"].as_f64().unwrap(),
+        lambda: case["lambda"].as_f64().unwrap(),
         exclude_false_negatives: false,
     }
 }

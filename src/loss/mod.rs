@@ -12,6 +12,7 @@ pub mod masks;
 pub mod mining;
 pub mod mutual_info;
 pub mod nce;
+pub mod regression;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -49,10 +50,15 @@ pub enum LossKind {
     DimDv,
     /// Alignment plus `weight` times uniformity (Wang & Isola).
     AlignUniform,
+    /// BYOL's regression of the prediction on the target (non-contrastive baseline).
+    Byol,
+    /// Barlow Twins' redundancy reduction (non-contrastive baseline), weight `lambda`.
+    BarlowTwins,
 }
 
 /// Loss kinds, for errors and help.
-pub const KINDS: &str = "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform";
+pub const KINDS: &str =
+    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins";
 
 /// Which loss, with which score and parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +81,8 @@ pub struct LossConfig {
     pub beta: f64,
     /// Weight of the uniformity term of `align-uniform`.
     pub weight: f64,
+    /// Weight of the off-diagonal term of `barlow-twins`.
+    pub lambda: f64,
     /// Drop from the candidates keys that share the query's label without being positive
     /// (false negatives, when labels are known).
     pub exclude_false_negatives: bool,
@@ -92,6 +100,7 @@ impl Default for LossConfig {
             tau_plus: 0.1,
             beta: 0.0,
             weight: 1.0,
+            lambda: 5e-3,
             exclude_false_negatives: false,
         }
     }
@@ -131,6 +140,13 @@ impl LossConfig {
                 "a finite value >= 0",
             ));
         }
+        if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
+            return Err(Error::config(
+                "loss.lambda",
+                self.lambda,
+                "a finite value >= 0",
+            ));
+        }
         Ok(())
     }
 
@@ -138,12 +154,20 @@ impl LossConfig {
     pub fn needs_bilinear(&self) -> bool {
         self.score == Score::Bilinear && self.uses_scores()
     }
-
     fn uses_scores(&self) -> bool {
         !matches!(
             self.kind,
-            LossKind::Pair | LossKind::Triplet | LossKind::AlignUniform
+            LossKind::Pair
+                | LossKind::Triplet
+                | LossKind::AlignUniform
+                | LossKind::Byol
+                | LossKind::BarlowTwins
         )
+    }
+
+    /// Whether the loss needs negatives (the non-contrastive baselines do not).
+    pub fn contrastive(&self) -> bool {
+        !matches!(self.kind, LossKind::Byol | LossKind::BarlowTwins)
     }
 
     /// The loss of queries `q` against keys `k` under `map`; `bilinear` is the learned
@@ -220,6 +244,8 @@ impl LossConfig {
                     _ => margin::triplet(d, map, self.margin, self.mining),
                 }
             }
+            LossKind::Byol => regression::byol(q, k, map),
+            LossKind::BarlowTwins => regression::barlow_twins(q, k, map, self.lambda),
             LossKind::AlignUniform => {
                 let align = geometry::alignment(q.clone(), k.clone(), map, 2.0)?;
                 let uniform = geometry::uniformity(q, 2.0)?
