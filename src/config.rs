@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::encoder::EncoderConfig;
 use crate::error::{Error, Result};
 use crate::head::HeadConfig;
+use crate::keys::{KeySourceKind, KeysConfig};
 use crate::loss::LossConfig;
 use crate::views::augment::AugmentConfig;
 use crate::views::Relation;
@@ -20,6 +21,7 @@ pub struct Config {
     pub views: ViewsConfig,
     pub encoder: EncoderConfig,
     pub head: HeadConfig,
+    pub keys: KeysConfig,
     pub loss: LossConfig,
     pub optim: OptimConfig,
     pub train: TrainConfig,
@@ -167,6 +169,8 @@ pub struct TrainConfig {
     pub device: String,
     /// Checkpoints kept besides the best one.
     pub keep_checkpoints: usize,
+    /// Also checkpoint every N steps within an epoch (0: only at the end of each epoch).
+    pub checkpoint_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -178,6 +182,7 @@ impl Default for TrainConfig {
             drop_last: true,
             device: "flex".into(),
             keep_checkpoints: 2,
+            checkpoint_every: 0,
         }
     }
 }
@@ -198,6 +203,11 @@ pub struct EvalConfig {
     pub linear_batch: usize,
     /// Also evaluate raw inputs with the same evaluator, as a baseline.
     pub baseline: bool,
+    /// Online kNN accuracy every N epochs during training (0: only at the end); the best
+    /// epoch's checkpoint is kept as `best.ckpt`.
+    pub every: usize,
+    /// Use only the first N test samples for evaluation (0: all).
+    pub test_limit: usize,
 }
 
 impl Default for EvalConfig {
@@ -209,6 +219,8 @@ impl Default for EvalConfig {
             linear_lr: 1e-3,
             linear_batch: 512,
             baseline: false,
+            every: 0,
+            test_limit: 0,
         }
     }
 }
@@ -247,7 +259,12 @@ impl Config {
         if self.views.kind != "transform" {
             return Err(Error::config("views.kind", &self.views.kind, "transform"));
         }
-        if self.views.n < 2 && self.views.per_view.is_empty() {
+        let min_views = if self.keys.source == KeySourceKind::Bank {
+            1
+        } else {
+            2
+        };
+        if self.views.n < min_views && self.views.per_view.is_empty() {
             return Err(Error::config("views.n", self.views.n, "at least 2 views"));
         }
         if !self.views.per_view.is_empty() && self.views.per_view.len() < 2 {
@@ -269,6 +286,7 @@ impl Config {
             validate_augment(&key, a)?;
         }
         self.encoder.validate()?;
+        self.keys.validate()?;
         self.head.validate()?;
         self.loss.validate()?;
         if !["sgd", "adam"].contains(&self.optim.kind.as_str()) {

@@ -30,6 +30,7 @@ pub mod error;
 pub mod eval;
 pub mod head;
 pub mod kernels;
+pub mod keys;
 pub mod loss;
 pub mod model;
 pub mod score;

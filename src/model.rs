@@ -8,11 +8,13 @@ use crate::error::Result;
 use crate::head::projection::Projection;
 use crate::score::Bilinear;
 
-/// Encoder plus projection head, and the learned matrix of a bilinear score.
+/// Encoder plus projection head, an optional prediction head (query side only) and the
+/// learned matrix of a bilinear score.
 #[derive(Module, Debug)]
 pub struct Model {
     pub encoder: Encoder,
     pub head: Option<Projection>,
+    pub predictor: Option<Projection>,
     pub critic: Option<Bilinear>,
 }
 
@@ -21,11 +23,8 @@ impl Model {
     pub fn new(cfg: &Config, input: [usize; 3], device: &Device) -> Result<Self> {
         let encoder = cfg.encoder.init(input, device)?;
         let head = cfg.head.init(cfg.encoder.output_dim(), device)?;
-        let z = if head.is_some() {
-            cfg.head.out
-        } else {
-            cfg.encoder.output_dim()
-        };
+        let z = cfg.head.output_dim(cfg.encoder.output_dim());
+        let predictor = cfg.head.init_predictor(z, device);
         let critic = cfg
             .loss
             .needs_bilinear()
@@ -33,6 +32,7 @@ impl Model {
         Ok(Self {
             encoder,
             head,
+            predictor,
             critic,
         })
     }
@@ -45,5 +45,13 @@ impl Model {
             None => h.clone(),
         };
         (h, z)
+    }
+
+    /// The query-side prediction `p(z)` (the identity without a prediction head).
+    pub fn predict(&self, z: Tensor<2>) -> Tensor<2> {
+        match &self.predictor {
+            Some(p) => p.forward(z),
+            None => z,
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use contrastive::train::{self, Progress, TrainOptions};
@@ -10,32 +10,42 @@ use contrastive::Config;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// TOML config (a preset from configs/ or your own).
-    #[arg(long, short)]
-    config: PathBuf,
-    /// Override a config value, e.g. `--set train.epochs=3` (repeatable).
+    /// TOML config: a preset from configs/ or your own (see `contrastive presets`).
+    #[arg(long, short, required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Override a config value, e.g. `--set train.epochs=3` (repeatable); the value is
+    /// TOML (numbers, booleans, [lists], "strings") or a bare string.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Run directory (default: runs/<config name>, numbered if it exists).
+    /// Run directory (default: runs/<config name>, numbered if it exists). It receives
+    /// config.toml (resolved), metrics.jsonl, checkpoints/.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue the run in RUN_DIR from its last intact checkpoint, exactly as if it had
+    /// not stopped (its config.toml is used; --config and --set are not allowed).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "out"])]
+    resume: Option<PathBuf>,
     /// Print nothing while training.
     #[arg(long, short)]
     quiet: bool,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let cfg = Config::load(&a.config, &a.set)?;
-    let dir = match a.out {
-        Some(d) => d,
-        None => fresh_run_dir(&a.config),
-    };
     let progress = if a.quiet {
         Progress::Quiet
     } else {
         Progress::auto()
     };
-    let out = train::run(&cfg, &dir, &TrainOptions { progress })?;
+    let opts = TrainOptions { progress };
+    let out = match (a.resume, a.config) {
+        (Some(dir), _) => train::resume(&dir, &opts)?,
+        (None, Some(config)) => {
+            let cfg = Config::load(&config, &a.set)?;
+            let dir = a.out.unwrap_or_else(|| fresh_run_dir(&config));
+            train::run(&cfg, &dir, &opts)?
+        }
+        (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+    };
     println!("run directory: {}", out.dir.display());
     println!(
         "training: {:.0} images/s, final loss {:.4}",
@@ -46,9 +56,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "representation", "kNN top-1", "linear top-1"
     );
     let row = |name: &str, s: &contrastive::eval::Scores| {
-        let lin = s
-            .linear_top1
-            .map_or("-".to_string(), |v| format!("{:.4}", v));
+        let lin = s.linear_top1.map_or("-".to_string(), |v| format!("{v:.4}"));
         println!("{name:<24} {:>9.4} {lin:>12}", s.knn_top1);
     };
     if let Some(b) = &out.baseline {

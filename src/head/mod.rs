@@ -22,6 +22,10 @@ pub struct HeadConfig {
     pub depth: usize,
     /// Batch norm after each hidden linear layer of `mlp`.
     pub bn: bool,
+    /// A prediction head on the query side only (BYOL's asymmetry): an MLP with batch norm
+    /// from `z` to `z`, of `predictor_hidden` hidden units.
+    pub predictor: bool,
+    pub predictor_hidden: usize,
 }
 
 impl Default for HeadConfig {
@@ -32,6 +36,8 @@ impl Default for HeadConfig {
             out: 128,
             depth: 2,
             bn: true,
+            predictor: false,
+            predictor_hidden: 256,
         }
     }
 }
@@ -48,6 +54,13 @@ impl HeadConfig {
                 if self.out == 0 {
                     return Err(Error::config("head.out", 0, "a size >= 1"));
                 }
+                if self.predictor && self.predictor_hidden == 0 {
+                    return Err(Error::config(
+                        "head.predictor_hidden",
+                        0,
+                        "at least 1 for a prediction head",
+                    ));
+                }
                 if self.kind == "mlp" && (self.hidden == 0 || self.depth < 2) {
                     return Err(Error::config(
                         "head.depth",
@@ -59,6 +72,21 @@ impl HeadConfig {
             }
             other => Err(Error::config("head.kind", other, KINDS)),
         }
+    }
+
+    /// Size of `z` for representations of size `input`.
+    pub fn output_dim(&self, input: usize) -> usize {
+        if self.kind == "identity" {
+            input
+        } else {
+            self.out
+        }
+    }
+
+    /// The prediction head for embeddings of size `z`, when configured.
+    pub fn init_predictor(&self, z: usize, device: &Device) -> Option<Projection> {
+        self.predictor
+            .then(|| Projection::new(z, self.predictor_hidden, z, 2, true, device))
     }
 
     /// Builds the head for representations of size `input`; `None` is the identity.

@@ -229,6 +229,8 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
         });
     y
 }
+/// A block of images: its first image and, when `dx` is wanted, its slice of `dx`.
+type Block<'a> = (usize, Option<&'a mut [f32]>);
 
 /// Gradients of [`forward`] given NHWC `dy`: `dx` (NHWC) when `need_dx`, and `dw`
 /// (`[o, c, kh, kw]`).
@@ -248,7 +250,7 @@ pub fn backward(
     } else {
         Vec::new()
     };
-    let blocks: Vec<(usize, Option<&mut [f32]>)> = if need_dx {
+    let blocks: Vec<Block> = if need_dx {
         dx.chunks_mut(per * img)
             .enumerate()
             .map(|(i, d)| (i * per, Some(d)))
@@ -256,11 +258,19 @@ pub fn backward(
     } else {
         (0..g.n).step_by(per).map(|n0| (n0, None)).collect()
     };
-    let dwt = blocks
+    // One contiguous run of blocks per thread, each summed in order, then the runs in
+    // order: the same floating-point sum whatever the scheduling, so runs reproduce.
+    let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
+    let mut runs: Vec<Vec<Block>> = Vec::new();
+    let mut it = blocks.into_iter().peekable();
+    while it.peek().is_some() {
+        runs.push(it.by_ref().take(per_thread).collect());
+    }
+    let partial: Vec<Vec<f32>> = runs
         .into_par_iter()
-        .fold(
-            || vec![0.0f32; k * g.o],
-            |mut dwt, (n0, dxb)| {
+        .map(|run| {
+            let mut dwt = vec![0.0f32; k * g.o];
+            for (n0, dxb) in run {
                 let nb = per.min(g.n - n0);
                 let rows = nb * s;
                 let dyb = &dy[n0 * s * g.o..][..rows * g.o];
@@ -286,16 +296,14 @@ pub fn backward(
                         col2im(g, dcol, nb, dxb);
                     }
                 });
-                dwt
-            },
-        )
-        .reduce(
-            || vec![0.0f32; k * g.o],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+            }
+            dwt
+        })
+        .collect();
+    let mut dwt = vec![0.0f32; k * g.o];
+    for p in partial {
+        dwt.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
     (need_dx.then_some(dx), weight_ockk(g, &dwt))
 }
 

@@ -96,19 +96,20 @@ pub fn backward(
     );
     let db = if bias {
         let per = rows_per_task(m);
-        g.par_chunks(per * n)
+        // partial sums collected in order, so that the total does not depend on scheduling
+        let parts: Vec<Vec<f32>> = g
+            .par_chunks(per * n)
             .map(|b| {
                 let mut acc = vec![0f32; n];
                 add_rows(&mut acc, b);
                 acc
             })
-            .reduce(
-                || vec![0f32; n],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
+            .collect();
+        let mut db = vec![0f32; n];
+        for p in parts {
+            db.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        db
     } else {
         Vec::new()
     };

@@ -101,17 +101,15 @@ fn grad_rows(
     }
 }
 
-/// Sums a per-task `Vec<f32>` of partial sums into f64 totals.
-fn total(parts: impl ParallelIterator<Item = Vec<f32>>, len: usize) -> Vec<f64> {
-    parts
-        .map(|p| p.into_iter().map(f64::from).collect::<Vec<f64>>())
-        .reduce(
-            || vec![0f64; len],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+/// Sums per-task partial sums into f64 totals, in task order (so that the result does not
+/// depend on scheduling and runs reproduce exactly).
+fn total(parts: impl IndexedParallelIterator<Item = Vec<f32>>, len: usize) -> Vec<f64> {
+    let parts: Vec<Vec<f32>> = parts.collect();
+    let mut out = vec![0f64; len];
+    for p in parts {
+        out.iter_mut().zip(p).for_each(|(a, b)| *a += f64::from(b));
+    }
+    out
 }
 
 /// Per-channel mean and biased variance of `x` (`[m, c]`), the variance taken about the

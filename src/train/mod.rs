@@ -5,4 +5,4 @@ pub mod metrics;
 pub mod schedule;
 pub mod trainer;
 
-pub use trainer::{run, Outcome, Progress, TrainOptions};
+pub use trainer::{resume, run, Outcome, Progress, TrainOptions, Trainer};

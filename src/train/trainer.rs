@@ -1,4 +1,8 @@
-//! The one training loop every method runs through.
+//! The one training loop every method runs through, with exact resume.
+//!
+//! All randomness is counter-based: data order from `(seed, epoch)`, views from `(seed,
+//! epoch, step)`, bank negatives from `(seed, step)`. A checkpoint therefore only needs
+//! the position, the model, the optimiser and the key state to continue exactly.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -9,7 +13,8 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -18,12 +23,14 @@ use super::metrics::MetricsLog;
 use super::schedule::learning_rate;
 use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, EpochLoader};
-use crate::data::{self, Dataset};
+use crate::data::{self, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::eval::{self, Scores};
+use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Pairing, Queue};
+use crate::loss::mutual_info::info_nce_bound;
 use crate::model::Model;
 use crate::views::transform::TransformViews;
-use crate::views::{PositiveMap, Sampler, ViewBatch};
+use crate::views::{Group, PositiveMap, Sampler, Tag, ViewBatch};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,154 +66,743 @@ pub struct Outcome {
     pub dir: PathBuf,
     pub scores: Scores,
     pub baseline: Option<Scores>,
-    /// Training images (instances, not views) per second over the whole run.
+    /// Training images (instances, not views) per second over this process's steps.
     pub images_per_s: f64,
     pub final_loss: f32,
 }
 
-/// Trains `cfg` into run directory `dir`, evaluates, and returns the scores.
+/// Trains `cfg` into run directory `dir` from scratch, evaluates, and returns the scores.
 pub fn run(cfg: &Config, dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
-    let ckpt_dir = dir.join("checkpoints");
-    std::fs::create_dir_all(&ckpt_dir).map_err(|e| Error::io(&ckpt_dir, e))?;
-    let cfg_path = dir.join("config.toml");
-    std::fs::write(&cfg_path, cfg.to_toml()).map_err(|e| Error::io(&cfg_path, e))?;
-    let mut log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
+    Trainer::new(cfg.clone(), dir, opts.clone())?.run()
+}
 
-    let ds = load_data(cfg, opts.progress)?;
-    let train = Arc::new(ds.train.clone().truncate(cfg.data.limit));
-    let channels = train.shape[0];
-    let mean = cfg.data.mean.expand("data.mean", channels)?;
-    let std = cfg.data.std.expand("data.std", channels)?;
-    let sampler: Arc<dyn Sampler> = Arc::new(TransformViews {
-        augment: cfg.views.augments(),
-        mean: mean.clone(),
-        std: std.clone(),
-    });
+/// Continues the run in `dir` from its last readable checkpoint.
+pub fn resume(dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
+    Trainer::resume(dir, opts.clone())?.run()
+}
 
-    let device = crate::backend::device(&cfg.train.device)?;
-    device.seed(cfg.train.seed);
-    let ad = device.clone().autodiff();
-    let mut model = Model::new(cfg, train.shape, &ad)?;
-    let mut optim = optimizer(cfg);
+/// Where the loop stands: the next step to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    epoch: usize,
+    step: usize,
+}
 
-    let batch = cfg.train.batch_size;
-    if train.len() < batch {
-        return Err(Error::config(
-            "train.batch_size",
-            batch,
-            format!("at most the {} training samples", train.len()),
-        ));
+/// A training run in progress.
+pub struct Trainer {
+    cfg: Config,
+    dir: PathBuf,
+    opts: TrainOptions,
+    device: Device,
+    ad: Device,
+    ds: Dataset,
+    train: Arc<Split>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    sampler: Arc<dyn Sampler>,
+    model: Model,
+    optim: ModuleOptimizer,
+    key_model: Option<Model>,
+    queue: Option<Queue>,
+    bank: Option<Bank>,
+    pos: Position,
+    log: MetricsLog,
+    metrics_lines: usize,
+    best_knn: Option<f64>,
+    steps: usize,
+    /// Sums over the current epoch's steps so far (loss, InfoNCE bound) and their count,
+    /// kept in checkpoints so that a resumed epoch reports the same means.
+    epoch_sums: (f64, f64, usize),
+}
+
+impl Trainer {
+    /// A fresh run of `cfg` in `dir` (created; an existing `metrics.jsonl` is replaced).
+    pub fn new(cfg: Config, dir: &Path, opts: TrainOptions) -> Result<Self> {
+        let ckpt_dir = dir.join("checkpoints");
+        std::fs::create_dir_all(&ckpt_dir).map_err(|e| Error::io(&ckpt_dir, e))?;
+        let cfg_path = dir.join("config.toml");
+        std::fs::write(&cfg_path, cfg.to_toml()).map_err(|e| Error::io(&cfg_path, e))?;
+        let metrics = dir.join("metrics.jsonl");
+        std::fs::write(&metrics, "").map_err(|e| Error::io(&metrics, e))?;
+        Self::build(cfg, dir, opts)
     }
-    let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
-    let total = steps * cfg.train.epochs;
-    let warmup = (cfg.optim.warmup_epochs * steps as f64).round() as usize;
-    let base_lr = cfg.base_lr();
 
-    let started = Instant::now();
-    let mut trained_images = 0usize;
-    let mut final_loss = f32::NAN;
-    for epoch in 0..cfg.train.epochs {
-        let bar = progress_bar(opts.progress, steps, epoch, cfg.train.epochs);
-        let t0 = Instant::now();
-        let mut loss_sum = 0f64;
-        let loader = EpochLoader::new(
-            train.clone(),
-            sampler.clone(),
-            batch,
-            cfg.train.drop_last,
-            cfg.train.seed,
-            epoch,
-            0,
-        );
-        for (s, views) in loader {
-            let global = epoch * steps + s;
-            let lr = learning_rate(
-                base_lr,
-                cfg.optim.schedule == "cosine",
-                global,
-                total,
-                warmup,
+    /// The run in `dir`, restored from its newest checkpoint that reads back intact (a
+    /// corrupt or truncated one is reported and skipped).
+    pub fn resume(dir: &Path, opts: TrainOptions) -> Result<Self> {
+        let cfg = Config::load(&dir.join("config.toml"), &[])?;
+        let mut t = Self::build(cfg, dir, opts)?;
+        let mut ckpts = list_checkpoints(&dir.join("checkpoints"))?;
+        ckpts.reverse();
+        let mut reasons = Vec::new();
+        for path in ckpts {
+            match Checkpoint::load(&path).and_then(|c| t.restore(&c, &path)) {
+                Ok(()) => {
+                    t.say(&format!(
+                        "resuming from {} (epoch {}, step {})",
+                        path.display(),
+                        t.pos.epoch + 1,
+                        t.pos.step
+                    ));
+                    return Ok(t);
+                }
+                Err(e) => {
+                    t.say(&format!("skipping {e}"));
+                    reasons.push(e.to_string());
+                }
+            }
+        }
+        Err(Error::Checkpoint {
+            path: dir.join("checkpoints"),
+            msg: if reasons.is_empty() {
+                "no checkpoint to resume from".into()
+            } else {
+                reasons.join("; ")
+            },
+        })
+    }
+
+    fn build(cfg: Config, dir: &Path, opts: TrainOptions) -> Result<Self> {
+        let log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
+        let ds = load_data(&cfg, opts.progress)?;
+        let train = Arc::new(ds.train.clone().truncate(cfg.data.limit));
+        let channels = train.shape[0];
+        let mean = cfg.data.mean.expand("data.mean", channels)?;
+        let std = cfg.data.std.expand("data.std", channels)?;
+        let sampler: Arc<dyn Sampler> = Arc::new(TransformViews {
+            augment: cfg.views.augments(),
+            mean: mean.clone(),
+            std: std.clone(),
+        });
+        let device = crate::backend::device(&cfg.train.device)?;
+        device.seed(cfg.train.seed);
+        let ad = device.clone().autodiff();
+        let model = Model::new(&cfg, train.shape, &ad)?;
+        let optim = optimizer(&cfg);
+        let batch = cfg.train.batch_size;
+        if train.len() < batch {
+            return Err(Error::config(
+                "train.batch_size",
+                batch,
+                format!("at most the {} training samples", train.len()),
+            ));
+        }
+        let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
+        let key_model = match cfg.keys.encoder {
+            KeyEncoderKind::Shared => None,
+            KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => Some(keys::frozen_copy(
+                &model,
+                Model::new(&cfg, train.shape, &ad)?,
+            )),
+            KeyEncoderKind::Teacher => Some(load_teacher(&cfg, train.shape, &ad)?),
+        };
+        let z_dim = cfg.head.output_dim(cfg.encoder.output_dim());
+        let queue = (cfg.keys.source == KeySourceKind::Queue).then(|| Queue {
+            dim: z_dim,
+            capacity: cfg.keys.queue_size,
+            ..Queue::default()
+        });
+        let bank = (cfg.keys.source == KeySourceKind::Bank)
+            .then(|| Bank::new(z_dim, train.labels.clone(), cfg.train.seed));
+        Ok(Self {
+            cfg,
+            dir: dir.to_path_buf(),
+            opts,
+            device,
+            ad,
+            ds,
+            train,
+            mean,
+            std,
+            sampler,
+            model,
+            optim,
+            key_model,
+            queue,
+            bank,
+            pos: Position { epoch: 0, step: 0 },
+            log,
+            metrics_lines: 0,
+            best_knn: None,
+            steps,
+            epoch_sums: (0.0, 0.0, 0),
+        })
+    }
+
+    fn say(&self, msg: &str) {
+        if self.opts.progress != Progress::Quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    fn total_steps(&self) -> usize {
+        self.steps * self.cfg.train.epochs
+    }
+
+    fn lr(&self, global: usize) -> f64 {
+        let warmup = (self.cfg.optim.warmup_epochs * self.steps as f64).round() as usize;
+        learning_rate(
+            self.cfg.base_lr(),
+            self.cfg.optim.schedule == "cosine",
+            global,
+            self.total_steps(),
+            warmup,
+        )
+    }
+
+    fn write(&mut self, record: serde_json::Value) -> Result<()> {
+        self.log.write(&record)?;
+        self.metrics_lines += 1;
+        Ok(())
+    }
+
+    /// Trains to the configured number of epochs, then evaluates.
+    pub fn run(mut self) -> Result<Outcome> {
+        let batch = self.cfg.train.batch_size;
+        let started = Instant::now();
+        let mut trained = 0usize;
+        let mut final_loss = f32::NAN;
+        while self.pos.epoch < self.cfg.train.epochs {
+            let epoch = self.pos.epoch;
+            let bar = progress_bar(self.opts.progress, self.steps, epoch, self.cfg.train.epochs);
+            let t0 = Instant::now();
+            let mut ran = 0usize;
+            let loader = EpochLoader::new(
+                self.train.clone(),
+                self.sampler.clone(),
+                batch,
+                self.cfg.train.drop_last,
+                self.cfg.train.seed,
+                epoch,
+                self.pos.step,
             );
-            let (loss, next) = step(cfg, model, &mut optim, lr, &views, &ad)?;
-            model = next;
-            if !loss.is_finite() {
-                return Err(Error::NonFinite {
-                    step: global,
-                    epoch,
-                    loss,
-                });
+            for (s, views) in loader {
+                let global = epoch * self.steps + s;
+                let lr = self.lr(global);
+                let (loss, bound) = self.train_step(global, lr, &views)?;
+                final_loss = loss;
+                self.epoch_sums.0 += f64::from(loss);
+                self.epoch_sums.1 += bound.unwrap_or(0.0);
+                self.epoch_sums.2 += 1;
+                ran += 1;
+                trained += batch;
+                self.pos = Position { epoch, step: s + 1 };
+                self.write(
+                    json!({"epoch": epoch + 1, "step": global + 1, "loss": loss, "lr": lr}),
+                )?;
+                if let Some(b) = &bar {
+                    b.set_position(s as u64 + 1);
+                    let rate = (ran * batch) as f64 / t0.elapsed().as_secs_f64();
+                    b.set_message(format!("loss {loss:.4}  {rate:.0} img/s"));
+                }
+                let every = self.cfg.train.checkpoint_every;
+                if every > 0 && (global + 1) % every == 0 && s + 1 < self.steps {
+                    self.save()?;
+                }
             }
-            loss_sum += f64::from(loss);
-            final_loss = loss;
-            trained_images += batch;
-            log.write(&json!({"epoch": epoch + 1, "step": global + 1, "loss": loss, "lr": lr}))?;
-            if let Some(b) = &bar {
-                b.set_position(s as u64 + 1);
-                let rate = (s + 1) as f64 * batch as f64 / t0.elapsed().as_secs_f64();
-                b.set_message(format!("loss {loss:.4}  {rate:.0} img/s"));
+            if let Some(b) = bar {
+                b.finish_and_clear();
             }
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        let mean_loss = loss_sum / steps as f64;
-        let rate = (steps * batch) as f64 / secs;
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        if opts.progress != Progress::Quiet {
-            eprintln!(
+            let secs = t0.elapsed().as_secs_f64();
+            let (loss_sum, bound_sum, n) = std::mem::take(&mut self.epoch_sums);
+            let mean_loss = loss_sum / n.max(1) as f64;
+            let rate = (ran * batch) as f64 / secs;
+            self.say(&format!(
                 "epoch {}/{}  loss {mean_loss:.4}  {rate:.0} img/s  {secs:.1}s",
                 epoch + 1,
-                cfg.train.epochs
-            );
+                self.cfg.train.epochs
+            ));
+            let mut record = json!({
+                "epoch": epoch + 1, "step": (epoch + 1) * self.steps, "loss": mean_loss,
+                "lr": self.lr((epoch + 1) * self.steps - 1), "epoch_seconds": secs, "images_per_s": rate,
+            });
+            if self.cfg.loss.contrastive() && n > 0 {
+                record["mi_bound"] = json!(bound_sum / n as f64);
+            }
+            self.write(record)?;
+            if self.cfg.keys.encoder == KeyEncoderKind::Snapshot {
+                let fresh = Model::new(&self.cfg, self.train.shape, &self.ad)?;
+                self.key_model = Some(keys::frozen_copy(&self.model, fresh));
+            }
+            self.pos = Position {
+                epoch: epoch + 1,
+                step: 0,
+            };
+            let every = self.cfg.eval.every;
+            let online = every > 0 && (epoch + 1) % every == 0 && epoch + 1 < self.cfg.train.epochs;
+            if online {
+                let knn = self.online_knn()?;
+                self.write(
+                    json!({"epoch": epoch + 1, "step": (epoch + 1) * self.steps, "knn_top1": knn}),
+                )?;
+                self.save()?;
+                if self.best_knn.is_none_or(|b| knn > b) {
+                    self.best_knn = Some(knn);
+                    self.save_as("best.ckpt")?;
+                }
+            } else {
+                self.save()?;
+            }
         }
-        log.write(&json!({
-            "epoch": epoch + 1, "step": (epoch + 1) * steps, "loss": mean_loss,
-            "lr": learning_rate(base_lr, cfg.optim.schedule == "cosine", (epoch + 1) * steps - 1, total, warmup),
-            "epoch_seconds": secs, "images_per_s": rate,
-        }))?;
-        save_checkpoint(
-            &ckpt_dir,
-            epoch + 1,
-            (epoch + 1) * steps,
-            &model,
-            &optim,
-            cfg.train.keep_checkpoints,
-        )?;
+        let images_per_s = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let (scores, baseline) = self.evaluate()?;
+        let mut record = json!({
+            "epoch": self.cfg.train.epochs, "step": self.total_steps(), "knn_top1": scores.knn_top1,
+            "linear_top1": scores.linear_top1, "images_per_s": images_per_s,
+        });
+        if let Some(b) = &baseline {
+            record["baseline_knn_top1"] = json!(b.knn_top1);
+            record["baseline_linear_top1"] = json!(b.linear_top1);
+        }
+        self.write(record)?;
+        Ok(Outcome {
+            dir: self.dir.clone(),
+            scores,
+            baseline,
+            images_per_s,
+            final_loss,
+        })
     }
-    let images_per_s = trained_images as f64 / started.elapsed().as_secs_f64();
 
-    let test = &ds.test;
-    let t0 = Instant::now();
-    let ftr = eval::extract(&model, &train, &mean, &std, &device);
-    let fte = eval::extract(&model, test, &mean, &std, &device);
-    let extract_seconds = t0.elapsed().as_secs_f64();
-    let scores = eval::evaluate(&ftr, &fte, ds.classes, &cfg.eval, cfg.train.seed, &device);
-    if opts.progress != Progress::Quiet {
-        eprintln!(
-            "evaluated: features {extract_seconds:.1}s, kNN {:.1}s, linear probe {:.1}s",
-            scores.knn_seconds, scores.linear_seconds
+    /// The test split used for evaluation.
+    fn test_split(&self) -> Split {
+        self.ds.test.clone().truncate(self.cfg.eval.test_limit)
+    }
+
+    /// kNN accuracy of the current representation (online evaluation).
+    fn online_knn(&self) -> Result<f64> {
+        let test = self.test_split();
+        let ftr = eval::extract(
+            &self.model,
+            &self.train,
+            &self.mean,
+            &self.std,
+            &self.device,
         );
+        let fte = eval::extract(&self.model, &test, &self.mean, &self.std, &self.device);
+        let pred = eval::knn::predict(
+            &ftr,
+            &fte,
+            self.cfg.eval.knn_k,
+            self.cfg.eval.knn_temperature,
+            self.ds.classes,
+            &self.device,
+        );
+        Ok(eval::knn::accuracy(&pred, &fte.labels))
     }
-    let baseline = cfg.eval.baseline.then(|| {
-        let (rtr, rte) = (eval::raw(&train, &mean, &std), eval::raw(test, &mean, &std));
-        eval::evaluate(&rtr, &rte, ds.classes, &cfg.eval, cfg.train.seed, &device)
-    });
-    let mut record = json!({
-        "epoch": cfg.train.epochs, "step": total, "knn_top1": scores.knn_top1,
-        "linear_top1": scores.linear_top1, "images_per_s": images_per_s,
-    });
-    if let Some(b) = &baseline {
-        record["baseline_knn_top1"] = json!(b.knn_top1);
-        record["baseline_linear_top1"] = json!(b.linear_top1);
+
+    /// kNN and linear probe on the representation, and on raw inputs when configured.
+    fn evaluate(&self) -> Result<(Scores, Option<Scores>)> {
+        let test = self.test_split();
+        let t0 = Instant::now();
+        let ftr = eval::extract(
+            &self.model,
+            &self.train,
+            &self.mean,
+            &self.std,
+            &self.device,
+        );
+        let fte = eval::extract(&self.model, &test, &self.mean, &self.std, &self.device);
+        let secs = t0.elapsed().as_secs_f64();
+        let (cfg, seed) = (&self.cfg.eval, self.cfg.train.seed);
+        let scores = eval::evaluate(&ftr, &fte, self.ds.classes, cfg, seed, &self.device);
+        self.say(&format!(
+            "evaluated: features {secs:.1}s, kNN {:.1}s, linear probe {:.1}s",
+            scores.knn_seconds, scores.linear_seconds
+        ));
+        let baseline = cfg.baseline.then(|| {
+            let (rtr, rte) = (
+                eval::raw(&self.train, &self.mean, &self.std),
+                eval::raw(&test, &self.mean, &self.std),
+            );
+            eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device)
+        });
+        Ok((scores, baseline))
     }
-    log.write(&record)?;
-    Ok(Outcome {
-        dir: dir.to_path_buf(),
-        scores,
-        baseline,
-        images_per_s,
-        final_loss,
-    })
+
+    /// One optimisation step; returns the loss and, for the InfoNCE family, `log N - L`.
+    fn train_step(
+        &mut self,
+        global: usize,
+        lr: f64,
+        views: &ViewBatch,
+    ) -> Result<(f32, Option<f64>)> {
+        let epoch = global / self.steps;
+        let (loss, map) = match self.cfg.keys.pairing {
+            Pairing::Joint => self.joint_loss(views)?,
+            Pairing::Cross => self.cross_loss(views, global)?,
+        };
+        let value = loss.clone().into_scalar::<f32>();
+        if !value.is_finite() {
+            return Err(Error::NonFinite {
+                step: global + 1,
+                epoch: epoch + 1,
+                loss: value,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        if self.cfg.keys.encoder == KeyEncoderKind::Momentum {
+            let m = self.cfg.keys.momentum_at(global + 1, self.total_steps());
+            if let Some(k) = self.key_model.take() {
+                self.key_model = Some(keys::ema(k, &self.model, m));
+            }
+        }
+        let bound = self
+            .cfg
+            .loss
+            .contrastive()
+            .then(|| info_nce_bound(f64::from(value), &map));
+        Ok((value, bound))
+    }
+
+    /// Every row a query and a key, in one forward pass (SimCLR, SupCon).
+    fn joint_loss(&self, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+        let z: Vec<Tensor<2>> = views
+            .groups
+            .iter()
+            .map(|g| self.model.forward(self.input(g)).1)
+            .collect();
+        let z = Tensor::cat(z, 0);
+        let tags = views.tags();
+        let map = self.map(&tags, &tags, true);
+        let loss = self
+            .cfg
+            .loss
+            .compute(z.clone(), z, &map, self.model.critic.as_ref())?;
+        Ok((loss, map))
+    }
+
+    /// Queries from one view, keys from the other (or from a memory bank), per direction.
+    fn cross_loss(&mut self, views: &ViewBatch, global: usize) -> Result<(Tensor<1>, PositiveMap)> {
+        let g = views
+            .groups
+            .first()
+            .ok_or_else(|| Error::Invalid("a batch without views".into()))?;
+        let (_, z_all) = self.model.forward(self.input(g));
+        if let Some(bank) = &self.bank {
+            // InstDisc: every view is a query against the bank entries of the batch's
+            // instances and sampled negatives.
+            let q = self.model.predict(z_all.clone());
+            let instances: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
+            let mut idx: Vec<u32> = instances.clone();
+            idx.sort_unstable();
+            idx.dedup();
+            idx.extend(bank.sample(self.cfg.keys.bank_negatives, self.cfg.train.seed, global));
+            let (kz, ktags) = bank.gather(&idx);
+            let k = keys::device_rows(kz, bank.dim, &self.ad);
+            let map = self.map(&g.tags, &ktags, false);
+            let loss = self
+                .cfg
+                .loss
+                .compute(q, k, &map, self.model.critic.as_ref())?;
+            let first: Vec<usize> = (0..g.tags.len()).filter(|&i| g.tags[i].view == 0).collect();
+            let zq = keys::host(&z_all);
+            let dim = bank.dim;
+            let (inst, rows): (Vec<u32>, Vec<f32>) = (
+                first.iter().map(|&i| g.tags[i].instance).collect(),
+                first
+                    .iter()
+                    .flat_map(|&i| zq[i * dim..(i + 1) * dim].to_vec())
+                    .collect(),
+            );
+            let m = self.cfg.keys.bank_momentum as f32;
+            if let Some(b) = self.bank.as_mut() {
+                let mut normalised = rows;
+                normalised.chunks_mut(dim).for_each(|r| {
+                    let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    r.iter_mut().for_each(|v| *v /= n);
+                });
+                b.update(&inst, &normalised, m);
+            }
+            return Ok((loss, map));
+        }
+        let view_rows =
+            |v: u16| -> Vec<usize> { (0..g.tags.len()).filter(|&i| g.tags[i].view == v).collect() };
+        let (rows0, rows1) = (view_rows(0), view_rows(1));
+        if rows0.is_empty() || rows1.is_empty() {
+            return Err(Error::Invalid(
+                "cross pairing needs views 0 and 1 in every batch".into(),
+            ));
+        }
+        let keys_of = |rows: &[usize]| -> Tensor<2> {
+            match &self.key_model {
+                None => select(&z_all, rows),
+                Some(km) => {
+                    let x = select_rows(g, rows, &self.ad);
+                    km.forward(x).1.detach()
+                }
+            }
+        };
+        let tags_of = |rows: &[usize]| -> Vec<Tag> { rows.iter().map(|&i| g.tags[i]).collect() };
+        let mut directions = vec![(rows0.clone(), rows1.clone())];
+        if self.cfg.keys.symmetric {
+            directions.push((rows1.clone(), rows0.clone()));
+        }
+        let mut losses = Vec::new();
+        let mut first_map = None;
+        let mut pushed: Vec<(Tensor<2>, Vec<Tag>)> = Vec::new();
+        for (qr, kr) in &directions {
+            let q = self.model.predict(select(&z_all, qr));
+            let (k_batch, k_tags) = (keys_of(kr), tags_of(kr));
+            let (k, all_tags) = match &self.queue {
+                Some(queue) if !queue.tags.is_empty() => {
+                    let extra = keys::device_rows(queue.z.clone(), queue.dim, &self.ad);
+                    let mut t = k_tags.clone();
+                    t.extend_from_slice(&queue.tags);
+                    (Tensor::cat(vec![k_batch.clone(), extra], 0), t)
+                }
+                _ => (k_batch.clone(), k_tags.clone()),
+            };
+            let map = self.map(&tags_of(qr), &all_tags, false);
+            losses.push(
+                self.cfg
+                    .loss
+                    .compute(q, k, &map, self.model.critic.as_ref())?,
+            );
+            pushed.push((k_batch, k_tags));
+            first_map.get_or_insert(map);
+        }
+        if let Some(queue) = self.queue.as_mut() {
+            for (k, t) in pushed {
+                queue.push(&keys::host(&k), &t);
+            }
+        }
+        let n = losses.len() as f64;
+        let loss = losses
+            .into_iter()
+            .reduce(|a, b| a + b)
+            .map(|l| l.div_scalar(n));
+        match (loss, first_map) {
+            (Some(loss), Some(map)) => Ok((loss, map)),
+            _ => Err(Error::Invalid("no query/key direction".into())),
+        }
+    }
+
+    fn map(&self, queries: &[Tag], keys: &[Tag], same_rows: bool) -> PositiveMap {
+        let mut map = PositiveMap::build(self.cfg.views.relation, queries, keys, same_rows);
+        if self.cfg.loss.exclude_false_negatives {
+            map.exclude_false_negatives(queries, keys);
+        }
+        map
+    }
+
+    fn input(&self, g: &Group) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(g.data.clone(), g.shape), &self.ad)
+    }
+
+    /// Writes a checkpoint of the current position, then prunes old ones.
+    fn save(&self) -> Result<()> {
+        let global = self.pos.epoch * self.steps + self.pos.step;
+        self.save_as(&format!("step-{global:09}.ckpt"))?;
+        prune(
+            &self.dir.join("checkpoints"),
+            self.cfg.train.keep_checkpoints.max(1),
+        )
+    }
+
+    fn save_as(&self, name: &str) -> Result<()> {
+        let path = self.dir.join("checkpoints").join(name);
+        let bad = |e: burn::store::RecordError| Error::Checkpoint {
+            path: path.clone(),
+            msg: e.to_string(),
+        };
+        let mut sections = vec![
+            (
+                "model".to_string(),
+                self.model
+                    .clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(bad)?
+                    .to_vec(),
+            ),
+            (
+                "optimizer".to_string(),
+                self.optim.into_bytes().map_err(bad)?.to_vec(),
+            ),
+        ];
+        if let Some(k) = &self.key_model {
+            sections.push((
+                "key_model".into(),
+                k.clone().into_record().into_bytes().map_err(bad)?.to_vec(),
+            ));
+        }
+        if let Some(q) = &self.queue {
+            sections.push(("queue_z".into(), f32_bytes(&q.z)));
+            sections.push(("queue_tags".into(), tag_bytes(&q.tags)));
+        }
+        if let Some(b) = &self.bank {
+            sections.push(("bank".into(), f32_bytes(&b.z)));
+        }
+        Checkpoint {
+            meta: json!({
+                "epoch": self.pos.epoch, "step": self.pos.step, "metrics_lines": self.metrics_lines,
+                "best_knn": self.best_knn, "steps_per_epoch": self.steps,
+                "epoch_sums": [self.epoch_sums.0, self.epoch_sums.1, self.epoch_sums.2],
+            }),
+            sections,
+        }
+        .save(&path)
+    }
+
+    fn restore(&mut self, c: &Checkpoint, path: &Path) -> Result<()> {
+        let bad = |msg: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let get = |name: &str| {
+            c.section(name)
+                .ok_or_else(|| bad(format!("has no `{name}` section")))
+        };
+        let field = |name: &str| {
+            c.meta
+                .get(name)
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize)
+                .ok_or_else(|| bad(format!("header lacks `{name}`")))
+        };
+        if field("steps_per_epoch")? != self.steps {
+            return Err(bad("was written with another batch size or dataset".into()));
+        }
+        let record = |bytes: &[u8]| {
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+                .map_err(|e| bad(e.to_string()))
+        };
+        let model = std::mem::replace(
+            &mut self.model,
+            Model::new(&self.cfg, self.train.shape, &self.ad)?,
+        );
+        self.model = model
+            .try_load_record(record(get("model")?)?)
+            .map_err(|e| bad(e.to_string()))?;
+        let optim = std::mem::replace(&mut self.optim, optimizer(&self.cfg));
+        self.optim = optim
+            .from_bytes(Bytes::from_bytes_vec(get("optimizer")?.to_vec()))
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some(k) = self.key_model.take() {
+            let loaded = match c.section("key_model") {
+                Some(b) => k
+                    .try_load_record(record(b)?)
+                    .map_err(|e| bad(e.to_string()))?
+                    .no_grad(),
+                None => return Err(bad("has no `key_model` section".into())),
+            };
+            self.key_model = Some(loaded);
+        }
+        if let Some(q) = self.queue.as_mut() {
+            q.z = bytes_f32(get("queue_z")?);
+            q.tags =
+                bytes_tags(get("queue_tags")?).ok_or_else(|| bad("corrupt queue tags".into()))?;
+        }
+        if let Some(b) = self.bank.as_mut() {
+            let z = bytes_f32(get("bank")?);
+            if z.len() != b.z.len() {
+                return Err(bad(format!(
+                    "memory bank of {} values, expected {}",
+                    z.len(),
+                    b.z.len()
+                )));
+            }
+            b.z = z;
+        }
+        self.pos = Position {
+            epoch: field("epoch")?,
+            step: field("step")?,
+        };
+        self.best_knn = c.meta.get("best_knn").and_then(|v| v.as_f64());
+        let sums = c
+            .meta
+            .get("epoch_sums")
+            .and_then(|v| v.as_array())
+            .filter(|a| a.len() == 3);
+        let sums = sums.ok_or_else(|| bad("header lacks `epoch_sums`".into()))?;
+        let num = |i: usize| {
+            sums[i]
+                .as_f64()
+                .ok_or_else(|| bad("corrupt `epoch_sums`".into()))
+        };
+        self.epoch_sums = (num(0)?, num(1)?, num(2)? as usize);
+        let lines = field("metrics_lines")?;
+        let path = self.dir.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let kept: Vec<&str> = text.lines().take(lines).collect();
+        if kept.len() < lines {
+            return Err(bad(format!(
+                "expects {lines} metrics lines, {} has {}",
+                path.display(),
+                kept.len()
+            )));
+        }
+        let mut content = kept.join("\n");
+        if !content.is_empty() {
+            content.push('\n');
+        }
+        std::fs::write(&path, content).map_err(|e| Error::io(&path, e))?;
+        self.log = MetricsLog::open(&path)?;
+        self.metrics_lines = lines;
+        Ok(())
+    }
+}
+
+/// Rows `rows` of `z`.
+fn select(z: &Tensor<2>, rows: &[usize]) -> Tensor<2> {
+    let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    let n = idx.len();
+    z.clone().select(
+        0,
+        Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &z.device()),
+    )
+}
+
+/// Rows `rows` of a group as an input tensor.
+fn select_rows(g: &Group, rows: &[usize], device: &Device) -> Tensor<4> {
+    let len: usize = g.shape[1..].iter().product();
+    let mut data = Vec::with_capacity(rows.len() * len);
+    for &r in rows {
+        data.extend_from_slice(&g.data[r * len..(r + 1) * len]);
+    }
+    Tensor::from_data(
+        TensorData::new(data, [rows.len(), g.shape[1], g.shape[2], g.shape[3]]),
+        device,
+    )
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn tag_bytes(tags: &[Tag]) -> Vec<u8> {
+    tags.iter()
+        .flat_map(|t| {
+            t.instance
+                .to_le_bytes()
+                .into_iter()
+                .chain(t.label.to_le_bytes())
+                .chain(t.view.to_le_bytes())
+        })
+        .collect()
+}
+
+fn bytes_tags(b: &[u8]) -> Option<Vec<Tag>> {
+    if b.len() % 10 != 0 {
+        return None;
+    }
+    Some(
+        b.chunks_exact(10)
+            .map(|c| Tag {
+                instance: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                label: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                view: u16::from_le_bytes([c[8], c[9]]),
+            })
+            .collect(),
+    )
 }
 
 /// Loads the configured dataset, fetching it first when allowed and missing.
@@ -226,6 +822,58 @@ fn load_data(cfg: &Config, progress: Progress) -> Result<Dataset> {
         }
         other => other,
     }
+}
+
+/// The teacher's model, loaded from its checkpoint and the config of its run.
+fn load_teacher(cfg: &Config, input: [usize; 3], device: &Device) -> Result<Model> {
+    let path = cfg.keys.teacher.clone().unwrap_or_default();
+    let ckpt = if path.is_dir() {
+        list_checkpoints(&path.join("checkpoints"))?
+            .pop()
+            .ok_or_else(|| Error::Checkpoint {
+                path: path.clone(),
+                msg: "holds no checkpoint".into(),
+            })?
+    } else {
+        path.clone()
+    };
+    let run_dir = ckpt
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let teacher_cfg = Config::load(&run_dir.join("config.toml"), &[])?;
+    let c = Checkpoint::load(&ckpt)?;
+    let bytes = c.section("model").ok_or_else(|| Error::Checkpoint {
+        path: ckpt.clone(),
+        msg: "has no `model` section".into(),
+    })?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| {
+        Error::Checkpoint {
+            path: ckpt.clone(),
+            msg: e.to_string(),
+        }
+    })?;
+    let teacher = Model::new(&teacher_cfg, input, device)?
+        .try_load_record(record)
+        .map_err(|e| Error::Checkpoint {
+            path: ckpt.clone(),
+            msg: e.to_string(),
+        })?;
+    let (tz, sz) = (
+        teacher_cfg
+            .head
+            .output_dim(teacher_cfg.encoder.output_dim()),
+        cfg.head.output_dim(cfg.encoder.output_dim()),
+    );
+    if tz != sz {
+        return Err(Error::config(
+            "head.out",
+            sz,
+            format!("the teacher's embedding size {tz}"),
+        ));
+    }
+    Ok(teacher.no_grad())
 }
 
 /// The configured optimiser.
@@ -248,75 +896,27 @@ fn optimizer(cfg: &Config) -> ModuleOptimizer {
     }
 }
 
-/// One optimisation step on `views`; returns the loss and the updated model.
-fn step(
-    cfg: &Config,
-    model: Model,
-    optim: &mut ModuleOptimizer,
-    lr: f64,
-    views: &ViewBatch,
-    device: &Device,
-) -> Result<(f32, Model)> {
-    let mut zs = Vec::new();
-    for g in &views.groups {
-        let x = Tensor::<4>::from_data(TensorData::new(g.data.clone(), g.shape), device);
-        zs.push(model.forward(x).1);
+/// Step checkpoints in `dir`, oldest first (`best.ckpt` excluded).
+pub fn list_checkpoints(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
     }
-    let z = Tensor::cat(zs, 0);
-    let tags = views.tags();
-    let mut map = PositiveMap::build(cfg.views.relation, &tags, &tags, true);
-    if cfg.loss.exclude_false_negatives {
-        map.exclude_false_negatives(&tags, &tags);
-    }
-    let loss = cfg
-        .loss
-        .compute(z.clone(), z, &map, model.critic.as_ref())?;
-    let value = loss.clone().into_scalar::<f32>();
-    if !value.is_finite() {
-        return Ok((value, model));
-    }
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    Ok((value, optim.step(lr, model, grads)))
-}
-
-fn save_checkpoint(
-    dir: &Path,
-    epoch: usize,
-    step: usize,
-    model: &Model,
-    optim: &ModuleOptimizer,
-    keep: usize,
-) -> Result<()> {
-    let path = dir.join(format!("epoch-{epoch:04}.ckpt"));
-    let bad = |e: burn::store::RecordError| Error::Checkpoint {
-        path: path.clone(),
-        msg: e.to_string(),
-    };
-    let model_bytes = model.clone().into_record().into_bytes().map_err(bad)?;
-    let optim_bytes = optim.into_bytes().map_err(bad)?;
-    Checkpoint {
-        meta: json!({"epoch": epoch, "step": step}),
-        sections: vec![
-            ("model".into(), model_bytes.to_vec()),
-            ("optimizer".into(), optim_bytes.to_vec()),
-        ],
-    }
-    .save(&path)?;
-    prune(dir, keep.max(1))
-}
-
-/// Removes all but the newest `keep` epoch checkpoints.
-fn prune(dir: &Path, keep: usize) -> Result<()> {
     let mut ckpts: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("epoch-") && n.ends_with(".ckpt"))
+                .is_some_and(|n| n.starts_with("step-") && n.ends_with(".ckpt"))
         })
         .collect();
     ckpts.sort();
+    Ok(ckpts)
+}
+
+/// Removes all but the newest `keep` step checkpoints.
+fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let ckpts = list_checkpoints(dir)?;
     let n = ckpts.len();
     for p in ckpts.into_iter().take(n.saturating_sub(keep)) {
         std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;

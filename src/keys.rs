@@ -1,0 +1,350 @@
+//! Where keys come from: the review's encoder taxonomy (end-to-end, momentum encoder,
+//! past snapshot, frozen teacher) and key sources (the batch, a FIFO queue, a memory
+//! bank of per-instance embeddings).
+
+use std::path::PathBuf;
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::views::transform::mix;
+use crate::views::Tag;
+
+/// How key embeddings are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyEncoderKind {
+    /// The query encoder itself, with gradient (end-to-end: SimCLR).
+    Shared,
+    /// An exponential moving average of the query encoder, no gradient (MoCo, BYOL).
+    Momentum,
+    /// The query encoder as it was at the end of the previous epoch, frozen.
+    Snapshot,
+    /// A frozen pre-trained encoder loaded from a checkpoint (distillation, CRD).
+    Teacher,
+}
+
+/// Where the keys a query is compared against come from, besides the batch's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySourceKind {
+    /// The batch only.
+    Batch,
+    /// The batch plus a FIFO queue of earlier keys (MoCo).
+    Queue,
+    /// A memory bank of one embedding per training instance (InstDisc): the keys are the
+    /// bank entries of the batch's instances plus sampled bank entries.
+    Bank,
+}
+
+/// Which rows of a batch are queries and which are keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pairing {
+    /// Every row is a query and a key, in one forward pass (SimCLR, SupCon).
+    Joint,
+    /// View 0 rows are queries, view 1 rows keys (MoCo, BYOL, CMC, CRD); `symmetric` adds
+    /// the reverse.
+    Cross,
+}
+
+/// The key strategy of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub encoder: KeyEncoderKind,
+    pub source: KeySourceKind,
+    pub pairing: Pairing,
+    /// With `cross` pairing, also view 1 against view 0; the loss is the mean of both.
+    pub symmetric: bool,
+    /// Momentum `m` of the key encoder, `k = m k + (1 - m) q`, at the first step.
+    pub momentum: f64,
+    /// `m` at the last step, reached on a cosine schedule (BYOL); equal to `momentum` keeps
+    /// it constant (MoCo).
+    pub momentum_end: f64,
+    /// Keys held by the queue.
+    pub queue_size: usize,
+    /// Memory-bank update `b_i = normalise(m b_i + (1 - m) z_i)`: the `m`.
+    pub bank_momentum: f64,
+    /// Bank entries drawn uniformly as extra negatives per step.
+    pub bank_negatives: usize,
+    /// Checkpoint of the teacher (a run directory or a `.ckpt` file of this tool) and the
+    /// config it was trained with (its run's `config.toml`, found beside the checkpoint).
+    pub teacher: Option<PathBuf>,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            encoder: KeyEncoderKind::Shared,
+            source: KeySourceKind::Batch,
+            pairing: Pairing::Joint,
+            symmetric: true,
+            momentum: 0.99,
+            momentum_end: 0.99,
+            queue_size: 4096,
+            bank_momentum: 0.5,
+            bank_negatives: 4096,
+            teacher: None,
+        }
+    }
+}
+
+impl KeysConfig {
+    /// Checks the combination of choices, naming the key at fault.
+    pub fn validate(&self) -> Result<()> {
+        for (key, m) in [
+            ("keys.momentum", self.momentum),
+            ("keys.momentum_end", self.momentum_end),
+            ("keys.bank_momentum", self.bank_momentum),
+        ] {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(Error::config(key, m, "a value in [0, 1]"));
+            }
+        }
+        if self.pairing == Pairing::Joint && self.encoder != KeyEncoderKind::Shared {
+            return Err(Error::config(
+                "keys.pairing",
+                "joint",
+                format!(
+                    "cross: a {:?} key encoder encodes the key view apart from the queries",
+                    self.encoder
+                )
+                .to_lowercase(),
+            ));
+        }
+        if self.source == KeySourceKind::Queue && self.queue_size == 0 {
+            return Err(Error::config(
+                "keys.queue_size",
+                0,
+                "at least 1 for a queue",
+            ));
+        }
+        if self.source == KeySourceKind::Bank && self.bank_negatives == 0 {
+            return Err(Error::config(
+                "keys.bank_negatives",
+                0,
+                "at least 1 for a memory bank",
+            ));
+        }
+        if self.encoder == KeyEncoderKind::Teacher && self.teacher.is_none() {
+            return Err(Error::config(
+                "keys.teacher",
+                "(none)",
+                "a checkpoint or run directory for a teacher key encoder",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The key encoder's momentum at `step` of `total` (cosine from `momentum` to `momentum_end`).
+    pub fn momentum_at(&self, step: usize, total: usize) -> f64 {
+        let t = step as f64 / total.max(1) as f64;
+        self.momentum_end
+            - (self.momentum_end - self.momentum) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+/// Every float parameter (and running statistic) of a module, flattened, in visiting order.
+struct Collect(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val().detach();
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n]));
+    }
+}
+
+/// Replaces each float parameter `k` by `m k + (1 - m) q`, `q` taken in visiting order.
+struct Ema {
+    online: std::vec::IntoIter<Tensor<1>>,
+    m: f64,
+}
+
+impl ModuleMapper for Ema {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(q) = self.online.next() else {
+            return param;
+        };
+        let m = self.m;
+        param.map(|k| {
+            let q = q.reshape(k.dims()).to_device(&k.device());
+            (k.mul_scalar(m) + q.mul_scalar(1.0 - m)).detach()
+        })
+    }
+}
+
+/// `key = m key + (1 - m) online`, parameter by parameter (running statistics included:
+/// the key encoder's own forward passes update them too, so they stay close either way).
+pub fn ema(key: Model, online: &Model, m: f64) -> Model {
+    let mut c = Collect(Vec::new());
+    online.visit(&mut c);
+    key.map(&mut Ema {
+        online: c.0.into_iter(),
+        m,
+    })
+}
+
+/// An independent copy of `model` (its own running statistics), without gradients.
+pub fn frozen_copy(model: &Model, fresh: Model) -> Model {
+    fresh.load_record(model.clone().into_record()).no_grad()
+}
+
+/// A queue of earlier keys, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Queue {
+    pub dim: usize,
+    pub capacity: usize,
+    pub z: Vec<f32>,
+    pub tags: Vec<Tag>,
+}
+
+impl Queue {
+    /// Appends keys `z` (`[n, dim]`) with their tags, dropping the oldest beyond capacity.
+    pub fn push(&mut self, z: &[f32], tags: &[Tag]) {
+        self.z.extend_from_slice(z);
+        self.tags.extend_from_slice(tags);
+        let n = self.tags.len();
+        if n > self.capacity {
+            let drop = n - self.capacity;
+            self.z.drain(..drop * self.dim);
+            self.tags.drain(..drop);
+        }
+    }
+}
+
+/// One L2-normalised embedding per training instance, updated with momentum.
+#[derive(Debug, Clone)]
+pub struct Bank {
+    pub dim: usize,
+    pub z: Vec<f32>,
+    pub labels: Vec<u32>,
+}
+
+impl Bank {
+    /// Random unit vectors for `labels.len()` instances, from `seed`.
+    pub fn new(dim: usize, labels: Vec<u32>, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut z: Vec<f32> = (0..labels.len() * dim)
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect();
+        z.chunks_mut(dim).for_each(normalise);
+        Self { dim, z, labels }
+    }
+
+    /// `b_i = normalise(m b_i + (1 - m) z)` for each instance `i` and its new embedding.
+    pub fn update(&mut self, instances: &[u32], z: &[f32], m: f32) {
+        for (&i, new) in instances.iter().zip(z.chunks(self.dim)) {
+            let row = &mut self.z[i as usize * self.dim..(i as usize + 1) * self.dim];
+            row.iter_mut()
+                .zip(new)
+                .for_each(|(b, &v)| *b = m * *b + (1.0 - m) * v);
+            normalise(row);
+        }
+    }
+
+    /// The entries of `instances` and their tags.
+    pub fn gather(&self, instances: &[u32]) -> (Vec<f32>, Vec<Tag>) {
+        let mut z = Vec::with_capacity(instances.len() * self.dim);
+        let tags = instances
+            .iter()
+            .map(|&i| {
+                z.extend_from_slice(&self.z[i as usize * self.dim..(i as usize + 1) * self.dim]);
+                Tag {
+                    instance: i,
+                    label: self.labels[i as usize],
+                    view: u16::MAX,
+                }
+            })
+            .collect();
+        (z, tags)
+    }
+
+    /// `k` instances drawn uniformly with replacement, from the step's seed.
+    pub fn sample(&self, k: usize, seed: u64, step: usize) -> Vec<u32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, step as u64, 0x42414e4b));
+        (0..k)
+            .map(|_| rng.random_range(0..self.labels.len() as u32))
+            .collect()
+    }
+}
+
+fn normalise(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+/// Rows of a tensor as host values.
+pub fn host(t: &Tensor<2>) -> Vec<f32> {
+    t.clone().detach().into_data().iter::<f32>().collect()
+}
+
+/// Host rows `[n, dim]` as a tensor on `device`.
+pub fn device_rows(z: Vec<f32>, dim: usize, device: &Device) -> Tensor<2> {
+    let n = z.len() / dim.max(1);
+    Tensor::from_data(TensorData::new(z, [n, dim]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(i: u32) -> Tag {
+        Tag {
+            instance: i,
+            label: 0,
+            view: 1,
+        }
+    }
+
+    #[test]
+    fn queue_keeps_the_newest_keys_in_order() {
+        let mut q = Queue {
+            dim: 2,
+            capacity: 3,
+            ..Queue::default()
+        };
+        q.push(&[1., 1., 2., 2.], &[tag(1), tag(2)]);
+        q.push(&[3., 3., 4., 4.], &[tag(3), tag(4)]);
+        assert_eq!(q.z, vec![2., 2., 3., 3., 4., 4.]);
+        assert_eq!(
+            q.tags.iter().map(|t| t.instance).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn bank_update_is_the_normalised_momentum_average() {
+        let mut b = Bank {
+            dim: 2,
+            z: vec![1., 0., 0., 1.],
+            labels: vec![0, 1],
+        };
+        b.update(&[1], &[1.0, 0.0], 0.5);
+        let s = 0.5f32.sqrt();
+        assert!((b.z[2] - s).abs() < 1e-6 && (b.z[3] - s).abs() < 1e-6);
+        assert_eq!(&b.z[..2], &[1., 0.], "other rows untouched");
+        let (z, tags) = b.gather(&[1, 0]);
+        assert_eq!(z.len(), 4);
+        assert_eq!(tags[0].instance, 1);
+    }
+
+    #[test]
+    fn momentum_schedule_runs_from_start_to_end() {
+        let k = KeysConfig {
+            momentum: 0.99,
+            momentum_end: 1.0,
+            ..KeysConfig::default()
+        };
+        assert!((k.momentum_at(0, 100) - 0.99).abs() < 1e-12);
+        assert!((k.momentum_at(100, 100) - 1.0).abs() < 1e-12);
+        assert!((k.momentum_at(50, 100) - 0.995).abs() < 1e-12);
+    }
+}

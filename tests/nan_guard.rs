@@ -1,0 +1,56 @@
+//! A non-finite loss stops the run with a message naming the step, and the last good
+//! checkpoint stays readable.
+
+mod common;
+
+use std::path::Path;
+
+use common::{bin, data_dir};
+use contrastive::train::checkpoint::Checkpoint;
+use contrastive::train::trainer::list_checkpoints;
+
+#[test]
+fn a_diverging_run_stops_at_the_first_non_finite_loss() {
+    let data = data_dir().join("fashion-mnist");
+    assert!(
+        data.exists(),
+        "{} is missing: run scripts/test.sh",
+        data.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/simclr-fashion-mnist.toml");
+    let out = bin()
+        .args(["train", "--quiet", "--config"])
+        .arg(cfg)
+        .arg("--set")
+        .arg(format!("data.dir={}", data.display()))
+        .args([
+            "--set",
+            "data.limit=1024",
+            "--set",
+            "train.batch_size=128",
+            "--set",
+            "train.epochs=2",
+        ])
+        .args(["--set", "optim.lr=1e6", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: non-finite loss NaN at step 9 (epoch 2); the last good checkpoint is kept"
+    );
+    let ckpts = list_checkpoints(&run.join("checkpoints")).unwrap();
+    assert_eq!(ckpts.len(), 1, "the end-of-epoch-1 checkpoint");
+    let c = Checkpoint::load(&ckpts[0]).unwrap();
+    assert_eq!(c.meta["epoch"], 1);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        9,
+        "8 steps and the epoch summary; nothing of the diverged step"
+    );
+}

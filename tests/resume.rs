@@ -1,0 +1,162 @@
+//! A run killed mid-epoch (SIGKILL) and resumed gives exactly the metrics of an
+//! uninterrupted run; a corrupt checkpoint is refused and the previous one used.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bin, data_dir};
+use contrastive::train::metrics;
+
+fn train_cmd(out: &Path) -> Command {
+    let data = data_dir().join("fashion-mnist");
+    assert!(
+        data.exists(),
+        "{} is missing: run scripts/test.sh",
+        data.display()
+    );
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/simclr-fashion-mnist.toml");
+    let mut c = bin();
+    c.args(["train", "--quiet", "--config"])
+        .arg(cfg)
+        .arg("--set")
+        .arg(format!("data.dir={}", data.display()));
+    for s in [
+        "data.limit=1024",
+        "train.batch_size=128",
+        "train.epochs=2",
+        "train.checkpoint_every=3",
+        "train.keep_checkpoints=3",
+        "eval.linear_epochs=2",
+        "eval.test_limit=500",
+        "eval.baseline=false",
+    ] {
+        c.args(["--set", s]);
+    }
+    c.arg("--out").arg(out);
+    c
+}
+
+/// The records without the wall-clock fields.
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    metrics::read(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|mut r| {
+            if let Some(o) = r.as_object_mut() {
+                o.remove("epoch_seconds");
+                o.remove("images_per_s");
+            }
+            r
+        })
+        .collect()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Starts a run and SIGKILLs it once `after` metrics lines exist.
+fn kill_after(out: &Path, after: usize) {
+    let mut child = train_cmd(out).spawn().unwrap();
+    let t0 = Instant::now();
+    while lines(&out.join("metrics.jsonl")) < after {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "run made no progress"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("run ended before it could be killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn resume(out: &Path) -> std::process::Output {
+    let o = bin().args(["train", "--resume"]).arg(out).output().unwrap();
+    assert!(
+        o.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn checkpoints(run: &Path) -> Vec<PathBuf> {
+    contrastive::train::trainer::list_checkpoints(&run.join("checkpoints")).unwrap()
+}
+
+#[test]
+fn killed_and_resumed_equals_uninterrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    assert!(train_cmd(&a).output().unwrap().status.success());
+    let want = records(&a);
+    // 8 steps and one epoch summary per epoch, then the evaluation
+    assert_eq!(want.iter().filter(|r| r.get("lr").is_some()).count(), 18);
+    assert!(want.last().unwrap().get("knn_top1").is_some());
+
+    // killed in the middle of the first epoch, after the checkpoint at step 3
+    kill_after(&b, 5);
+    assert!(!checkpoints(&b).is_empty());
+    resume(&b);
+    assert_eq!(
+        records(&b),
+        want,
+        "resumed run differs from the uninterrupted one"
+    );
+
+    // killed in the second epoch; the newest checkpoint is then truncated
+    kill_after(&c, 16);
+    let ckpts = checkpoints(&c);
+    assert!(ckpts.len() >= 2, "{ckpts:?}");
+    let newest = ckpts.last().unwrap();
+    let bytes = std::fs::read(newest).unwrap();
+    std::fs::write(newest, &bytes[..bytes.len() / 2]).unwrap();
+    let out = resume(&c);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipping") && err.contains("truncated"),
+        "{err}"
+    );
+    assert_eq!(
+        records(&c),
+        want,
+        "run resumed from the previous checkpoint differs"
+    );
+}
+
+#[test]
+fn a_corrupt_only_checkpoint_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    kill_after(&run, 5);
+    for p in checkpoints(&run) {
+        let mut b = std::fs::read(&p).unwrap();
+        let n = b.len();
+        b[n - 1] ^= 0x55;
+        std::fs::write(&p, b).unwrap();
+    }
+    let o = bin()
+        .args(["train", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("error: ") && last.contains("checksum mismatch"),
+        "{err}"
+    );
+}
