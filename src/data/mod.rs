@@ -3,9 +3,15 @@
 //! Every dataset becomes two [`Split`]s of `f32` samples of one shape `[C, H, W]`
 //! (time series are `[channels, 1, length]`), with optional integer labels.
 
+pub mod cifar;
+pub mod detect;
+pub mod digits;
 pub mod fetch;
+pub mod folder;
 pub mod idx;
 pub mod loader;
+pub mod preview;
+pub mod series;
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +56,17 @@ impl Split {
         self
     }
 
+    /// How many samples carry each label `0..classes`; unlabelled samples are not counted.
+    pub fn label_counts(&self, classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; classes];
+        for &l in &self.labels {
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
     /// `(x - mean[c]) / std[c]` for every value, channel by channel.
     pub fn normalised(&self, mean: &[f32], std: &[f32]) -> Vec<f32> {
         let [c, h, w] = self.shape;
@@ -70,18 +87,51 @@ pub struct Dataset {
     pub train: Split,
     pub test: Split,
     pub classes: usize,
+    /// The name of each class, indexed by label (`classes` entries).
+    pub class_names: Vec<String>,
 }
 
 /// Datasets known by name, for help texts and errors.
-pub const DATASETS: &str = "fashion-mnist, mnist";
+pub const DATASETS: &str =
+    "cifar10, cifar100, digits, fashion-mnist, folder, mnist, ucr, ucr/<Name>";
 
 /// Loads dataset `name` from `dir`.
+///
+/// `ucr` reads whichever UCR/UEA problem `dir` holds; `ucr/<Name>` (the name `data fetch`
+/// uses) also checks that it is `<Name>`.
 pub fn load(name: &str, dir: &Path) -> Result<Dataset> {
     match name {
         "fashion-mnist" | "mnist" => load_idx(name, dir),
-        other => Err(Error::config("data.dataset", other, DATASETS)),
+        "cifar10" => cifar::load(cifar::Variant::Cifar10, dir),
+        "cifar100" => cifar::load(cifar::Variant::Cifar100, dir),
+        "digits" => digits::load(dir),
+        "folder" => folder::load(dir),
+        "ucr" => series::load(dir, None),
+        _ => match name.strip_prefix("ucr/") {
+            Some(problem) if !problem.is_empty() => series::load(dir, Some(problem)),
+            _ => Err(Error::config("data.dataset", name, DATASETS)),
+        },
     }
 }
+
+/// Numbers as class names: `"0"`, `"1"`, ... for datasets whose labels are their names.
+pub fn numbered_classes(classes: usize) -> Vec<String> {
+    (0..classes).map(|c| c.to_string()).collect()
+}
+
+/// Fashion-MNIST's class names, by label (Xiao et al. 2017).
+const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 fn load_idx(name: &str, dir: &Path) -> Result<Dataset> {
     let split = |img: &str, lab: &str| -> Result<Split> {
@@ -116,6 +166,11 @@ fn load_idx(name: &str, dir: &Path) -> Result<Dataset> {
         train,
         test,
         classes,
+        class_names: if name == "fashion-mnist" {
+            FASHION_CLASSES.iter().map(|c| c.to_string()).collect()
+        } else {
+            numbered_classes(classes)
+        },
     })
 }
 
