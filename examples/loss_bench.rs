@@ -31,11 +31,7 @@ fn main() {
     device.seed(0);
     let z0 = Tensor::<2>::random([2 * n, 128], Distribution::Normal(0.0, 1.0), &device);
     let tags: Vec<Tag> = (0..2 * n)
-        .map(|i| Tag {
-            instance: (i % n) as u32,
-            label: ((i % n) % 10) as u32,
-            view: (i / n) as u16,
-        })
+        .map(|i| Tag::new((i % n) as u32, ((i % n) % 10) as u32, (i / n) as u16))
         .collect();
     let cfg = LossConfig {
         kind,

@@ -107,11 +107,7 @@ fn main() {
     let x1 = Tensor::<4>::random([n, c, h, wd], Distribution::Normal(0.0, 1.0), &ad);
     let x2 = Tensor::<4>::random([n, c, h, wd], Distribution::Normal(0.0, 1.0), &ad);
     let tags: Vec<Tag> = (0..2 * n)
-        .map(|i| Tag {
-            instance: (i % n) as u32,
-            label: 0,
-            view: (i / n) as u16,
-        })
+        .map(|i| Tag::new((i % n) as u32, 0, (i / n) as u16))
         .collect();
     let map = PositiveMap::build(Relation::Instance, &tags, &tags, true);
 

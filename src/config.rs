@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::encoder::EncoderConfig;
 use crate::error::{Error, Result};
 use crate::head::HeadConfig;
-use crate::keys::{KeySourceKind, KeysConfig};
+use crate::keys::{KeySourceKind, KeysConfig, Pairing};
 use crate::loss::LossConfig;
 use crate::views::augment::AugmentConfig;
 use crate::views::Relation;
@@ -86,12 +86,28 @@ impl Default for DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ViewsConfig {
-    /// `transform`: augmented views of each instance.
+    /// `transform`: augmented views of each instance; `modalities`: channel groups as
+    /// senses (CMC); `windows`: windows of a time series (sequential coherence, CPC).
     pub kind: String,
     /// Which (query, key) pairs are positives.
     pub relation: Relation,
-    /// Views per instance.
+    /// Views per instance (close windows per sequence for `windows`).
     pub n: usize,
+    /// `modalities`: the channels of each sense, e.g. `[[0, 1, 2], [3, 4, 5]]`.
+    pub modalities: Vec<Vec<usize>>,
+    /// `windows`: window length in time steps.
+    pub window: usize,
+    /// `windows`: close windows start at most this many steps apart (the temporal
+    /// relation's positive radius).
+    pub max_gap: usize,
+    /// `windows`: extra windows per sequence farther than `max_gap` from the close ones.
+    pub distant: usize,
+    /// `windows`: when > 0, `n` windows at this stride, in order (CPC).
+    pub stride: usize,
+    /// `cluster` relation: number of prototypes (k-means centroids).
+    pub clusters: usize,
+    /// `cluster` relation: steps between re-assignments, from the end of the first epoch.
+    pub recluster_every: usize,
     /// Augmentation of every view (unless `per_view` is given).
     pub augment: AugmentConfig,
     /// One augmentation per view, for asymmetric views.
@@ -104,6 +120,13 @@ impl Default for ViewsConfig {
             kind: "transform".into(),
             relation: Relation::Instance,
             n: 2,
+            modalities: Vec::new(),
+            window: 0,
+            max_gap: 0,
+            distant: 0,
+            stride: 0,
+            clusters: 10,
+            recluster_every: 100,
             augment: AugmentConfig::default(),
             per_view: Vec::new(),
         }
@@ -111,6 +134,15 @@ impl Default for ViewsConfig {
 }
 
 impl ViewsConfig {
+    /// The encoder's input shape for samples of `shape`: one sense's channels for
+    /// multisensory views, the sample's shape otherwise.
+    pub fn model_input(&self, shape: [usize; 3]) -> [usize; 3] {
+        match self.modalities.first() {
+            Some(g) if self.kind == "modalities" => [g.len(), shape[1], shape[2]],
+            _ => shape,
+        }
+    }
+
     /// The augmentation of each view.
     pub fn augments(&self) -> Vec<AugmentConfig> {
         if self.per_view.is_empty() {
@@ -254,12 +286,70 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Checks the similarity distribution's own values and its fit with the pairing.
+    fn validate_views(&self) -> Result<()> {
+        let v = &self.views;
+        match v.kind.as_str() {
+            "transform" => {}
+            "modalities" => {
+                let width = v.modalities.first().map_or(0, Vec::len);
+                if v.modalities.len() < 2
+                    || width == 0
+                    || v.modalities.iter().any(|g| g.len() != width)
+                {
+                    return Err(Error::config(
+                        "views.modalities",
+                        format!("{:?}", v.modalities),
+                        "two or more channel groups of one equal, non-zero size",
+                    ));
+                }
+            }
+            "windows" => {
+                if v.window == 0 {
+                    return Err(Error::config("views.window", 0, "a window length >= 1"));
+                }
+            }
+            other => {
+                return Err(Error::config(
+                    "views.kind",
+                    other,
+                    "transform, modalities, windows",
+                ))
+            }
+        }
+        if v.relation == Relation::Cluster && (v.clusters < 2 || v.recluster_every == 0) {
+            return Err(Error::config(
+                "views.clusters",
+                format!("{} (recluster_every {})", v.clusters, v.recluster_every),
+                "clusters >= 2 and recluster_every >= 1",
+            ));
+        }
+        if self.keys.pairing == Pairing::Predictive
+            && (v.kind != "windows" || v.stride == 0 || v.n < 2 || self.head.context.kind == "none")
+        {
+            return Err(Error::config(
+                "keys.pairing",
+                "predictive",
+                "views.kind = \"windows\" with stride >= 1, n >= 2 and a head.context",
+            ));
+        }
+        if self.keys.pairing == Pairing::Context && self.encoder.kind == "mlp" {
+            return Err(Error::config(
+                "keys.pairing",
+                "context",
+                "an encoder with a feature map (convnet, conv1d, resnet*)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks every value that serde's types alone do not.
     pub fn validate(&self) -> Result<()> {
-        if self.views.kind != "transform" {
-            return Err(Error::config("views.kind", &self.views.kind, "transform"));
-        }
-        let min_views = if self.keys.source == KeySourceKind::Bank {
+        self.validate_views()?;
+        let min_views = if self.keys.source == KeySourceKind::Bank
+            || self.keys.pairing == Pairing::Context
+            || self.views.kind != "transform"
+        {
             1
         } else {
             2

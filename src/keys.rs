@@ -9,6 +9,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -52,6 +53,12 @@ pub enum Pairing {
     /// View 0 rows are queries, view 1 rows keys (MoCo, BYOL, CMC, CRD); `symmetric` adds
     /// the reverse.
     Cross,
+    /// Local features (feature-map positions or time steps) are queries, the global
+    /// summaries of the samples keys (DIM, DGI): a patch must find its own whole.
+    Context,
+    /// Ordered windows of a sequence are summarised by the context head; its prediction
+    /// of step `t + k` must find that window's embedding (CPC).
+    Predictive,
 }
 
 /// The key strategy of a run.
@@ -77,6 +84,10 @@ pub struct KeysConfig {
     /// Checkpoint of the teacher (a run directory or a `.ckpt` file of this tool) and the
     /// config it was trained with (its run's `config.toml`, found beside the checkpoint).
     pub teacher: Option<PathBuf>,
+    /// With `cross` pairing, each key is replaced by its nearest neighbour (cosine) in a
+    /// support set of past keys (NNCLR); the support set holds `support_size` keys.
+    pub neighbours: bool,
+    pub support_size: usize,
 }
 
 impl Default for KeysConfig {
@@ -92,6 +103,8 @@ impl Default for KeysConfig {
             bank_momentum: 0.5,
             bank_negatives: 4096,
             teacher: None,
+            neighbours: false,
+            support_size: 8192,
         }
     }
 }
@@ -117,6 +130,13 @@ impl KeysConfig {
                     self.encoder
                 )
                 .to_lowercase(),
+            ));
+        }
+        if self.neighbours && (self.pairing != Pairing::Cross || self.support_size == 0) {
+            return Err(Error::config(
+                "keys.neighbours",
+                true,
+                "nearest-neighbour keys with `keys.pairing = \"cross\"` and support_size >= 1",
             ));
         }
         if self.source == KeySourceKind::Queue && self.queue_size == 0 {
@@ -218,6 +238,31 @@ impl Queue {
             self.tags.drain(..drop);
         }
     }
+
+    /// For each row of `z` (`[n, dim]`), the index of the held key of highest cosine
+    /// similarity: NNCLR's support-set look-up. `None` while the queue is empty.
+    pub fn nearest(&self, z: &[f32]) -> Option<Vec<usize>> {
+        if self.tags.is_empty() {
+            return None;
+        }
+        let unit = |r: &[f32]| -> Vec<f32> {
+            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            r.iter().map(|v| v / n).collect()
+        };
+        let held: Vec<Vec<f32>> = self.z.chunks(self.dim).map(unit).collect();
+        Some(
+            z.par_chunks(self.dim)
+                .map(|r| {
+                    let q = unit(r);
+                    let sim = |h: &Vec<f32>| h.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>();
+                    (0..held.len())
+                        .map(|j| (j, sim(&held[j])))
+                        .fold((0, f32::NEG_INFINITY), |b, c| if c.1 > b.1 { c } else { b })
+                        .0
+                })
+                .collect(),
+        )
+    }
 }
 
 /// One L2-normalised embedding per training instance, updated with momentum.
@@ -257,11 +302,7 @@ impl Bank {
             .iter()
             .map(|&i| {
                 z.extend_from_slice(&self.z[i as usize * self.dim..(i as usize + 1) * self.dim]);
-                Tag {
-                    instance: i,
-                    label: self.labels[i as usize],
-                    view: u16::MAX,
-                }
+                Tag::new(i, self.labels[i as usize], u16::MAX)
             })
             .collect();
         (z, tags)
@@ -297,11 +338,7 @@ mod tests {
     use super::*;
 
     fn tag(i: u32) -> Tag {
-        Tag {
-            instance: i,
-            label: 0,
-            view: 1,
-        }
+        Tag::new(i, 0, 1)
     }
 
     #[test]

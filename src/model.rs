@@ -5,6 +5,7 @@ use burn::prelude::*;
 use crate::config::Config;
 use crate::encoder::Encoder;
 use crate::error::Result;
+use crate::head::context::Context;
 use crate::head::projection::Projection;
 use crate::score::Bilinear;
 
@@ -16,6 +17,7 @@ pub struct Model {
     pub head: Option<Projection>,
     pub predictor: Option<Projection>,
     pub critic: Option<Bilinear>,
+    pub context: Option<Context>,
 }
 
 impl Model {
@@ -29,11 +31,13 @@ impl Model {
             .loss
             .needs_bilinear()
             .then(|| Bilinear::new(z, z, device));
+        let context = cfg.head.context.init(z, device);
         Ok(Self {
             encoder,
             head,
             predictor,
             critic,
+            context,
         })
     }
 
@@ -45,6 +49,26 @@ impl Model {
             None => h.clone(),
         };
         (h, z)
+    }
+
+    /// Embeddings of the local features of `x` (feature-map positions, time steps) and of
+    /// its global summary, through the same head: `([n * positions, d], [n, d])`.
+    pub fn local_global(&self, x: Tensor<4>) -> Result<(Tensor<2>, Tensor<2>, usize)> {
+        let f = self.encoder.features(x)?;
+        let [n, h, w, c] = f.dims();
+        let global = crate::encoder::global_avg_pool(f.clone());
+        let local = f.reshape([n * h * w, c]);
+        let z_local = self.project(local);
+        let z_global = self.project(global);
+        Ok((z_local, z_global, h * w))
+    }
+
+    /// The head applied to representations `h`.
+    pub fn project(&self, h: Tensor<2>) -> Tensor<2> {
+        match &self.head {
+            Some(g) => g.forward(h),
+            None => h,
+        }
     }
 
     /// The query-side prediction `p(z)` (the identity without a prediction head).

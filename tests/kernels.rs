@@ -125,11 +125,7 @@ fn compare_loss(score: Score, shared: bool) {
     let zq = Tensor::<2>::random([2 * n, d], Distribution::Normal(0.0, 1.0), &device);
     let zk = Tensor::<2>::random([2 * n, d], Distribution::Normal(0.0, 1.0), &device);
     let tags: Vec<Tag> = (0..2 * n)
-        .map(|i| Tag {
-            instance: (i % n) as u32,
-            label: (i % 3) as u32,
-            view: (i / n) as u16,
-        })
+        .map(|i| Tag::new((i % n) as u32, (i % 3) as u32, (i / n) as u16))
         .collect();
     let loss = LossConfig {
         kind: LossKind::Supcon,

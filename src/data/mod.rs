@@ -56,6 +56,25 @@ impl Split {
         self
     }
 
+    /// The split restricted to channels `channels`, in that order.
+    pub fn channels(&self, channels: &[usize]) -> Split {
+        let [_, h, w] = self.shape;
+        let plane = h * w;
+        let data = (0..self.len())
+            .flat_map(|i| {
+                let x = self.sample(i);
+                channels
+                    .iter()
+                    .flat_map(move |&c| x[c * plane..(c + 1) * plane].iter().copied())
+            })
+            .collect();
+        Split {
+            data,
+            shape: [channels.len(), h, w],
+            labels: self.labels.clone(),
+        }
+    }
+
     /// How many samples carry each label `0..classes`; unlabelled samples are not counted.
     pub fn label_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];

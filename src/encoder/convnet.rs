@@ -16,10 +16,22 @@ pub struct ConvBnRelu {
 impl ConvBnRelu {
     /// A 3x3 block from `cin` to `cout` channels with padding 1.
     pub fn new(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
+        Self::shaped(cin, cout, [3, 3], [stride, stride], device)
+    }
+
+    /// A block with a `kernel` of odd sizes, `stride`, and "same" padding `kernel / 2`.
+    pub fn shaped(
+        cin: usize,
+        cout: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        device: &Device,
+    ) -> Self {
+        let [ph, pw] = [kernel[0] / 2, kernel[1] / 2];
         Self {
-            conv: Conv2dConfig::new([cin, cout], [3, 3])
-                .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            conv: Conv2dConfig::new([cin, cout], kernel)
+                .with_stride(stride)
+                .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
                 .with_bias(false)
                 .init(device),
             bn: BatchNormConfig::new(cout).init(device),
@@ -48,6 +60,28 @@ impl ConvNet {
             .zip(strides)
             .map(|(&c, &s)| {
                 let b = ConvBnRelu::new(prev, c, s, device);
+                prev = c;
+                b
+            })
+            .collect();
+        Self { blocks }
+    }
+
+    /// The 1-D ConvNet for series `[channels, 1, length]`: the same blocks with kernels
+    /// `1 x kernel` and strides along time only.
+    pub fn temporal(
+        cin: usize,
+        channels: &[usize],
+        strides: &[usize],
+        kernel: usize,
+        device: &Device,
+    ) -> Self {
+        let mut prev = cin;
+        let blocks = channels
+            .iter()
+            .zip(strides)
+            .map(|(&c, &s)| {
+                let b = ConvBnRelu::shaped(prev, c, [1, kernel], [1, s], device);
                 prev = c;
                 b
             })

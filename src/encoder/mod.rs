@@ -28,6 +28,8 @@ pub struct EncoderConfig {
     pub stem: String,
     /// Batch norm in `mlp` layers.
     pub bn: bool,
+    /// Kernel length of `conv1d` (odd).
+    pub kernel: usize,
 }
 
 impl Default for EncoderConfig {
@@ -39,12 +41,13 @@ impl Default for EncoderConfig {
             blocks: vec![1, 1, 1, 1],
             stem: "cifar".into(),
             bn: false,
+            kernel: 7,
         }
     }
 }
 
 /// Encoder kinds, for errors and help.
-pub const KINDS: &str = "mlp, convnet, resnet, resnet18, resnet34";
+pub const KINDS: &str = "mlp, convnet, conv1d, resnet, resnet18, resnet34";
 
 const RESNET_WIDTHS: [usize; 4] = [64, 128, 256, 512];
 
@@ -69,7 +72,14 @@ impl EncoderConfig {
         }
         match self.kind.as_str() {
             "mlp" => Ok(()),
-            "convnet" => {
+            "convnet" | "conv1d" => {
+                if self.kind == "conv1d" && self.kernel % 2 == 0 {
+                    return Err(Error::config(
+                        "encoder.kernel",
+                        self.kernel,
+                        "an odd length",
+                    ));
+                }
                 if self.channels.len() != self.strides.len() {
                     return Err(Error::config(
                         "encoder.strides",
@@ -124,6 +134,13 @@ impl EncoderConfig {
                 &self.strides,
                 device,
             )),
+            "conv1d" => Encoder::ConvNet(ConvNet::temporal(
+                input[0],
+                &self.channels,
+                &self.strides,
+                self.kernel,
+                device,
+            )),
             _ => {
                 let (c, b) = self.resnet_shape();
                 Encoder::ResNet(ResNet::new(
@@ -166,6 +183,18 @@ impl Encoder {
             }
             Encoder::ConvNet(m) => m.forward(x),
             Encoder::ResNet(m) => m.forward(x),
+        }
+    }
+
+    /// The last feature map, channels last `[n, h', w', c]`: the local features that
+    /// context–instance pairing contrasts with their global average.
+    pub fn features(&self, x: Tensor<4>) -> Result<Tensor<4>> {
+        match self {
+            Encoder::Mlp(_) => Err(Error::Invalid(
+                "an mlp encoder has no feature map for local features".into(),
+            )),
+            Encoder::ConvNet(m) => Ok(m.features(x)),
+            Encoder::ResNet(m) => Ok(m.features(x)),
         }
     }
 }

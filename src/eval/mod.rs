@@ -55,6 +55,41 @@ pub fn extract(
     }
 }
 
+/// Representations of `split` as the run of `cfg` defines them: [`extract`], except for
+/// multisensory views, where a sample's representation is the concatenation of its
+/// senses' representations (as CMC evaluates).
+pub fn extract_for(
+    cfg: &crate::config::Config,
+    model: &Model,
+    split: &Split,
+    mean: &[f32],
+    std: &[f32],
+    device: &Device,
+) -> Features {
+    if cfg.views.kind != "modalities" {
+        return extract(model, split, mean, std, device);
+    }
+    let parts: Vec<Features> = cfg
+        .views
+        .modalities
+        .iter()
+        .map(|channels| {
+            let sub = split.channels(channels);
+            let pick = |v: &[f32]| -> Vec<f32> { channels.iter().map(|&c| v[c]).collect() };
+            extract(model, &sub, &pick(mean), &pick(std), device)
+        })
+        .collect();
+    let dim: usize = parts.iter().map(|p| p.dim).sum();
+    let data = (0..split.len())
+        .flat_map(|i| parts.iter().flat_map(move |p| p.row(i).to_vec()))
+        .collect();
+    Features {
+        data,
+        dim,
+        labels: split.labels.clone(),
+    }
+}
+
 /// The raw inputs as features (the pixel baseline), normalised with `mean`/`std`.
 pub fn raw(split: &Split, mean: &[f32], std: &[f32]) -> Features {
     Features {

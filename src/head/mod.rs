@@ -1,11 +1,13 @@
 //! Transform heads: map representations `h` to the embeddings `z` that are scored.
 
+pub mod context;
 pub mod projection;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use context::ContextConfig;
 use projection::Projection;
 
 /// Which head, and its sizes.
@@ -26,6 +28,8 @@ pub struct HeadConfig {
     /// from `z` to `z`, of `predictor_hidden` hidden units.
     pub predictor: bool,
     pub predictor_hidden: usize,
+    /// The contextualisation head over sequences of embeddings (CPC).
+    pub context: ContextConfig,
 }
 
 impl Default for HeadConfig {
@@ -38,6 +42,7 @@ impl Default for HeadConfig {
             bn: true,
             predictor: false,
             predictor_hidden: 256,
+            context: ContextConfig::default(),
         }
     }
 }
@@ -48,6 +53,7 @@ pub const KINDS: &str = "identity, linear, mlp";
 impl HeadConfig {
     /// Checks sizes before anything is built.
     pub fn validate(&self) -> Result<()> {
+        self.context.validate()?;
         match self.kind.as_str() {
             "identity" => Ok(()),
             "linear" | "mlp" => {

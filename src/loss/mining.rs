@@ -82,11 +82,7 @@ mod tests {
     #[test]
     fn hard_and_semi_hard_pick_the_right_negatives() {
         // one anchor (row 0) against keys: 0 = itself (excluded), 1 positive, 2..5 negatives
-        let tag = |i: u32, l: u32| Tag {
-            instance: i,
-            label: l,
-            view: 0,
-        };
+        let tag = |i: u32, l: u32| Tag::new(i, l, 0);
         let keys = [
             tag(0, 0),
             tag(1, 0),

@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod metrics;
+pub mod pairing;
 pub mod schedule;
 pub mod trainer;
 

@@ -20,6 +20,7 @@ use serde_json::json;
 
 use super::checkpoint::Checkpoint;
 use super::metrics::MetricsLog;
+use super::pairing;
 use super::schedule::learning_rate;
 use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, EpochLoader};
@@ -29,8 +30,11 @@ use crate::eval::{self, Scores};
 use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Pairing, Queue};
 use crate::loss::mutual_info::info_nce_bound;
 use crate::model::Model;
-use crate::views::transform::TransformViews;
-use crate::views::{Group, PositiveMap, Sampler, Tag, ViewBatch};
+use crate::views::cluster::Prototypes;
+use crate::views::modalities::ModalityViews;
+use crate::views::sequence::WindowViews;
+use crate::views::transform::{mix, TransformViews};
+use crate::views::{Group, PositiveMap, Relation, Rule, Sampler, Tag, ViewBatch};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +109,10 @@ pub struct Trainer {
     key_model: Option<Model>,
     queue: Option<Queue>,
     bank: Option<Bank>,
+    /// NNCLR's support set of past keys.
+    support: Option<Queue>,
+    /// Cluster assignments for the `cluster` relation.
+    prototypes: Option<Prototypes>,
     pos: Position,
     log: MetricsLog,
     metrics_lines: usize,
@@ -169,15 +177,12 @@ impl Trainer {
         let channels = train.shape[0];
         let mean = cfg.data.mean.expand("data.mean", channels)?;
         let std = cfg.data.std.expand("data.std", channels)?;
-        let sampler: Arc<dyn Sampler> = Arc::new(TransformViews {
-            augment: cfg.views.augments(),
-            mean: mean.clone(),
-            std: std.clone(),
-        });
+        let sampler = make_sampler(&cfg, train.shape, &mean, &std)?;
         let device = crate::backend::device(&cfg.train.device)?;
         device.seed(cfg.train.seed);
         let ad = device.clone().autodiff();
-        let model = Model::new(&cfg, train.shape, &ad)?;
+        let input = cfg.views.model_input(train.shape);
+        let model = Model::new(&cfg, input, &ad)?;
         let optim = optimizer(&cfg);
         let batch = cfg.train.batch_size;
         if train.len() < batch {
@@ -190,11 +195,10 @@ impl Trainer {
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
         let key_model = match cfg.keys.encoder {
             KeyEncoderKind::Shared => None,
-            KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => Some(keys::frozen_copy(
-                &model,
-                Model::new(&cfg, train.shape, &ad)?,
-            )),
-            KeyEncoderKind::Teacher => Some(load_teacher(&cfg, train.shape, &ad)?),
+            KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => {
+                Some(keys::frozen_copy(&model, Model::new(&cfg, input, &ad)?))
+            }
+            KeyEncoderKind::Teacher => Some(load_teacher(&cfg, input, &ad)?),
         };
         let z_dim = cfg.head.output_dim(cfg.encoder.output_dim());
         let queue = (cfg.keys.source == KeySourceKind::Queue).then(|| Queue {
@@ -204,6 +208,17 @@ impl Trainer {
         });
         let bank = (cfg.keys.source == KeySourceKind::Bank)
             .then(|| Bank::new(z_dim, train.labels.clone(), cfg.train.seed));
+        let support = cfg.keys.neighbours.then(|| Queue {
+            dim: z_dim,
+            capacity: cfg.keys.support_size,
+            ..Queue::default()
+        });
+        let prototypes = (cfg.views.relation == Relation::Cluster).then(|| {
+            Prototypes::new(
+                Bank::new(z_dim, train.labels.clone(), cfg.train.seed),
+                cfg.views.clusters,
+            )
+        });
         Ok(Self {
             cfg,
             dir: dir.to_path_buf(),
@@ -220,6 +235,8 @@ impl Trainer {
             key_model,
             queue,
             bank,
+            support,
+            prototypes,
             pos: Position { epoch: 0, step: 0 },
             log,
             metrics_lines: 0,
@@ -321,7 +338,11 @@ impl Trainer {
             }
             self.write(record)?;
             if self.cfg.keys.encoder == KeyEncoderKind::Snapshot {
-                let fresh = Model::new(&self.cfg, self.train.shape, &self.ad)?;
+                let fresh = Model::new(
+                    &self.cfg,
+                    self.cfg.views.model_input(self.train.shape),
+                    &self.ad,
+                )?;
                 self.key_model = Some(keys::frozen_copy(&self.model, fresh));
             }
             self.pos = Position {
@@ -372,14 +393,22 @@ impl Trainer {
     /// kNN accuracy of the current representation (online evaluation).
     fn online_knn(&self) -> Result<f64> {
         let test = self.test_split();
-        let ftr = eval::extract(
+        let ftr = eval::extract_for(
+            &self.cfg,
             &self.model,
             &self.train,
             &self.mean,
             &self.std,
             &self.device,
         );
-        let fte = eval::extract(&self.model, &test, &self.mean, &self.std, &self.device);
+        let fte = eval::extract_for(
+            &self.cfg,
+            &self.model,
+            &test,
+            &self.mean,
+            &self.std,
+            &self.device,
+        );
         let pred = eval::knn::predict(
             &ftr,
             &fte,
@@ -395,14 +424,22 @@ impl Trainer {
     fn evaluate(&self) -> Result<(Scores, Option<Scores>)> {
         let test = self.test_split();
         let t0 = Instant::now();
-        let ftr = eval::extract(
+        let ftr = eval::extract_for(
+            &self.cfg,
             &self.model,
             &self.train,
             &self.mean,
             &self.std,
             &self.device,
         );
-        let fte = eval::extract(&self.model, &test, &self.mean, &self.std, &self.device);
+        let fte = eval::extract_for(
+            &self.cfg,
+            &self.model,
+            &test,
+            &self.mean,
+            &self.std,
+            &self.device,
+        );
         let secs = t0.elapsed().as_secs_f64();
         let (cfg, seed) = (&self.cfg.eval, self.cfg.train.seed);
         let scores = eval::evaluate(&ftr, &fte, self.ds.classes, cfg, seed, &self.device);
@@ -428,9 +465,21 @@ impl Trainer {
         views: &ViewBatch,
     ) -> Result<(f32, Option<f64>)> {
         let epoch = global / self.steps;
+        if let Some(p) = self.prototypes.as_mut() {
+            let every = self.cfg.views.recluster_every;
+            if global >= self.steps && (global - self.steps) % every == 0 {
+                p.recluster(mix(self.cfg.train.seed, global as u64, 0xc1));
+            }
+        }
+        let input =
+            |g: &Group| Tensor::from_data(TensorData::new(g.data.clone(), g.shape), &self.ad);
         let (loss, map) = match self.cfg.keys.pairing {
             Pairing::Joint => self.joint_loss(views)?,
             Pairing::Cross => self.cross_loss(views, global)?,
+            Pairing::Context => pairing::context_loss(&self.model, &self.cfg.loss, views, input)?,
+            Pairing::Predictive => {
+                pairing::predictive_loss(&self.model, &self.cfg.loss, views, input)?
+            }
         };
         let value = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {
@@ -457,7 +506,9 @@ impl Trainer {
     }
 
     /// Every row a query and a key, in one forward pass (SimCLR, SupCon).
-    fn joint_loss(&self, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+    /// Rows without any positive (distant windows, singleton classes) stay keys but are
+    /// not anchors.
+    fn joint_loss(&mut self, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         let z: Vec<Tensor<2>> = views
             .groups
             .iter()
@@ -466,10 +517,24 @@ impl Trainer {
         let z = Tensor::cat(z, 0);
         let tags = views.tags();
         let map = self.map(&tags, &tags, true);
-        let loss = self
-            .cfg
-            .loss
-            .compute(z.clone(), z, &map, self.model.critic.as_ref())?;
+        if self.prototypes.is_some() {
+            let first: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].view == 0).collect();
+            let rows = keys::host(&select(&z, &first));
+            let inst: Vec<u32> = first.iter().map(|&i| tags[i].instance).collect();
+            let m = self.cfg.keys.bank_momentum as f32;
+            if let Some(p) = self.prototypes.as_mut() {
+                p.bank.update(&inst, &normalised(rows, p.bank.dim), m);
+            }
+        }
+        let critic = self.model.critic.as_ref();
+        let loss = match pairing::anchors(&map) {
+            None => self.cfg.loss.compute(z.clone(), z, &map, critic)?,
+            Some((rows, sub)) if !rows.is_empty() => {
+                let loss = self.cfg.loss.compute(select(&z, &rows), z, &sub, critic)?;
+                return Ok((loss, sub));
+            }
+            Some(_) => return Err(Error::Invalid("no row of the batch has a positive".into())),
+        };
         Ok((loss, map))
     }
 
@@ -508,12 +573,7 @@ impl Trainer {
             );
             let m = self.cfg.keys.bank_momentum as f32;
             if let Some(b) = self.bank.as_mut() {
-                let mut normalised = rows;
-                normalised.chunks_mut(dim).for_each(|r| {
-                    let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                    r.iter_mut().for_each(|v| *v /= n);
-                });
-                b.update(&inst, &normalised, m);
+                b.update(&inst, &normalised(rows, dim), m);
             }
             return Ok((loss, map));
         }
@@ -544,7 +604,22 @@ impl Trainer {
         let mut pushed: Vec<(Tensor<2>, Vec<Tag>)> = Vec::new();
         for (qr, kr) in &directions {
             let q = self.model.predict(select(&z_all, qr));
-            let (k_batch, k_tags) = (keys_of(kr), tags_of(kr));
+            let (k_own, k_tags) = (keys_of(kr), tags_of(kr));
+            // NNCLR: the positive key is the support set's nearest neighbour of the key.
+            let k_batch = match self
+                .support
+                .as_ref()
+                .map(|s| (s, s.nearest(&keys::host(&k_own))))
+            {
+                Some((s, Some(nn))) => {
+                    let rows: Vec<f32> = nn
+                        .iter()
+                        .flat_map(|&j| s.z[j * s.dim..(j + 1) * s.dim].to_vec())
+                        .collect();
+                    keys::device_rows(rows, s.dim, &self.ad)
+                }
+                _ => k_own.clone(),
+            };
             let (k, all_tags) = match &self.queue {
                 Some(queue) if !queue.tags.is_empty() => {
                     let extra = keys::device_rows(queue.z.clone(), queue.dim, &self.ad);
@@ -560,12 +635,15 @@ impl Trainer {
                     .loss
                     .compute(q, k, &map, self.model.critic.as_ref())?,
             );
-            pushed.push((k_batch, k_tags));
+            pushed.push((k_own.detach(), k_tags));
             first_map.get_or_insert(map);
         }
-        if let Some(queue) = self.queue.as_mut() {
-            for (k, t) in pushed {
-                queue.push(&keys::host(&k), &t);
+        for held in [self.queue.as_mut(), self.support.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            for (k, t) in &pushed {
+                held.push(&keys::host(k), t);
             }
         }
         let n = losses.len() as f64;
@@ -580,7 +658,25 @@ impl Trainer {
     }
 
     fn map(&self, queries: &[Tag], keys: &[Tag], same_rows: bool) -> PositiveMap {
-        let mut map = PositiveMap::build(self.cfg.views.relation, queries, keys, same_rows);
+        let rule = Rule {
+            relation: self.cfg.views.relation,
+            max_gap: self.cfg.views.max_gap as u32,
+        };
+        let map = match &self.prototypes {
+            Some(p) => {
+                let assigned = |tags: &[Tag]| -> Vec<Tag> {
+                    tags.iter()
+                        .map(|t| Tag {
+                            cluster: p.assign[t.instance as usize],
+                            ..*t
+                        })
+                        .collect()
+                };
+                PositiveMap::build(rule, &assigned(queries), &assigned(keys), same_rows)
+            }
+            None => PositiveMap::build(rule, queries, keys, same_rows),
+        };
+        let mut map = map;
         if self.cfg.loss.exclude_false_negatives {
             map.exclude_false_negatives(queries, keys);
         }
@@ -635,6 +731,15 @@ impl Trainer {
         if let Some(b) = &self.bank {
             sections.push(("bank".into(), f32_bytes(&b.z)));
         }
+        if let Some(s) = &self.support {
+            sections.push(("support_z".into(), f32_bytes(&s.z)));
+            sections.push(("support_tags".into(), tag_bytes(&s.tags)));
+        }
+        if let Some(p) = &self.prototypes {
+            sections.push(("prototype_bank".into(), f32_bytes(&p.bank.z)));
+            let assign: Vec<u8> = p.assign.iter().flat_map(|a| a.to_le_bytes()).collect();
+            sections.push(("prototype_assign".into(), assign));
+        }
         Checkpoint {
             meta: json!({
                 "epoch": self.pos.epoch, "step": self.pos.step, "metrics_lines": self.metrics_lines,
@@ -671,7 +776,11 @@ impl Trainer {
         };
         let model = std::mem::replace(
             &mut self.model,
-            Model::new(&self.cfg, self.train.shape, &self.ad)?,
+            Model::new(
+                &self.cfg,
+                self.cfg.views.model_input(self.train.shape),
+                &self.ad,
+            )?,
         );
         self.model = model
             .try_load_record(record(get("model")?)?)
@@ -705,6 +814,22 @@ impl Trainer {
                 )));
             }
             b.z = z;
+        }
+        if let Some(s) = self.support.as_mut() {
+            s.z = bytes_f32(get("support_z")?);
+            s.tags = bytes_tags(get("support_tags")?)
+                .ok_or_else(|| bad("corrupt support-set tags".into()))?;
+        }
+        if let Some(p) = self.prototypes.as_mut() {
+            let z = bytes_f32(get("prototype_bank")?);
+            let assign: Vec<u32> = get("prototype_assign")?
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            if z.len() != p.bank.z.len() || assign.len() != p.assign.len() {
+                return Err(bad("prototype bank of another size".into()));
+            }
+            (p.bank.z, p.assign) = (z, assign);
         }
         self.pos = Position {
             epoch: field("epoch")?,
@@ -778,6 +903,9 @@ fn bytes_f32(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// Bytes of one serialised [`Tag`]: instance, label, view, time, cluster.
+const TAG_BYTES: usize = 18;
+
 fn tag_bytes(tags: &[Tag]) -> Vec<u8> {
     tags.iter()
         .flat_map(|t| {
@@ -786,23 +914,91 @@ fn tag_bytes(tags: &[Tag]) -> Vec<u8> {
                 .into_iter()
                 .chain(t.label.to_le_bytes())
                 .chain(t.view.to_le_bytes())
+                .chain(t.time.to_le_bytes())
+                .chain(t.cluster.to_le_bytes())
         })
         .collect()
 }
 
 fn bytes_tags(b: &[u8]) -> Option<Vec<Tag>> {
-    if b.len() % 10 != 0 {
+    let word = |c: &[u8], at: usize| u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]);
+    if b.len() % TAG_BYTES != 0 {
         return None;
     }
     Some(
-        b.chunks_exact(10)
+        b.chunks_exact(TAG_BYTES)
             .map(|c| Tag {
-                instance: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                label: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                instance: word(c, 0),
+                label: word(c, 4),
                 view: u16::from_le_bytes([c[8], c[9]]),
+                time: word(c, 10),
+                cluster: word(c, 14),
             })
             .collect(),
     )
+}
+
+/// Rows of `dim` values scaled to unit length.
+fn normalised(mut rows: Vec<f32>, dim: usize) -> Vec<f32> {
+    rows.chunks_mut(dim).for_each(|r| {
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|v| *v /= n);
+    });
+    rows
+}
+
+/// The view sampler of `cfg.views` for samples of `shape`, checked against the data.
+fn make_sampler(
+    cfg: &Config,
+    shape: [usize; 3],
+    mean: &[f32],
+    std: &[f32],
+) -> Result<Arc<dyn Sampler>> {
+    let v = &cfg.views;
+    let (mean, std) = (mean.to_vec(), std.to_vec());
+    Ok(match v.kind.as_str() {
+        "modalities" => {
+            if let Some(&c) = v.modalities.iter().flatten().find(|&&c| c >= shape[0]) {
+                return Err(Error::config(
+                    "views.modalities",
+                    c,
+                    format!("channel indices below the data's {} channels", shape[0]),
+                ));
+            }
+            Arc::new(ModalityViews {
+                groups: v.modalities.clone(),
+                mean,
+                std,
+            })
+        }
+        "windows" => {
+            let span = v.window + v.stride * v.n.saturating_sub(1);
+            if shape[1] != 1 || span > shape[2] {
+                return Err(Error::config(
+                    "views.window",
+                    v.window,
+                    format!(
+                        "series of shape [channels, 1, length] with window + stride * (n - 1) <= length {} (data shape {shape:?})",
+                        shape[2]
+                    ),
+                ));
+            }
+            Arc::new(WindowViews {
+                window: v.window,
+                n: v.n,
+                max_gap: v.max_gap,
+                distant: v.distant,
+                stride: v.stride,
+                mean,
+                std,
+            })
+        }
+        _ => Arc::new(TransformViews {
+            augment: v.augments(),
+            mean,
+            std,
+        }),
+    })
 }
 
 /// Loads the configured dataset, fetching it first when allowed and missing.

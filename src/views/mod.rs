@@ -6,6 +6,9 @@
 //! [`PositiveMap`], the one contract between views and losses.
 
 pub mod augment;
+pub mod cluster;
+pub mod modalities;
+pub mod sequence;
 pub mod transform;
 
 use std::collections::HashMap;
@@ -21,6 +24,23 @@ pub struct Tag {
     pub label: u32,
     /// Which view of the instance this row is.
     pub view: u16,
+    /// Position inside the instance: a window's first time step, a patch's index.
+    pub time: u32,
+    /// Cluster (prototype) the instance is assigned to (`u32::MAX` when none yet).
+    pub cluster: u32,
+}
+
+impl Tag {
+    /// View `view` of `instance`, at time 0 and in no cluster.
+    pub fn new(instance: u32, label: u32, view: u16) -> Self {
+        Self {
+            instance,
+            label,
+            view,
+            time: 0,
+            cluster: u32::MAX,
+        }
+    }
 }
 
 /// Rows of encoder input of one shape, `[n, c, h, w]`, with their tags.
@@ -57,10 +77,59 @@ pub trait Sampler: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Relation {
-    /// Rows of the same instance (instance discrimination: SimCLR, MoCo, InstDisc).
+    /// Rows of the same instance (instance discrimination: SimCLR, MoCo, InstDisc; the
+    /// other modality in CMC; a patch and its own whole in DIM).
     Instance,
     /// Rows with the same label (supervised contrastive, SupCon).
     Label,
+    /// Rows of the same sequence at most `max_gap` time steps apart (sequential
+    /// coherence, as in time-contrastive learning); farther windows are negatives.
+    Temporal,
+    /// Rows of the same instance or of the same cluster prototype (PCL, SwAV-style
+    /// natural clustering); rows not yet assigned fall back to their instance.
+    Cluster,
+}
+
+/// A relation with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub relation: Relation,
+    /// Largest time distance of a temporal positive.
+    pub max_gap: u32,
+}
+
+impl From<Relation> for Rule {
+    fn from(relation: Relation) -> Self {
+        Self {
+            relation,
+            max_gap: 0,
+        }
+    }
+}
+
+impl Rule {
+    /// Whether key `k` is a positive of query `q` under this rule.
+    pub fn positive(&self, q: &Tag, k: &Tag) -> bool {
+        match self.relation {
+            Relation::Instance => q.instance == k.instance,
+            Relation::Label => q.label != u32::MAX && q.label == k.label,
+            Relation::Temporal => {
+                q.instance == k.instance && q.time.abs_diff(k.time) <= self.max_gap
+            }
+            Relation::Cluster => {
+                q.instance == k.instance || (q.cluster != u32::MAX && q.cluster == k.cluster)
+            }
+        }
+    }
+
+    /// The index key that positives of a query share with it (besides a cluster);
+    /// candidates found through it are then filtered by [`Self::positive`].
+    fn bucket(&self, t: &Tag) -> Option<u32> {
+        match self.relation {
+            Relation::Instance | Relation::Temporal | Relation::Cluster => Some(t.instance),
+            Relation::Label => (t.label != u32::MAX).then_some(t.label),
+        }
+    }
 }
 
 /// For each query, which keys are its positives and which keys are not candidates at all
@@ -142,28 +211,39 @@ impl PositiveMap {
 
     /// Builds the map from query and key tags. When `same_rows`, key `i` is query `i`
     /// (one forward pass of all views) and is excluded from query `i`'s candidates.
-    pub fn build(relation: Relation, queries: &[Tag], keys: &[Tag], same_rows: bool) -> Self {
-        let key_of = |t: &Tag| match relation {
-            Relation::Instance => Some(t.instance),
-            Relation::Label => (t.label != u32::MAX).then_some(t.label),
-        };
-        let mut index: HashMap<u32, Vec<u32>> = HashMap::new();
+    pub fn build(rule: impl Into<Rule>, queries: &[Tag], keys: &[Tag], same_rows: bool) -> Self {
+        let rule = rule.into();
+        let mut by_bucket: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut by_cluster: HashMap<u32, Vec<u32>> = HashMap::new();
         for (j, k) in keys.iter().enumerate() {
-            if let Some(key) = key_of(k) {
-                index.entry(key).or_default().push(j as u32);
+            if let Some(b) = rule.bucket(k) {
+                by_bucket.entry(b).or_default().push(j as u32);
+            }
+            if rule.relation == Relation::Cluster && k.cluster != u32::MAX {
+                by_cluster.entry(k.cluster).or_default().push(j as u32);
             }
         }
+        let candidates = |q: &Tag| -> Vec<u32> {
+            let mut p: Vec<u32> = rule
+                .bucket(q)
+                .and_then(|b| by_bucket.get(&b))
+                .cloned()
+                .unwrap_or_default();
+            if let Some(c) = by_cluster.get(&q.cluster) {
+                p.extend(c);
+                p.sort_unstable();
+                p.dedup();
+            }
+            p
+        };
         let positives = queries
             .iter()
             .enumerate()
             .map(|(i, q)| {
-                let mut p = key_of(q)
-                    .and_then(|key| index.get(&key))
-                    .cloned()
-                    .unwrap_or_default();
-                if same_rows {
-                    p.retain(|&j| j as usize != i);
-                }
+                let mut p = candidates(q);
+                p.retain(|&j| {
+                    (!same_rows || j as usize != i) && rule.positive(q, &keys[j as usize])
+                });
                 p
             })
             .collect();
@@ -244,11 +324,7 @@ mod tests {
     use super::*;
 
     fn tag(instance: u32, label: u32, view: u16) -> Tag {
-        Tag {
-            instance,
-            label,
-            view,
-        }
+        Tag::new(instance, label, view)
     }
 
     #[test]

@@ -41,11 +41,7 @@ impl super::Sampler for TransformViews {
             });
             let tags = indices
                 .iter()
-                .map(|&i| Tag {
-                    instance: i as u32,
-                    label: split.labels[i],
-                    view: v as u16,
-                })
+                .map(|&i| Tag::new(i as u32, split.labels[i], v as u16))
                 .collect();
             let group = Group {
                 data,
