@@ -31,13 +31,14 @@ pub struct AugmentConfig {
     pub crop_ratio: [f32; 2],
     /// Probability of a horizontal flip.
     pub flip_p: f32,
-    /// Probability of applying brightness and contrast jitter.
+    /// Probability of applying the colour jitter.
     pub jitter_p: f32,
     /// Brightness factor drawn from `[1 - b, 1 + b]`.
     pub brightness: f32,
     /// Contrast factor drawn from `[1 - c, 1 + c]`.
     pub contrast: f32,
-    /// Saturation factor drawn from `[1 - s, 1 + s]`; 0 leaves it out of the jitter.
+    /// Saturation factor drawn from `[1 - s, 1 + s]`; 0 leaves it out of the jitter. The
+    /// strengths are at most 1, so this is torchvision's `[max(0, 1 - s), 1 + s]`.
     pub saturation: f32,
     /// Hue shift drawn from `[-h, h]` turns, `h <= 0.5`; 0 leaves it out of the jitter.
     pub hue: f32,
