@@ -112,6 +112,14 @@ pub struct ViewsConfig {
     pub augment: AugmentConfig,
     /// One augmentation per view, for asymmetric views.
     pub per_view: Vec<AugmentConfig>,
+    /// Extra small crops per instance (SwAV's multi-crop): `augment` with `local_scale`
+    /// and `local_size`. Their tags have view indices from the number of global views on,
+    /// and they form their own group when their size differs.
+    pub local_crops: usize,
+    /// Side of the local crops in pixels (SwAV: 96 for 224-pixel images).
+    pub local_size: usize,
+    /// Area fraction range of the local crops.
+    pub local_scale: [f32; 2],
 }
 
 impl Default for ViewsConfig {
@@ -129,6 +137,9 @@ impl Default for ViewsConfig {
             recluster_every: 100,
             augment: AugmentConfig::default(),
             per_view: Vec::new(),
+            local_crops: 0,
+            local_size: 0,
+            local_scale: [0.05, 0.4],
         }
     }
 }
@@ -143,13 +154,58 @@ impl ViewsConfig {
         }
     }
 
-    /// The augmentation of each view.
+    /// The augmentation of each view: the global views, then the local crops.
     pub fn augments(&self) -> Vec<AugmentConfig> {
-        if self.per_view.is_empty() {
+        let mut views = if self.per_view.is_empty() {
             vec![self.augment.clone(); self.n]
         } else {
             self.per_view.clone()
+        };
+        let local = AugmentConfig {
+            size: self.local_size,
+            crop_scale: self.local_scale,
+            ..self.augment.clone()
+        };
+        views.extend(std::iter::repeat_n(local, self.local_crops));
+        views
+    }
+
+    /// Checks the multi-crop settings; local crops need every view in one joint forward
+    /// pass (cross pairing reads the first group only) and an encoder that pools over space.
+    fn validate_local(&self, pairing: Pairing, encoder: &str) -> Result<()> {
+        if self.local_crops == 0 {
+            return Ok(());
         }
+        if pairing != Pairing::Joint {
+            return Err(Error::config(
+                "views.local_crops",
+                self.local_crops,
+                "0 unless keys.pairing = \"joint\"",
+            ));
+        }
+        if encoder == "mlp" {
+            return Err(Error::config(
+                "views.local_crops",
+                self.local_crops,
+                "0 with encoder.kind = \"mlp\" (fixed input size)",
+            ));
+        }
+        if self.local_size == 0 {
+            return Err(Error::config(
+                "views.local_size",
+                0,
+                "a side >= 1 when views.local_crops > 0",
+            ));
+        }
+        let [s0, s1] = self.local_scale;
+        if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
+            return Err(Error::config(
+                "views.local_scale",
+                format!("{:?}", self.local_scale),
+                "0 < min <= max <= 1",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -373,8 +429,10 @@ impl Config {
             } else {
                 format!("views.per_view[{}]", i - 1)
             };
-            validate_augment(&key, a)?;
+            a.validate(&key)?;
         }
+        self.views
+            .validate_local(self.keys.pairing, &self.encoder.kind)?;
         self.encoder.validate()?;
         self.keys.validate()?;
         self.head.validate()?;
@@ -469,44 +527,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# could not serialise: {e}\n"))
     }
-}
-
-fn validate_augment(key: &str, a: &AugmentConfig) -> Result<()> {
-    let [s0, s1] = a.crop_scale;
-    if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
-        return Err(Error::config(
-            format!("{key}.crop_scale"),
-            format!("{:?}", a.crop_scale),
-            "0 < min <= max <= 1",
-        ));
-    }
-    let [r0, r1] = a.crop_ratio;
-    if !(0.0 < r0 && r0 <= r1 && r1.is_finite()) {
-        return Err(Error::config(
-            format!("{key}.crop_ratio"),
-            format!("{:?}", a.crop_ratio),
-            "0 < min <= max",
-        ));
-    }
-    for (name, p) in [("flip_p", a.flip_p), ("jitter_p", a.jitter_p)] {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(Error::config(
-                format!("{key}.{name}"),
-                p,
-                "a probability in [0, 1]",
-            ));
-        }
-    }
-    for (name, s) in [("brightness", a.brightness), ("contrast", a.contrast)] {
-        if !(0.0..=1.0).contains(&s) {
-            return Err(Error::config(
-                format!("{key}.{name}"),
-                s,
-                "a strength in [0, 1]",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Sets `a.b.c=value` in `table`; the value is parsed as TOML, else taken as a string.

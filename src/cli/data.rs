@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Subcommand;
 
+use contrastive::config::Config;
 use contrastive::data::{self, detect, fetch, preview, Dataset, Split};
 use contrastive::views::augment::AugmentConfig;
 
@@ -37,9 +38,13 @@ pub enum DataCommand {
         /// PNG to write (default: <dataset>-preview.png in the current folder).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Rows of augmented views (default augmentation) under the samples.
+        /// Rows of augmented views under the samples.
         #[arg(long, default_value_t = 4)]
         views: usize,
+        /// Draw the views with this run config's `views.augment` (default: the default
+        /// augmentation).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -62,11 +67,24 @@ pub fn run(c: DataCommand) -> Result<()> {
             dataset,
             out,
             views,
-        } => info(&path, dataset, out, views),
+            config,
+        } => {
+            let augment = match config {
+                Some(file) => Config::load(&file, &[])?.views.augment,
+                None => AugmentConfig::default(),
+            };
+            info(&path, dataset, out, views, &augment)
+        }
     }
 }
 
-fn info(path: &Path, dataset: Option<String>, out: Option<PathBuf>, views: usize) -> Result<()> {
+fn info(
+    path: &Path,
+    dataset: Option<String>,
+    out: Option<PathBuf>,
+    views: usize,
+    augment: &AugmentConfig,
+) -> Result<()> {
     let (name, dir, how) = match dataset {
         Some(name) => {
             let dir = match path.parent() {
@@ -103,13 +121,7 @@ fn info(path: &Path, dataset: Option<String>, out: Option<PathBuf>, views: usize
             picks.len()
         );
     } else {
-        let grid = preview::image_grid(
-            &ds.train,
-            &picks,
-            views,
-            &AugmentConfig::default(),
-            PREVIEW_SEED,
-        );
+        let grid = preview::image_grid(&ds.train, &picks, views, augment, PREVIEW_SEED);
         preview::save(&grid, &out)?;
         println!(
             "preview: {} ({} train samples in the first row, {views} rows of augmented views)",

@@ -6,11 +6,20 @@
 //! RNG: one RNG per (seed, epoch, sample, view) makes every view reproducible whatever
 //! the thread that draws it.
 
+pub mod blur;
+pub mod colour;
+
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// One view's augmentation pipeline, applied in this order: random resized crop, flip,
-/// brightness/contrast jitter (random order, probability `jitter_p`), normalisation.
+use crate::error::{Error, Result};
+use blur::{auto_kernel_size, gaussian_kernel};
+
+/// One view's augmentation pipeline, applied in this order on `[0, 1]` pixels (the
+/// SimCLR / MoCo v2 / BYOL order): random resized crop, flip, colour jitter (brightness,
+/// contrast, saturation, hue in a random order, probability `jitter_p`), grayscale, Gaussian
+/// blur, solarisation, then normalisation. The defaults are recipe R1: the operations
+/// after the jitter are off, and saturation and hue are 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentConfig {
@@ -22,12 +31,29 @@ pub struct AugmentConfig {
     pub crop_ratio: [f32; 2],
     /// Probability of a horizontal flip.
     pub flip_p: f32,
-    /// Probability of applying brightness and contrast jitter.
+    /// Probability of applying the colour jitter.
     pub jitter_p: f32,
     /// Brightness factor drawn from `[1 - b, 1 + b]`.
     pub brightness: f32,
     /// Contrast factor drawn from `[1 - c, 1 + c]`.
     pub contrast: f32,
+    /// Saturation factor drawn from `[1 - s, 1 + s]`; 0 leaves it out of the jitter. The
+    /// strengths are at most 1, so this is torchvision's `[max(0, 1 - s), 1 + s]`.
+    pub saturation: f32,
+    /// Hue shift drawn from `[-h, h]` turns, `h <= 0.5`; 0 leaves it out of the jitter.
+    pub hue: f32,
+    /// Probability of converting to grayscale.
+    pub grayscale_p: f32,
+    /// Probability of a Gaussian blur.
+    pub blur_p: f32,
+    /// Range of the blur's standard deviation in pixels, drawn uniformly.
+    pub blur_sigma: [f32; 2],
+    /// Odd kernel size of the blur; 0 takes SimCLR's 10% of the output side, made odd.
+    pub blur_kernel: usize,
+    /// Probability of solarising.
+    pub solarize_p: f32,
+    /// Pixels at or above this value are inverted when solarising.
+    pub solarize_threshold: f32,
 }
 
 impl Default for AugmentConfig {
@@ -40,7 +66,86 @@ impl Default for AugmentConfig {
             jitter_p: 0.8,
             brightness: 0.4,
             contrast: 0.4,
+            saturation: 0.0,
+            hue: 0.0,
+            grayscale_p: 0.0,
+            blur_p: 0.0,
+            blur_sigma: [0.1, 2.0],
+            blur_kernel: 0,
+            solarize_p: 0.0,
+            solarize_threshold: 0.5,
         }
+    }
+}
+
+impl AugmentConfig {
+    /// Checks every field; errors name `prefix.field` and the allowed range.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let bad = |field: &str, value: String, allowed: &str| {
+            Err(Error::config(format!("{prefix}.{field}"), value, allowed))
+        };
+        let [s0, s1] = self.crop_scale;
+        if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
+            return bad(
+                "crop_scale",
+                format!("{:?}", self.crop_scale),
+                "0 < min <= max <= 1",
+            );
+        }
+        let [r0, r1] = self.crop_ratio;
+        if !(0.0 < r0 && r0 <= r1 && r1.is_finite()) {
+            return bad(
+                "crop_ratio",
+                format!("{:?}", self.crop_ratio),
+                "0 < min <= max",
+            );
+        }
+        for (name, p) in [
+            ("flip_p", self.flip_p),
+            ("jitter_p", self.jitter_p),
+            ("grayscale_p", self.grayscale_p),
+            ("blur_p", self.blur_p),
+            ("solarize_p", self.solarize_p),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(name, p.to_string(), "a probability in [0, 1]");
+            }
+        }
+        for (name, s) in [
+            ("brightness", self.brightness),
+            ("contrast", self.contrast),
+            ("saturation", self.saturation),
+        ] {
+            if !(0.0..=1.0).contains(&s) {
+                return bad(name, s.to_string(), "a strength in [0, 1]");
+            }
+        }
+        if !(0.0..=0.5).contains(&self.hue) {
+            return bad("hue", self.hue.to_string(), "a shift in [0, 0.5]");
+        }
+        let [b0, b1] = self.blur_sigma;
+        if !(0.0 < b0 && b0 <= b1 && b1.is_finite()) {
+            return bad(
+                "blur_sigma",
+                format!("{:?}", self.blur_sigma),
+                "0 < min <= max",
+            );
+        }
+        if self.blur_kernel % 2 == 0 && self.blur_kernel != 0 {
+            return bad(
+                "blur_kernel",
+                self.blur_kernel.to_string(),
+                "an odd size, or 0 for 10% of the side",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.solarize_threshold) {
+            return bad(
+                "solarize_threshold",
+                self.solarize_threshold.to_string(),
+                "a pixel value in [0, 1]",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -159,9 +264,7 @@ fn grey_mean(img: &[f32], channels: usize) -> f32 {
     if channels == 3 {
         let (r, rest) = img.split_at(n);
         let (g, b) = rest.split_at(n);
-        let s: f32 = (0..n)
-            .map(|i| 0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i])
-            .sum();
+        let s: f32 = (0..n).map(|i| colour::luma(r[i], g[i], b[i])).sum();
         s / n as f32
     } else {
         img.iter().sum::<f32>() / img.len() as f32
@@ -193,17 +296,71 @@ pub fn augment(
     let flip = rng.random::<f32>() < cfg.flip_p;
     crop_resize(src, shape, b, out, flip, dst);
     if rng.random::<f32>() < cfg.jitter_p {
-        let bf = 1.0 - cfg.brightness + 2.0 * cfg.brightness * rng.random::<f32>();
-        let cf = 1.0 - cfg.contrast + 2.0 * cfg.contrast * rng.random::<f32>();
-        if rng.random::<f32>() < 0.5 {
-            brightness(dst, bf);
-            contrast(dst, c, cf);
-        } else {
-            contrast(dst, c, cf);
-            brightness(dst, bf);
-        }
+        colour_jitter(cfg, rng, dst, c);
+    }
+    if rng.random::<f32>() < cfg.grayscale_p {
+        colour::grayscale(dst, c);
+    }
+    if rng.random::<f32>() < cfg.blur_p {
+        let [s0, s1] = cfg.blur_sigma;
+        let sigma = s0 + (s1 - s0) * rng.random::<f32>();
+        let size = match cfg.blur_kernel {
+            0 => auto_kernel_size(out),
+            k => k,
+        };
+        blur::blur(dst, [c, out, out], &gaussian_kernel(size, sigma));
+    }
+    if rng.random::<f32>() < cfg.solarize_p {
+        colour::solarize(dst, cfg.solarize_threshold);
     }
     normalise(dst, mean, std);
+}
+
+/// One of `ColorJitter`'s adjustments with its drawn factor.
+#[derive(Debug, Clone, Copy)]
+enum Jitter {
+    Brightness(f32),
+    Contrast(f32),
+    Saturation(f32),
+    Hue(f32),
+}
+
+/// torchvision's `ColorJitter`: factors drawn as brightness, contrast, saturation, hue
+/// (the last two only when on), then applied in a uniformly random order (Fisher-Yates).
+/// The list starts reversed so that with brightness and contrast alone the one swap draw
+/// is R1's coin (`u < 0.5`: brightness first) and R1's random stream is unchanged.
+fn colour_jitter(cfg: &AugmentConfig, rng: &mut impl Rng, img: &mut [f32], c: usize) {
+    let mut factor = |x: f32| 1.0 - x + 2.0 * x * rng.random::<f32>();
+    let bf = factor(cfg.brightness);
+    let cf = factor(cfg.contrast);
+    let sf = (cfg.saturation > 0.0).then(|| factor(cfg.saturation));
+    let hf = (cfg.hue > 0.0).then(|| cfg.hue * (2.0 * rng.random::<f32>() - 1.0));
+    let mut ops = [Jitter::Brightness(bf); 4];
+    let mut n = 0;
+    for op in [
+        hf.map(Jitter::Hue),
+        sf.map(Jitter::Saturation),
+        Some(Jitter::Contrast(cf)),
+        Some(Jitter::Brightness(bf)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        ops[n] = op;
+        n += 1;
+    }
+    for i in (1..n).rev() {
+        let j = ((rng.random::<f32>() * (i + 1) as f32) as usize).min(i);
+        ops.swap(i, j);
+    }
+    for op in &ops[..n] {
+        match *op {
+            Jitter::Brightness(f) => brightness(img, f),
+            Jitter::Contrast(f) => contrast(img, c, f),
+            Jitter::Saturation(f) => colour::saturation(img, c, f),
+            Jitter::Hue(f) => colour::hue(img, c, f),
+        }
+    }
 }
 
 /// The side of the views `cfg` makes from images of `shape`.
