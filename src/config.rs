@@ -291,6 +291,9 @@ pub struct EvalConfig {
     pub linear_batch: usize,
     /// Also evaluate raw inputs with the same evaluator, as a baseline.
     pub baseline: bool,
+    /// Also evaluate a randomly initialised encoder of the same architecture with the same
+    /// evaluator, as the second baseline.
+    pub random_init: bool,
     /// Online kNN accuracy every N epochs during training (0: only at the end); the best
     /// epoch's checkpoint is kept as `best.ckpt`.
     pub every: usize,
@@ -307,6 +310,7 @@ impl Default for EvalConfig {
             linear_lr: 1e-3,
             linear_batch: 512,
             baseline: false,
+            random_init: false,
             every: 0,
             test_limit: 0,
         }

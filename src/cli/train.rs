@@ -60,7 +60,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         println!("{name:<24} {:>9.4} {lin:>12}", s.knn_top1);
     };
     if let Some(b) = &out.baseline {
-        row("raw pixels", b);
+        row("raw inputs", b);
+    }
+    if let Some(r) = &out.random_init {
+        row("random-init encoder (h)", r);
     }
     row("trained encoder (h)", &out.scores);
     Ok(())

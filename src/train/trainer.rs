@@ -70,6 +70,8 @@ pub struct Outcome {
     pub dir: PathBuf,
     pub scores: Scores,
     pub baseline: Option<Scores>,
+    /// The same evaluation of an untrained encoder (`eval.random_init`).
+    pub random_init: Option<Scores>,
     /// Training images (instances, not views) per second over this process's steps.
     pub images_per_s: f64,
     pub final_loss: f32,
@@ -366,7 +368,7 @@ impl Trainer {
             }
         }
         let images_per_s = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        let (scores, baseline) = self.evaluate()?;
+        let (scores, baseline, random_init) = self.evaluate()?;
         let mut record = json!({
             "epoch": self.cfg.train.epochs, "step": self.total_steps(), "knn_top1": scores.knn_top1,
             "linear_top1": scores.linear_top1, "images_per_s": images_per_s,
@@ -375,11 +377,16 @@ impl Trainer {
             record["baseline_knn_top1"] = json!(b.knn_top1);
             record["baseline_linear_top1"] = json!(b.linear_top1);
         }
+        if let Some(r) = &random_init {
+            record["random_init_knn_top1"] = json!(r.knn_top1);
+            record["random_init_linear_top1"] = json!(r.linear_top1);
+        }
         self.write(record)?;
         Ok(Outcome {
             dir: self.dir.clone(),
             scores,
             baseline,
+            random_init,
             images_per_s,
             final_loss,
         })
@@ -421,7 +428,7 @@ impl Trainer {
     }
 
     /// kNN and linear probe on the representation, and on raw inputs when configured.
-    fn evaluate(&self) -> Result<(Scores, Option<Scores>)> {
+    fn evaluate(&self) -> Result<(Scores, Option<Scores>, Option<Scores>)> {
         let test = self.test_split();
         let t0 = Instant::now();
         let ftr = eval::extract_for(
@@ -454,7 +461,39 @@ impl Trainer {
             );
             eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device)
         });
-        Ok((scores, baseline))
+        let random_init = if cfg.random_init {
+            let input = self.cfg.views.model_input(self.train.shape);
+            let fresh = Model::new(&self.cfg, input, &self.ad)?;
+            let (rtr, rte) = (
+                eval::extract_for(
+                    &self.cfg,
+                    &fresh,
+                    &self.train,
+                    &self.mean,
+                    &self.std,
+                    &self.device,
+                ),
+                eval::extract_for(
+                    &self.cfg,
+                    &fresh,
+                    &test,
+                    &self.mean,
+                    &self.std,
+                    &self.device,
+                ),
+            );
+            Some(eval::evaluate(
+                &rtr,
+                &rte,
+                self.ds.classes,
+                cfg,
+                seed,
+                &self.device,
+            ))
+        } else {
+            None
+        };
+        Ok((scores, baseline, random_init))
     }
 
     /// One optimisation step; returns the loss and, for the InfoNCE family, `log N - L`.
