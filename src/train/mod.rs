@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod metrics;
+pub mod saved;
 pub mod schedule;
 pub mod trainer;
 
