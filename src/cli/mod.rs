@@ -1,6 +1,10 @@
 //! Command-line interface: one file per subcommand, `anyhow` only here.
 
 mod data;
+mod embed;
+mod eval;
+mod presets;
+mod report;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +25,15 @@ enum Command {
     /// Fetch and inspect datasets.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Evaluate a trained run's representation h: weighted kNN, linear probe, per-class
+    /// accuracy, confusion matrix, alignment and uniformity; writes eval.json.
+    Eval(eval::EvalArgs),
+    /// Export a trained run's embeddings, labels and sample indices as NumPy .npy files.
+    Embed(embed::EmbedArgs),
+    /// Write an HTML report of a run: curves, 2-D maps, nearest neighbours, config, metrics.
+    Report(report::ReportArgs),
+    /// List the ready-to-run configs built into this binary.
+    Presets(presets::PresetsArgs),
 }
 
 /// Runs the command line; errors are printed as one line and exit with status 1.
@@ -29,6 +42,10 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Data(c) => data::run(c),
+        Command::Eval(a) => eval::run(a),
+        Command::Embed(a) => embed::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Presets(a) => presets::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -159,7 +159,7 @@ fn canvas(cols: usize, rows: usize, w: u32, h: u32) -> RgbImage {
 
 /// Draws the `[c, h, w]` image `src` (values in `[0, 1]`) at `at`, each pixel a
 /// `scale x scale` block; three channels are RGB, otherwise the first is grey.
-fn draw(img: &mut RgbImage, src: &[f32], [c, h, w]: [usize; 3], scale: usize, at: (u32, u32)) {
+pub fn draw(img: &mut RgbImage, src: &[f32], [c, h, w]: [usize; 3], scale: usize, at: (u32, u32)) {
     let plane = h * w;
     let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
     for y in 0..h {

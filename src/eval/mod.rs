@@ -1,7 +1,11 @@
-//! Evaluation of representations: weighted kNN and a linear probe.
+//! Evaluation of representations: weighted kNN, a linear probe, per-class scores,
+//! alignment and uniformity, and 2-D maps.
 
+pub mod confusion;
+pub mod geometry;
 pub mod knn;
 pub mod linear;
+pub mod map2d;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -10,6 +14,7 @@ use serde::Serialize;
 use crate::config::EvalConfig;
 use crate::data::Split;
 use crate::model::Model;
+use confusion::ClassScores;
 use knn::Features;
 
 /// Rows per forward pass when extracting features.
@@ -24,6 +29,23 @@ pub struct Scores {
     pub linear_seconds: f64,
 }
 
+/// An evaluation with each classifier's per-class scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub scores: Scores,
+    pub knn: ClassScores,
+    pub linear: Option<ClassScores>,
+}
+
+/// Which output of the model is exported or evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The encoder's representation `h`.
+    Representation,
+    /// The projection head's embedding `z = g(h)` (`h` without a head).
+    Projection,
+}
+
 /// Representations `h` of every sample of `split`, normalised with `mean`/`std`, using
 /// the model in inference mode (batch norm with running statistics).
 pub fn extract(
@@ -32,6 +54,18 @@ pub fn extract(
     mean: &[f32],
     std: &[f32],
     device: &Device,
+) -> Features {
+    extract_output(model, split, mean, std, device, Output::Representation)
+}
+
+/// Like [`extract`], for the chosen `output`.
+pub fn extract_output(
+    model: &Model,
+    split: &Split,
+    mean: &[f32],
+    std: &[f32],
+    device: &Device,
+    output: Output,
 ) -> Features {
     let model = model.valid();
     let [c, h, w] = split.shape;
@@ -44,7 +78,10 @@ pub fn extract(
             crate::views::augment::normalise(img, mean, std);
         }
         let x = Tensor::<4>::from_data(TensorData::new(x, [n, c, h, w]), device);
-        let f = model.encoder.forward(x);
+        let f = match output {
+            Output::Representation => model.encoder.forward(x),
+            Output::Projection => model.forward(x).1,
+        };
         dim = f.dims()[1];
         data.extend(f.into_data().iter::<f32>());
     }
@@ -66,8 +103,27 @@ pub fn extract_for(
     std: &[f32],
     device: &Device,
 ) -> Features {
+    extract_output_for(
+        cfg,
+        model,
+        split,
+        (mean, std),
+        device,
+        Output::Representation,
+    )
+}
+
+/// Like [`extract_for`], for the chosen `output`.
+pub fn extract_output_for(
+    cfg: &crate::config::Config,
+    model: &Model,
+    split: &Split,
+    (mean, std): (&[f32], &[f32]),
+    device: &Device,
+    output: Output,
+) -> Features {
     if cfg.views.kind != "modalities" {
-        return extract(model, split, mean, std, device);
+        return extract_output(model, split, mean, std, device, output);
     }
     let parts: Vec<Features> = cfg
         .views
@@ -76,7 +132,7 @@ pub fn extract_for(
         .map(|channels| {
             let sub = split.channels(channels);
             let pick = |v: &[f32]| -> Vec<f32> { channels.iter().map(|&c| v[c]).collect() };
-            extract(model, &sub, &pick(mean), &pick(std), device)
+            extract_output(model, &sub, &pick(mean), &pick(std), device, output)
         })
         .collect();
     let dim: usize = parts.iter().map(|p| p.dim).sum();
@@ -108,12 +164,12 @@ pub fn evaluate(
     cfg: &EvalConfig,
     seed: u64,
     device: &Device,
-) -> Scores {
+) -> Evaluation {
     let t0 = std::time::Instant::now();
     let pred = knn::predict(train, test, cfg.knn_k, cfg.knn_temperature, classes, device);
-    let knn_top1 = knn::accuracy(&pred, &test.labels);
+    let knn = ClassScores::new(&pred, &test.labels, classes);
     let knn_seconds = t0.elapsed().as_secs_f64();
-    let linear_top1 = (cfg.linear_epochs > 0).then(|| {
+    let linear = (cfg.linear_epochs > 0).then(|| {
         let p = linear::probe(
             train,
             test,
@@ -126,12 +182,16 @@ pub fn evaluate(
             },
             device,
         );
-        knn::accuracy(&p.test_pred, &test.labels)
+        ClassScores::new(&p.test_pred, &test.labels, classes)
     });
-    Scores {
-        knn_top1,
-        linear_top1,
-        knn_seconds,
-        linear_seconds: t0.elapsed().as_secs_f64() - knn_seconds,
+    Evaluation {
+        scores: Scores {
+            knn_top1: knn.top1,
+            linear_top1: linear.as_ref().map(|l| l.top1),
+            knn_seconds,
+            linear_seconds: t0.elapsed().as_secs_f64() - knn_seconds,
+        },
+        knn,
+        linear,
     }
 }

@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod metrics;
 pub mod pairing;
+pub mod saved;
 pub mod schedule;
 pub mod trainer;
 

@@ -21,12 +21,14 @@ use serde_json::json;
 use super::checkpoint::Checkpoint;
 use super::metrics::MetricsLog;
 use super::pairing;
+use super::saved::SavedRun;
 use super::schedule::learning_rate;
 use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, EpochLoader};
 use crate::data::{self, Dataset, Split};
 use crate::error::{Error, Result};
-use crate::eval::{self, Scores};
+use crate::eval::geometry::Geometry;
+use crate::eval::{self, Evaluation, Scores};
 use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Pairing, Queue};
 use crate::loss::mutual_info::info_nce_bound;
 use crate::model::Model;
@@ -368,10 +370,15 @@ impl Trainer {
             }
         }
         let images_per_s = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        let (scores, baseline, random_init) = self.evaluate()?;
+        let (evaluation, geometry, baseline, random_init) = self.evaluate()?;
+        let scores = evaluation.scores;
         let mut record = json!({
             "epoch": self.cfg.train.epochs, "step": self.total_steps(), "knn_top1": scores.knn_top1,
             "linear_top1": scores.linear_top1, "images_per_s": images_per_s,
+            "knn_per_class": evaluation.knn.per_class, "knn_confusion": evaluation.knn.confusion,
+            "linear_per_class": evaluation.linear.map(|l| l.per_class),
+            "alignment": geometry.as_ref().map(|g| g.alignment),
+            "uniformity": geometry.as_ref().map(|g| g.uniformity),
         });
         if let Some(b) = &baseline {
             record["baseline_knn_top1"] = json!(b.knn_top1);
@@ -427,8 +434,10 @@ impl Trainer {
         Ok(eval::knn::accuracy(&pred, &fte.labels))
     }
 
-    /// kNN and linear probe on the representation, and on raw inputs when configured.
-    fn evaluate(&self) -> Result<(Scores, Option<Scores>, Option<Scores>)> {
+    /// kNN and linear probe on the representation (with per-class scores, and alignment
+    /// and uniformity for augmented views), on raw inputs and on a random-init encoder
+    /// when configured.
+    fn evaluate(&self) -> Result<Evaluated> {
         let test = self.test_split();
         let t0 = Instant::now();
         let ftr = eval::extract_for(
@@ -449,17 +458,30 @@ impl Trainer {
         );
         let secs = t0.elapsed().as_secs_f64();
         let (cfg, seed) = (&self.cfg.eval, self.cfg.train.seed);
-        let scores = eval::evaluate(&ftr, &fte, self.ds.classes, cfg, seed, &self.device);
+        let evaluation = eval::evaluate(&ftr, &fte, self.ds.classes, cfg, seed, &self.device);
+        let geometry = if self.cfg.views.kind == "transform" {
+            Some(eval::geometry::measure(
+                &self.model,
+                &test,
+                &fte,
+                &self.cfg.views.augments(),
+                (&self.mean, &self.std),
+                seed,
+                &self.device,
+            )?)
+        } else {
+            None
+        };
         self.say(&format!(
             "evaluated: features {secs:.1}s, kNN {:.1}s, linear probe {:.1}s",
-            scores.knn_seconds, scores.linear_seconds
+            evaluation.scores.knn_seconds, evaluation.scores.linear_seconds
         ));
         let baseline = cfg.baseline.then(|| {
             let (rtr, rte) = (
                 eval::raw(&self.train, &self.mean, &self.std),
                 eval::raw(&test, &self.mean, &self.std),
             );
-            eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device)
+            eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device).scores
         });
         let random_init = if cfg.random_init {
             let input = self.cfg.views.model_input(self.train.shape);
@@ -482,18 +504,11 @@ impl Trainer {
                     &self.device,
                 ),
             );
-            Some(eval::evaluate(
-                &rtr,
-                &rte,
-                self.ds.classes,
-                cfg,
-                seed,
-                &self.device,
-            ))
+            Some(eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device).scores)
         } else {
             None
         };
-        Ok((scores, baseline, random_init))
+        Ok((evaluation, geometry, baseline, random_init))
     }
 
     /// One optimisation step; returns the loss and, for the InfoNCE family, `log N - L`.
@@ -977,6 +992,10 @@ fn bytes_tags(b: &[u8]) -> Option<Vec<Tag>> {
     )
 }
 
+/// The final evaluation: scores with per-class detail, the geometry of augmented views
+/// (transform views only), and the raw-input and random-init baselines.
+type Evaluated = (Evaluation, Option<Geometry>, Option<Scores>, Option<Scores>);
+
 /// Rows of `dim` values scaled to unit length.
 fn normalised(mut rows: Vec<f32>, dim: usize) -> Vec<f32> {
     rows.chunks_mut(dim).for_each(|r| {
@@ -1062,39 +1081,9 @@ fn load_data(cfg: &Config, progress: Progress) -> Result<Dataset> {
 /// The teacher's model, loaded from its checkpoint and the config of its run.
 fn load_teacher(cfg: &Config, input: [usize; 3], device: &Device) -> Result<Model> {
     let path = cfg.keys.teacher.clone().unwrap_or_default();
-    let ckpt = if path.is_dir() {
-        list_checkpoints(&path.join("checkpoints"))?
-            .pop()
-            .ok_or_else(|| Error::Checkpoint {
-                path: path.clone(),
-                msg: "holds no checkpoint".into(),
-            })?
-    } else {
-        path.clone()
-    };
-    let run_dir = ckpt
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let teacher_cfg = Config::load(&run_dir.join("config.toml"), &[])?;
-    let c = Checkpoint::load(&ckpt)?;
-    let bytes = c.section("model").ok_or_else(|| Error::Checkpoint {
-        path: ckpt.clone(),
-        msg: "has no `model` section".into(),
-    })?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| {
-        Error::Checkpoint {
-            path: ckpt.clone(),
-            msg: e.to_string(),
-        }
-    })?;
-    let teacher = Model::new(&teacher_cfg, input, device)?
-        .try_load_record(record)
-        .map_err(|e| Error::Checkpoint {
-            path: ckpt.clone(),
-            msg: e.to_string(),
-        })?;
+    let saved = SavedRun::open(&path, &[])?;
+    let teacher_cfg = &saved.config;
+    let teacher = saved.model(input, device)?;
     let (tz, sz) = (
         teacher_cfg
             .head

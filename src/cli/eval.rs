@@ -1,0 +1,160 @@
+//! `contrastive eval`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use contrastive::eval::{self, confusion::ClassScores, geometry};
+use contrastive::train::saved::SavedRun;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A run directory (its newest checkpoint, the model the training's final evaluation
+    /// scored) or a checkpoint file in RUN_DIR/checkpoints/ (e.g. best.ckpt).
+    #[arg(value_name = "RUN_DIR_OR_CHECKPOINT")]
+    path: PathBuf,
+    /// Neighbours of the weighted kNN classifier (default: the run's eval.knn_k, 200 in
+    /// the presets).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Temperature t of the kNN vote weights exp(cosine / t) (default: the run's
+    /// eval.knn_temperature, 0.1 in the presets).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Skip the linear probe (kNN, per-class scores and geometry only).
+    #[arg(long)]
+    no_linear: bool,
+    /// Override a value of the run's config.toml, e.g. `--set data.dir=/data/fashion-mnist`
+    /// or `--set eval.test_limit=1000` (repeatable; TOML value or bare string).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let mut set = a.set;
+    set.extend(a.k.map(|k| format!("eval.knn_k={k}")));
+    set.extend(a.temperature.map(|t| format!("eval.knn_temperature={t}")));
+    if a.no_linear {
+        set.push("eval.linear_epochs=0".into());
+    }
+    let run = SavedRun::open(&a.path, &set)?;
+    let l = run.load()?;
+    let cfg = &run.config;
+    let ftr = eval::extract_for(cfg, &l.model, &l.train, &l.mean, &l.std, &l.device);
+    let fte = eval::extract_for(cfg, &l.model, &l.test, &l.mean, &l.std, &l.device);
+    let seed = cfg.train.seed;
+    let e = eval::evaluate(&ftr, &fte, l.ds.classes, &cfg.eval, seed, &l.device);
+    // Alignment needs augmented views of one sample; other similarity distributions
+    // (senses, windows) have no such pair at test time.
+    let g = if cfg.views.kind == "transform" {
+        Some(geometry::measure(
+            &l.model,
+            &l.test,
+            &fte,
+            &cfg.views.augments(),
+            (&l.mean, &l.std),
+            seed,
+            &l.device,
+        )?)
+    } else {
+        None
+    };
+    let names = &l.ds.class_names;
+
+    println!("checkpoint: {}", run.checkpoint.display());
+    println!(
+        "representation h ({}-d); kNN memory and probe data: {} training samples; {} test samples",
+        ftr.dim,
+        ftr.len(),
+        fte.len()
+    );
+    println!(
+        "{:<34} {:.4} ({}/{})",
+        format!(
+            "kNN top-1 (k={}, t={})",
+            cfg.eval.knn_k, cfg.eval.knn_temperature
+        ),
+        e.knn.top1,
+        e.knn.correct,
+        fte.len()
+    );
+    if let Some(lin) = &e.linear {
+        println!(
+            "{:<34} {:.4} ({}/{})",
+            format!("linear probe top-1 ({} epochs)", cfg.eval.linear_epochs),
+            lin.top1,
+            lin.correct,
+            fte.len()
+        );
+    }
+    if let Some(g) = &g {
+        println!(
+            "{:<34} {:.4}\n{:<34} {:.4}   ({} test samples)",
+            "alignment (alpha=2, two views)",
+            g.alignment,
+            "uniformity (t=2)",
+            g.uniformity,
+            g.samples
+        );
+    }
+    print_per_class(names, &e.knn, e.linear.as_ref());
+    print_confusion(names, &e.knn);
+
+    let out = if a.path.is_dir() {
+        run.dir.join("eval.json")
+    } else {
+        let stem = run
+            .checkpoint
+            .file_stem()
+            .map_or("checkpoint".into(), |s| s.to_string_lossy().into_owned());
+        run.checkpoint.with_file_name(format!("{stem}.eval.json"))
+    };
+    let doc = json!({
+        "checkpoint": run.checkpoint, "dataset": l.ds.name, "class_names": names,
+        "representation": "h", "dim": ftr.dim,
+        "train_samples": ftr.len(), "test_samples": fte.len(),
+        "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "top1": e.knn.top1,
+                "correct": e.knn.correct, "per_class": e.knn.per_class, "confusion": e.knn.confusion},
+        "linear": e.linear.as_ref().map(|lin| json!({
+            "epochs": cfg.eval.linear_epochs, "lr": cfg.eval.linear_lr, "top1": lin.top1,
+            "correct": lin.correct, "per_class": lin.per_class, "confusion": lin.confusion})),
+        "alignment": g.as_ref().map(|g| g.alignment), "uniformity": g.as_ref().map(|g| g.uniformity),
+        "geometry": g.as_ref().map(|g| json!({"samples": g.samples, "alpha": 2, "t": 2,
+            "alignment_of": "L2-normalised h of two augmented views of each test sample",
+            "uniformity_of": "L2-normalised h of the un-augmented test samples"})),
+    });
+    let text = serde_json::to_string_pretty(&doc)?;
+    std::fs::write(&out, text + "\n").with_context(|| out.display().to_string())?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn print_per_class(names: &[String], knn: &ClassScores, linear: Option<&ClassScores>) {
+    let w = names.iter().map(String::len).max().unwrap_or(5).max(5);
+    println!("\n{:<w$} {:>7} {:>7}", "class", "kNN", "linear");
+    for (c, name) in names.iter().enumerate() {
+        let lin = linear.map_or("-".into(), |l| format!("{:.4}", l.per_class[c]));
+        println!("{name:<w$} {:>7.4} {lin:>7}", knn.per_class[c]);
+    }
+}
+
+fn print_confusion(names: &[String], knn: &ClassScores) {
+    let w = knn
+        .confusion
+        .iter()
+        .flatten()
+        .map(|v| v.to_string().len())
+        .max()
+        .unwrap_or(1)
+        .max(3);
+    let nw = names.iter().map(String::len).max().unwrap_or(5).max(5);
+    println!("\nkNN confusion matrix (rows: true class, columns: predicted class index)");
+    let head: String = (0..names.len()).map(|c| format!(" {c:>w$}")).collect();
+    println!("{:<nw$} {head}", "");
+    for (c, row) in knn.confusion.iter().enumerate() {
+        let cells: String = row.iter().map(|v| format!(" {v:>w$}")).collect();
+        println!("{:<nw$} {cells}", format!("{c} {}", names[c]));
+    }
+}

@@ -1,0 +1,112 @@
+//! A trained model read back from a run directory or from one of its checkpoints.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+
+use super::checkpoint::Checkpoint;
+use super::trainer::list_checkpoints;
+use crate::config::Config;
+use crate::data::{self, Dataset, Split};
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Where a saved model lives: its run directory, resolved config and checkpoint file.
+#[derive(Debug, Clone)]
+pub struct SavedRun {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub checkpoint: PathBuf,
+}
+
+impl SavedRun {
+    /// `path` is a run directory (its newest step checkpoint, the model that the final
+    /// evaluation scored) or a checkpoint file inside `RUN_DIR/checkpoints/`; the run's
+    /// `config.toml` is read with `overrides` applied.
+    pub fn open(path: &Path, overrides: &[String]) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let (dir, checkpoint) = if meta.is_dir() {
+            let ckpt = list_checkpoints(&path.join("checkpoints"))?
+                .pop()
+                .ok_or_else(|| Error::Checkpoint {
+                    path: path.join("checkpoints"),
+                    msg: "holds no checkpoint (is this a run directory?)".into(),
+                })?;
+            (path.to_path_buf(), ckpt)
+        } else {
+            let dir = path
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            (dir, path.to_path_buf())
+        };
+        let config = Config::load(&dir.join("config.toml"), overrides)?;
+        Ok(Self {
+            dir,
+            config,
+            checkpoint,
+        })
+    }
+
+    /// The model of the checkpoint, for inputs of shape `input`.
+    pub fn model(&self, input: [usize; 3], device: &Device) -> Result<Model> {
+        load_model(&self.config, &self.checkpoint, input, device)
+    }
+
+    /// The run's dataset, split as its evaluation used it, and the model on the run's
+    /// device.
+    pub fn load(&self) -> Result<Loaded> {
+        let cfg = &self.config;
+        let ds = data::load(&cfg.data.dataset, &cfg.data.dir)?;
+        let train = ds.train.clone().truncate(cfg.data.limit);
+        let test = ds.test.clone().truncate(cfg.eval.test_limit);
+        let channels = train.shape[0];
+        let mean = cfg.data.mean.expand("data.mean", channels)?;
+        let std = cfg.data.std.expand("data.std", channels)?;
+        let device = crate::backend::device(&cfg.train.device)?;
+        device.seed(cfg.train.seed);
+        let model = self.model(cfg.views.model_input(train.shape), &device)?;
+        Ok(Loaded {
+            ds,
+            train,
+            test,
+            mean,
+            std,
+            model,
+            device,
+        })
+    }
+}
+
+/// A saved run's data and model, ready to evaluate.
+pub struct Loaded {
+    pub ds: Dataset,
+    /// The training samples the run used (`data.limit`): kNN memory and probe data.
+    pub train: Split,
+    /// The test samples its evaluation used (`eval.test_limit`).
+    pub test: Split,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub model: Model,
+    pub device: Device,
+}
+
+/// The `model` section of checkpoint `path` loaded into the model of `cfg`.
+pub fn load_model(cfg: &Config, path: &Path, input: [usize; 3], device: &Device) -> Result<Model> {
+    let bad = |msg: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let c = Checkpoint::load(path)?;
+    let bytes = c
+        .section("model")
+        .ok_or_else(|| bad("has no `model` section".into()))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| bad(e.to_string()))?;
+    Model::new(cfg, input, device)?
+        .try_load_record(record)
+        .map_err(|e| bad(e.to_string()))
+}
