@@ -1,0 +1,131 @@
+//! Every preset in configs/ trains end to end through `contrastive train` on a small
+//! slice of its real dataset, and its run reports finite losses and an accuracy.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{bin, data_dir};
+use contrastive::train::metrics;
+
+fn preset(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml"))
+}
+
+/// Trains `name` with `extra` overrides into `out/name`; returns the final record.
+fn smoke(name: &str, out: &Path, extra: &[String]) -> serde_json::Value {
+    let cfg = contrastive::config::Config::load(&preset(name), &[]).unwrap();
+    let data = data_dir().join(cfg.data.dataset.as_str());
+    assert!(
+        data.exists(),
+        "{} is missing: scripts/test.sh fetches it",
+        data.display()
+    );
+    let run = out.join(name);
+    let mut cmd = bin();
+    cmd.args(["train", "--quiet", "--config"])
+        .arg(preset(name))
+        .arg("--set")
+        .arg(format!("data.dir={}", data.display()));
+    for s in [
+        "eval.linear_epochs=0",
+        "eval.baseline=false",
+        "eval.test_limit=300",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(extra.iter().cloned())
+    {
+        cmd.args(["--set", &s]);
+    }
+    let output = cmd.arg("--out").arg(&run).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let m = metrics::read(&run.join("metrics.jsonl")).unwrap();
+    let losses: Vec<f64> = m.iter().filter_map(|r| r["loss"].as_f64()).collect();
+    assert!(
+        !losses.is_empty() && losses.iter().all(|l| l.is_finite()),
+        "{name}"
+    );
+    let last = m.last().unwrap().clone();
+    let knn = last["knn_top1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&knn), "{name}: {knn}");
+    last
+}
+
+fn images(extra: &[&str]) -> Vec<String> {
+    ["data.limit=512", "train.batch_size=128", "train.epochs=1"]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[test]
+fn every_image_preset_trains() {
+    let out = tempfile::tempdir().unwrap();
+    for name in [
+        "simclr-fashion-mnist",
+        "moco-v2-fashion-mnist",
+        "instdisc-fashion-mnist",
+        "supcon-fashion-mnist",
+        "triplet-fashion-mnist",
+        "byol-fashion-mnist",
+        "barlow-twins-fashion-mnist",
+        "dim-fashion-mnist",
+        "nnclr-fashion-mnist",
+    ] {
+        smoke(name, out.path(), &images(&[]));
+    }
+    // Prototypes are assigned from the second epoch on, every step here.
+    smoke(
+        "pcl-fashion-mnist",
+        out.path(),
+        &images(&[
+            "train.epochs=2",
+            "views.recluster_every=1",
+            "views.clusters=5",
+        ]),
+    );
+    let teacher = format!(
+        "keys.teacher={}",
+        out.path().join("simclr-fashion-mnist").display()
+    );
+    smoke(
+        "crd-fashion-mnist",
+        out.path(),
+        &images(&[teacher.as_str()]),
+    );
+}
+
+#[test]
+fn every_series_preset_trains() {
+    let out = tempfile::tempdir().unwrap();
+    for name in ["cmc-basic-motions", "cpc-osuleaf", "tcl-osuleaf"] {
+        smoke(name, out.path(), &["train.epochs=2".to_string()]);
+    }
+}
+
+#[test]
+fn multisensory_presets_refuse_channels_the_data_lacks() {
+    let out = tempfile::tempdir().unwrap();
+    let data = data_dir().join("ucr/BasicMotions");
+    let output = bin()
+        .args(["train", "--quiet", "--config"])
+        .arg(preset("cmc-basic-motions"))
+        .arg("--set")
+        .arg(format!("data.dir={}", data.display()))
+        .args(["--set", "views.modalities=[[0, 1, 2], [3, 4, 9]]", "--out"])
+        .arg(out.path().join("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("views.modalities") && err.contains("9") && err.lines().count() == 1,
+        "{err}"
+    );
+}
