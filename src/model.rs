@@ -7,6 +7,7 @@ use crate::encoder::Encoder;
 use crate::error::Result;
 use crate::head::context::Context;
 use crate::head::projection::Projection;
+use crate::head::quantizer::Quantizer;
 use crate::score::Bilinear;
 
 /// Encoder plus projection head, an optional prediction head (query side only) and the
@@ -18,6 +19,7 @@ pub struct Model {
     pub predictor: Option<Projection>,
     pub critic: Option<Bilinear>,
     pub context: Option<Context>,
+    pub quantizer: Option<Quantizer>,
 }
 
 impl Model {
@@ -32,12 +34,14 @@ impl Model {
             .needs_bilinear()
             .then(|| Bilinear::new(z, z, device));
         let context = cfg.head.context.init(z, device);
+        let quantizer = cfg.head.quantizer.init(z, device);
         Ok(Self {
             encoder,
             head,
             predictor,
             critic,
             context,
+            quantizer,
         })
     }
 

@@ -104,7 +104,12 @@ fn every_image_preset_trains() {
 #[test]
 fn every_series_preset_trains() {
     let out = tempfile::tempdir().unwrap();
-    for name in ["cmc-basic-motions", "cpc-osuleaf", "tcl-osuleaf"] {
+    for name in [
+        "cmc-basic-motions",
+        "cpc-osuleaf",
+        "cpc-quantized-osuleaf",
+        "tcl-osuleaf",
+    ] {
         smoke(name, out.path(), &["train.epochs=2".to_string()]);
     }
 }

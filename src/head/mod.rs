@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod projection;
+pub mod quantizer;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use context::ContextConfig;
 use projection::Projection;
+use quantizer::QuantizerConfig;
 
 /// Which head, and its sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +32,8 @@ pub struct HeadConfig {
     pub predictor_hidden: usize,
     /// The contextualisation head over sequences of embeddings (CPC).
     pub context: ContextConfig,
+    /// A Gumbel-softmax product quantiser of the keys of predictive pairing (wav2vec 2.0).
+    pub quantizer: QuantizerConfig,
 }
 
 impl Default for HeadConfig {
@@ -43,6 +47,7 @@ impl Default for HeadConfig {
             predictor: false,
             predictor_hidden: 256,
             context: ContextConfig::default(),
+            quantizer: QuantizerConfig::default(),
         }
     }
 }
@@ -54,6 +59,7 @@ impl HeadConfig {
     /// Checks sizes before anything is built.
     pub fn validate(&self) -> Result<()> {
         self.context.validate()?;
+        self.quantizer.validate(self.out)?;
         match self.kind.as_str() {
             "identity" => Ok(()),
             "linear" | "mlp" => {

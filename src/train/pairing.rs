@@ -42,12 +42,14 @@ pub fn context_loss(
 /// CPC: the windows of each sequence, in time order, are embedded (`z_t`), summarised
 /// causally by the context head (`c_t`), and `W_k c_t` must find `z_{t+k}` among every
 /// window of the batch (the same sequence's other steps and all other sequences). The
-/// loss is the mean over `k = 1..=steps`.
+/// loss is the mean over `k = 1..=steps`. With a quantiser the keys are the quantised
+/// embeddings (wav2vec 2.0) and `weight x diversity` is added.
 pub fn predictive_loss(
     model: &Model,
     loss: &LossConfig,
     views: &ViewBatch,
     input: impl Fn(&crate::views::Group) -> Tensor<4>,
+    quantize: QuantizeStep,
 ) -> Result<(Tensor<1>, PositiveMap)> {
     let context = model
         .context
@@ -65,6 +67,14 @@ pub fn predictive_loss(
     let batch = g.tags.len() / steps;
     let (_, z) = model.forward(input(g));
     let d = z.dims()[1];
+    let (keys, diversity) = match &model.quantizer {
+        Some(qz) => {
+            let noise = qz.noise(z.dims()[0], quantize.seed, &z.device());
+            let out = qz.forward(z.clone(), noise, quantize.temperature);
+            (out.q, Some(out.diversity.mul_scalar(quantize.weight)))
+        }
+        None => (z.clone(), None),
+    };
     // Rows are view-major (all windows 0, then all windows 1, ...): [time, batch, d].
     let seq = z.clone().reshape([steps, batch, d]).swap_dims(0, 1);
     let c = context.summarise(seq);
@@ -86,16 +96,27 @@ pub fn predictive_loss(
             max_gap: 0,
         };
         let map = PositiveMap::build(rule, &tags, &g.tags, false);
-        losses.push(loss.compute(pred, z.clone(), &map, model.critic.as_ref())?);
+        losses.push(loss.compute(pred, keys.clone(), &map, model.critic.as_ref())?);
         first.get_or_insert(map);
     }
     let n = losses.len() as f64;
     match (losses.into_iter().reduce(|a, b| a + b), first) {
-        (Some(l), Some(map)) => Ok((l.div_scalar(n), map)),
+        (Some(l), Some(map)) => {
+            let l = l.div_scalar(n);
+            Ok((diversity.map_or(l.clone(), |d| l + d), map))
+        }
         _ => Err(Error::Invalid(
             "predictive pairing needs at least two windows".into(),
         )),
     }
+}
+
+/// The quantiser's temperature, noise seed and diversity weight at one step.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantizeStep {
+    pub temperature: f64,
+    pub seed: u64,
+    pub weight: f64,
 }
 
 /// The rows of `map` that have a positive, and the map restricted to them: rows without

@@ -532,7 +532,13 @@ impl Trainer {
             Pairing::Cross => self.cross_loss(views, global)?,
             Pairing::Context => pairing::context_loss(&self.model, &self.cfg.loss, views, input)?,
             Pairing::Predictive => {
-                pairing::predictive_loss(&self.model, &self.cfg.loss, views, input)?
+                let q = &self.cfg.head.quantizer;
+                let step = pairing::QuantizeStep {
+                    temperature: q.temperature_at(global, self.total_steps()),
+                    seed: mix(self.cfg.train.seed, global as u64, 0x9b),
+                    weight: q.diversity_weight,
+                };
+                pairing::predictive_loss(&self.model, &self.cfg.loss, views, input, step)?
             }
         };
         let value = loss.clone().into_scalar::<f32>();

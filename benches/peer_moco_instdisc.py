@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""MoCo v2 and InstDisc in PyTorch, the same recipes as configs/moco-v2-fashion-mnist.toml
+and configs/instdisc-fashion-mnist.toml, for accuracy parity. Data, augmentation, the R1
+ConvNet and the evaluator come from the peer's R1 reference (../shared/peer).
+
+MoCo v2: queries from view 0 through the online encoder + MLP head (both views in one
+forward), keys from view 1 through an EMA copy (m = 0.99, parameters and BN buffers),
+InfoNCE with cosine scores at temperature 0.2 against the batch's keys and a FIFO queue
+of 4096 earlier keys, symmetrised; after both directions the batch's keys enter the queue.
+InstDisc: one view; a linear head to 128-d; a memory bank of unit vectors per training
+image (momentum 0.5); each query against the bank entries of the batch's images plus 4096
+uniformly drawn entries, NCE with Z estimated per query from the batch, temperature 0.07.
+Both: SGD lr 0.06, momentum 0.9, weight decay 5e-4, batch 256, cosine decay per step.
+
+usage: python benches/peer_moco_instdisc.py moco|instdisc [--epochs 1] [--data-dir data]
+"""
+import argparse
+import copy
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER = os.path.join(ROOT, "..", "shared", "peer", "simclr_r1_reference.py")
+spec = importlib.util.spec_from_file_location("r1", PEER)
+r1 = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(r1)
+
+QUEUE, MOCO_M, MOCO_T = 4096, 0.99, 0.2
+BANK_NEG, BANK_M, NCE_T = 4096, 0.5, 0.07
+
+
+def info_nce(q, k_all, pos, t):
+    """q (n,d), k_all (m,d) unit rows; pos (n,) index of each query's positive key."""
+    logits = q @ k_all.t() / t
+    return F.cross_entropy(logits, pos)
+
+
+def nce(scores, pos_mask):
+    """Our NCE: c = logsumexp(s) - log(n_cand) + log(n_neg), held constant;
+    mean_p softplus(c - s_p) + sum_n softplus(s_n - c)."""
+    n_cand = scores.shape[1]
+    n_pos = pos_mask.sum(1, keepdim=True)
+    n_neg = n_cand - n_pos
+    c = (torch.logsumexp(scores, 1, keepdim=True) - math.log(n_cand) + torch.log(n_neg)).detach()
+    pos = (F.softplus(c - scores) * pos_mask).sum(1, keepdim=True) / n_pos
+    neg = (F.softplus(scores - c) * (1 - pos_mask)).sum(1, keepdim=True)
+    return (pos + neg).mean()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("method", choices=["moco", "instdisc"])
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data-dir", default=os.path.join(ROOT, "data"))
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    r1.DATA_DIR = a.data_dir
+    xtr, ytr, xte, yte = r1.load_dataset("fmnist")
+    mean, std = 0.2860, 0.3530
+    torch.manual_seed(r1.SEED_MODEL)
+    model = r1.SimCLR()
+    if a.method == "instdisc":
+        model.head = nn.Linear(256, 128)
+        bank = F.normalize(torch.rand(xtr.shape[0], 128) * 2 - 1, dim=1)
+    else:
+        key = copy.deepcopy(model)
+        for x in key.parameters():
+            x.requires_grad_(False)
+        queue = torch.zeros(0, 128)
+    lr0 = r1.BASE_LR * r1.BATCH / 256
+    opt = torch.optim.SGD(model.parameters(), lr=lr0, momentum=r1.MOMENTUM, weight_decay=r1.WEIGHT_DECAY)
+    g_aug = torch.Generator().manual_seed(r1.SEED_AUG)
+    g_shuf = torch.Generator().manual_seed(r1.SEED_SHUFFLE)
+    g_neg = torch.Generator().manual_seed(4)
+    n = xtr.shape[0]
+    steps = n // r1.BATCH
+    total = steps * a.epochs
+    step, t0 = 0, time.time()
+    for ep in range(a.epochs):
+        model.train()
+        perm = torch.randperm(n, generator=g_shuf)
+        for b in range(steps):
+            lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * step / total))
+            for pg in opt.param_groups:
+                pg["lr"] = lr
+            idx = perm[b * r1.BATCH:(b + 1) * r1.BATCH]
+            xb = xtr[idx]
+            if a.method == "moco":
+                v = [r1.augment(xb, g_aug, mean, std), r1.augment(xb, g_aug, mean, std)]
+                _, z = model(torch.cat(v))
+                zq = F.normalize(z, dim=1).split(r1.BATCH)
+                with torch.no_grad():
+                    zk = [F.normalize(key(v[i])[1], dim=1) for i in (1, 0)]
+                losses = []
+                for qi, k in zip(zq, zk):
+                    k_all = torch.cat([k, queue])
+                    losses.append(info_nce(qi, k_all, torch.arange(r1.BATCH), MOCO_T))
+                loss = sum(losses) / 2
+            else:
+                v = r1.augment(xb, g_aug, mean, std)
+                _, z = model(v)
+                zq = F.normalize(z, dim=1)
+                uniq = torch.unique(idx)
+                sampled = torch.randint(0, n, (BANK_NEG,), generator=g_neg)
+                keys = torch.cat([uniq, sampled])
+                scores = zq @ bank[keys].t() / NCE_T
+                loss = nce(scores, (idx.view(-1, 1) == keys.view(1, -1)).float())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                if a.method == "moco":
+                    for pk, pq in zip(key.state_dict().values(), model.state_dict().values()):
+                        if pk.dtype.is_floating_point:
+                            pk.mul_(MOCO_M).add_(pq, alpha=1 - MOCO_M)
+                    queue = torch.cat([queue, zk[0], zk[1]])[-QUEUE:]
+                else:
+                    bank[idx] = F.normalize(BANK_M * bank[idx] + (1 - BANK_M) * zq.detach(), dim=1)
+            step += 1
+            if step % 50 == 0:
+                print(f"  step {step}/{total} loss {loss.item():.4f} {step * r1.BATCH / (time.time() - t0):.0f} img/s", flush=True)
+    train_s = time.time() - t0
+    ntr, nte = (xtr - mean) / std, (xte - mean) / std
+    ftr, fte = r1.extract(model.encoder, ntr), r1.extract(model.encoder, nte)
+    res = r1.evaluate(ftr, ytr, fte, yte)
+    res.update({"method": a.method, "epochs": a.epochs, "train_s": train_s,
+                "img_per_s": total * r1.BATCH / train_s})
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
