@@ -59,7 +59,7 @@ impl QuantizerConfig {
                 "two finite values > 0",
             ));
         }
-        if !(self.diversity_weight >= 0.0) {
+        if self.diversity_weight.is_nan() || self.diversity_weight < 0.0 {
             return Err(Error::config(
                 "head.quantizer.diversity_weight",
                 self.diversity_weight,
