@@ -261,8 +261,13 @@ fn predictive_coding_targets_the_window_k_steps_ahead_of_the_same_series() {
             );
         }
     }
+    let step = pairing::QuantizeStep {
+        temperature: 1.0,
+        seed: 0,
+        weight: 0.0,
+    };
     let (loss, map) =
-        pairing::predictive_loss(&model, &cfg.loss, &views, |g| tensor(g, &device)).unwrap();
+        pairing::predictive_loss(&model, &cfg.loss, &views, |g| tensor(g, &device), step).unwrap();
     assert!(loss.into_scalar::<f32>().is_finite());
     // k = 1: query (i, t) for t in 0..3 predicts window t + 1 of series i, row (t + 1) * 3 + i.
     assert_eq!((map.rows, map.cols), (9, 12));
