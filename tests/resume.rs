@@ -11,13 +11,19 @@ use common::{bin, data_dir};
 use contrastive::train::metrics;
 
 fn train_cmd(out: &Path) -> Command {
+    train_preset(out, "simclr-fashion-mnist", &[])
+}
+
+/// `contrastive train` of preset `name` on 1,024 images for 2 epochs of 8 steps, with a
+/// checkpoint every 3 steps, plus `extra` overrides.
+fn train_preset(out: &Path, name: &str, extra: &[&str]) -> Command {
     let data = data_dir().join("fashion-mnist");
     assert!(
         data.exists(),
         "{} is missing: run scripts/test.sh",
         data.display()
     );
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/simclr-fashion-mnist.toml");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml"));
     let mut c = bin();
     c.args(["train", "--quiet", "--config"])
         .arg(cfg)
@@ -32,7 +38,10 @@ fn train_cmd(out: &Path) -> Command {
         "eval.linear_epochs=2",
         "eval.test_limit=500",
         "eval.baseline=false",
-    ] {
+    ]
+    .iter()
+    .chain(extra)
+    {
         c.args(["--set", s]);
     }
     c.arg("--out").arg(out);
@@ -62,7 +71,11 @@ fn lines(path: &Path) -> usize {
 
 /// Starts a run and SIGKILLs it once `after` metrics lines exist.
 fn kill_after(out: &Path, after: usize) {
-    let mut child = train_cmd(out).spawn().unwrap();
+    kill_run_after(train_cmd(out), out, after);
+}
+
+fn kill_run_after(mut cmd: Command, out: &Path, after: usize) {
+    let mut child = cmd.spawn().unwrap();
     let t0 = Instant::now();
     while lines(&out.join("metrics.jsonl")) < after {
         assert!(
@@ -134,6 +147,34 @@ fn killed_and_resumed_equals_uninterrupted() {
         want,
         "run resumed from the previous checkpoint differs"
     );
+}
+
+#[test]
+fn queues_banks_and_prototypes_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, extra) in [
+        ("moco-v2-fashion-mnist", &["keys.queue_size=300"][..]),
+        ("instdisc-fashion-mnist", &["keys.bank_negatives=256"][..]),
+        (
+            "pcl-fashion-mnist",
+            &["views.recluster_every=2", "views.clusters=5"][..],
+        ),
+    ] {
+        let (a, b) = (
+            tmp.path().join(format!("{name}-a")),
+            tmp.path().join(format!("{name}-b")),
+        );
+        assert!(train_preset(&a, name, extra)
+            .output()
+            .unwrap()
+            .status
+            .success());
+        // killed in the second epoch, after the checkpoint at step 12: the queue is full,
+        // the bank updated and the prototypes assigned by then
+        kill_run_after(train_preset(&b, name, extra), &b, 15);
+        resume(&b);
+        assert_eq!(records(&b), records(&a), "{name}: resumed run differs");
+    }
 }
 
 #[test]
