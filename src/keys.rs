@@ -9,10 +9,10 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kernels::gemm::{self, Mat};
 use crate::model::Model;
 use crate::views::transform::mix;
 use crate::views::Tag;
@@ -240,24 +240,36 @@ impl Queue {
     }
 
     /// For each row of `z` (`[n, dim]`), the index of the held key of highest cosine
-    /// similarity: NNCLR's support-set look-up. `None` while the queue is empty.
+    /// similarity (the first on ties): NNCLR's support-set look-up, one GEMM of the unit
+    /// rows. `None` while the queue is empty.
     pub fn nearest(&self, z: &[f32]) -> Option<Vec<usize>> {
         if self.tags.is_empty() {
             return None;
         }
-        let unit = |r: &[f32]| -> Vec<f32> {
-            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            r.iter().map(|v| v / n).collect()
+        let unit = |rows: &[f32]| {
+            let mut rows = rows.to_vec();
+            rows.chunks_mut(self.dim).for_each(normalise);
+            rows
         };
-        let held: Vec<Vec<f32>> = self.z.chunks(self.dim).map(unit).collect();
+        let (held, q) = (unit(&self.z), unit(z));
+        let (s, n) = (self.tags.len(), q.len() / self.dim);
+        let mut sim = vec![0.0; n * s];
+        gemm::matmul_parallel(
+            &mut sim,
+            s,
+            Mat::rows(&q, n, self.dim),
+            Mat::rows(&held, s, self.dim).t(),
+            false,
+        );
         Some(
-            z.par_chunks(self.dim)
+            sim.chunks(s)
                 .map(|r| {
-                    let q = unit(r);
-                    let sim = |h: &Vec<f32>| h.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>();
-                    (0..held.len())
-                        .map(|j| (j, sim(&held[j])))
-                        .fold((0, f32::NEG_INFINITY), |b, c| if c.1 > b.1 { c } else { b })
+                    r.iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+                        )
                         .0
                 })
                 .collect(),
@@ -284,12 +296,15 @@ impl Bank {
         Self { dim, z, labels }
     }
 
-    /// `b_i = normalise(m b_i + (1 - m) z)` for each instance `i` and its new embedding.
+    /// `b_i = normalise(m b_i + (1 - m) normalise(z))` for each instance `i` and its new
+    /// embedding `z`.
     pub fn update(&mut self, instances: &[u32], z: &[f32], m: f32) {
         for (&i, new) in instances.iter().zip(z.chunks(self.dim)) {
+            let mut new = new.to_vec();
+            normalise(&mut new);
             let row = &mut self.z[i as usize * self.dim..(i as usize + 1) * self.dim];
             row.iter_mut()
-                .zip(new)
+                .zip(&new)
                 .for_each(|(b, &v)| *b = m * *b + (1.0 - m) * v);
             normalise(row);
         }

@@ -23,9 +23,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Builds the model of `cfg` for inputs of shape `[c, h, w]`.
-    pub fn new(cfg: &Config, input: [usize; 3], device: &Device) -> Result<Self> {
-        let encoder = cfg.encoder.init(input, device)?;
+    /// Builds the model of `cfg` for data samples of shape `[c, h, w]`; the encoder reads
+    /// what the views make of them ([`crate::config::ViewsConfig::model_input`]).
+    pub fn new(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Self> {
+        let encoder = cfg.encoder.init(cfg.views.model_input(sample), device)?;
         let head = cfg.head.init(cfg.encoder.output_dim(), device)?;
         let z = cfg.head.output_dim(cfg.encoder.output_dim());
         let predictor = cfg.head.init_predictor(z, device);

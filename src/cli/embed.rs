@@ -61,7 +61,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     for &(name, split) in splits {
         let indices = spread(split.len(), a.limit);
         let part = subset(split, &indices);
-        let f = eval::extract_output_for(
+        let f = eval::extract_output(
             &run.config,
             &l.model,
             &part,

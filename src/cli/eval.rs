@@ -42,25 +42,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let run = SavedRun::open(&a.path, &set)?;
     let l = run.load()?;
     let cfg = &run.config;
-    let ftr = eval::extract_for(cfg, &l.model, &l.train, &l.mean, &l.std, &l.device);
-    let fte = eval::extract_for(cfg, &l.model, &l.test, &l.mean, &l.std, &l.device);
+    let ftr = eval::extract(cfg, &l.model, &l.train, &l.mean, &l.std, &l.device);
+    let fte = eval::extract(cfg, &l.model, &l.test, &l.mean, &l.std, &l.device);
     let seed = cfg.train.seed;
     let e = eval::evaluate(&ftr, &fte, l.ds.classes, &cfg.eval, seed, &l.device);
-    // Alignment needs augmented views of one sample; other similarity distributions
-    // (senses, windows) have no such pair at test time.
-    let g = if cfg.views.kind == "transform" {
-        Some(geometry::measure(
-            &l.model,
-            &l.test,
-            &fte,
-            &cfg.views.augments(),
-            (&l.mean, &l.std),
-            seed,
-            &l.device,
-        )?)
-    } else {
-        None
-    };
+    let g = geometry::measure(
+        &l.model,
+        &l.test,
+        &fte,
+        &cfg.views,
+        (&l.mean, &l.std),
+        seed,
+        &l.device,
+    )?;
     let names = &l.ds.class_names;
 
     println!("checkpoint: {}", run.checkpoint.display());

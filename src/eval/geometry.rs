@@ -11,11 +11,11 @@ use burn::tensor::TensorData;
 use serde::Serialize;
 
 use super::knn::Features;
+use crate::config::ViewsConfig;
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::loss::geometry::{alignment, uniformity};
 use crate::model::Model;
-use crate::views::augment::AugmentConfig;
 use crate::views::transform::TransformViews;
 use crate::views::{PositiveMap, Relation, Sampler, Tag};
 
@@ -33,16 +33,22 @@ pub struct Geometry {
 }
 
 /// Measures `model`'s `h` on `test`; `features` are its un-augmented test features and
-/// `augment` the run's view augmentations (the first two are used; one is used twice).
+/// `views` the run's similarity distribution, whose first two view augmentations make
+/// the aligned pairs (one is used twice). `None` unless the views are augmentations:
+/// senses and windows have no such pair of one test sample.
 pub fn measure(
     model: &Model,
     test: &Split,
     features: &Features,
-    augment: &[AugmentConfig],
+    views: &ViewsConfig,
     (mean, std): (&[f32], &[f32]),
     seed: u64,
     device: &Device,
-) -> Result<Geometry> {
+) -> Result<Option<Geometry>> {
+    if views.kind != "transform" {
+        return Ok(None);
+    }
+    let augment = views.augments();
     let n = test.len().min(features.len()).min(SAMPLES);
     let first = augment
         .first()
@@ -85,9 +91,9 @@ pub fn measure(
     let align = alignment(tensor(r0), tensor(r1), &map, 2.0)?;
     let clean = features.data[..n * features.dim].to_vec();
     let uniform = uniformity(tensor(clean), 2.0)?;
-    Ok(Geometry {
+    Ok(Some(Geometry {
         alignment: f64::from(align.into_scalar::<f32>()),
         uniformity: f64::from(uniform.into_scalar::<f32>()),
         samples: n,
-    })
+    }))
 }

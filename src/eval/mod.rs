@@ -46,20 +46,63 @@ pub enum Output {
     Projection,
 }
 
-/// Representations `h` of every sample of `split`, normalised with `mean`/`std`, using
-/// the model in inference mode (batch norm with running statistics).
+/// Representations `h` of every sample of `split` as the run of `cfg` defines them,
+/// normalised with `mean`/`std`, using the model in inference mode (batch norm with
+/// running statistics). For multisensory views a sample's representation is the
+/// concatenation of its senses' representations (as CMC evaluates).
 pub fn extract(
+    cfg: &crate::config::Config,
     model: &Model,
     split: &Split,
     mean: &[f32],
     std: &[f32],
     device: &Device,
 ) -> Features {
-    extract_output(model, split, mean, std, device, Output::Representation)
+    extract_output(
+        cfg,
+        model,
+        split,
+        (mean, std),
+        device,
+        Output::Representation,
+    )
 }
 
 /// Like [`extract`], for the chosen `output`.
 pub fn extract_output(
+    cfg: &crate::config::Config,
+    model: &Model,
+    split: &Split,
+    (mean, std): (&[f32], &[f32]),
+    device: &Device,
+    output: Output,
+) -> Features {
+    if cfg.views.kind != "modalities" {
+        return encode(model, split, mean, std, device, output);
+    }
+    let parts: Vec<Features> = cfg
+        .views
+        .modalities
+        .iter()
+        .map(|channels| {
+            let sub = split.channels(channels);
+            let pick = |v: &[f32]| -> Vec<f32> { channels.iter().map(|&c| v[c]).collect() };
+            encode(model, &sub, &pick(mean), &pick(std), device, output)
+        })
+        .collect();
+    let dim: usize = parts.iter().map(|p| p.dim).sum();
+    let data = (0..split.len())
+        .flat_map(|i| parts.iter().flat_map(move |p| p.row(i).to_vec()))
+        .collect();
+    Features {
+        data,
+        dim,
+        labels: split.labels.clone(),
+    }
+}
+
+/// `output` of every sample of `split` fed to `model` as it is, in batches.
+fn encode(
     model: &Model,
     split: &Split,
     mean: &[f32],
@@ -85,60 +128,6 @@ pub fn extract_output(
         dim = f.dims()[1];
         data.extend(f.into_data().iter::<f32>());
     }
-    Features {
-        data,
-        dim,
-        labels: split.labels.clone(),
-    }
-}
-
-/// Representations of `split` as the run of `cfg` defines them: [`extract`], except for
-/// multisensory views, where a sample's representation is the concatenation of its
-/// senses' representations (as CMC evaluates).
-pub fn extract_for(
-    cfg: &crate::config::Config,
-    model: &Model,
-    split: &Split,
-    mean: &[f32],
-    std: &[f32],
-    device: &Device,
-) -> Features {
-    extract_output_for(
-        cfg,
-        model,
-        split,
-        (mean, std),
-        device,
-        Output::Representation,
-    )
-}
-
-/// Like [`extract_for`], for the chosen `output`.
-pub fn extract_output_for(
-    cfg: &crate::config::Config,
-    model: &Model,
-    split: &Split,
-    (mean, std): (&[f32], &[f32]),
-    device: &Device,
-    output: Output,
-) -> Features {
-    if cfg.views.kind != "modalities" {
-        return extract_output(model, split, mean, std, device, output);
-    }
-    let parts: Vec<Features> = cfg
-        .views
-        .modalities
-        .iter()
-        .map(|channels| {
-            let sub = split.channels(channels);
-            let pick = |v: &[f32]| -> Vec<f32> { channels.iter().map(|&c| v[c]).collect() };
-            extract_output(model, &sub, &pick(mean), &pick(std), device, output)
-        })
-        .collect();
-    let dim: usize = parts.iter().map(|p| p.dim).sum();
-    let data = (0..split.len())
-        .flat_map(|i| parts.iter().flat_map(move |p| p.row(i).to_vec()))
-        .collect();
     Features {
         data,
         dim,

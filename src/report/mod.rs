@@ -114,7 +114,7 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
     body.push_str("<h2>Test representations</h2>\n");
     let (mean, std, device) = (&loaded.mean, &loaded.std, &loaded.device);
     let shown = loaded.test.clone().truncate(MAP_SAMPLES);
-    let h = eval::extract_for(&run.config, &loaded.model, &shown, mean, std, device);
+    let h = eval::extract(&run.config, &loaded.model, &shown, mean, std, device);
     let names = &loaded.ds.class_names;
     let n = h.len();
     plot::map(
@@ -142,8 +142,7 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
         &mut body,
     );
     if !preview::is_series(loaded.test.shape) {
-        let memory =
-            eval::extract_for(&run.config, &loaded.model, &loaded.train, mean, std, device);
+        let memory = eval::extract(&run.config, &loaded.model, &loaded.train, mean, std, device);
         let queries = preview::pick(&shown, QUERIES);
         let q = eval::knn::Features {
             data: queries.iter().flat_map(|&i| h.row(i).to_vec()).collect(),

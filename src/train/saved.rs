@@ -51,7 +51,7 @@ impl SavedRun {
         })
     }
 
-    /// The model of the checkpoint, for inputs of shape `input`.
+    /// The model of the checkpoint, for data samples of shape `input`.
     pub fn model(&self, input: [usize; 3], device: &Device) -> Result<Model> {
         load_model(&self.config, &self.checkpoint, input, device)
     }
@@ -68,7 +68,7 @@ impl SavedRun {
         let std = cfg.data.std.expand("data.std", channels)?;
         let device = crate::backend::device(&cfg.train.device)?;
         device.seed(cfg.train.seed);
-        let model = self.model(cfg.views.model_input(train.shape), &device)?;
+        let model = self.model(train.shape, &device)?;
         Ok(Loaded {
             ds,
             train,

@@ -28,6 +28,7 @@ use crate::data::loader::{steps_per_epoch, EpochLoader};
 use crate::data::{self, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::eval::geometry::Geometry;
+use crate::eval::knn::Features;
 use crate::eval::{self, Evaluation, Scores};
 use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Pairing, Queue};
 use crate::loss::mutual_info::info_nce_bound;
@@ -185,8 +186,7 @@ impl Trainer {
         let device = crate::backend::device(&cfg.train.device)?;
         device.seed(cfg.train.seed);
         let ad = device.clone().autodiff();
-        let input = cfg.views.model_input(train.shape);
-        let model = Model::new(&cfg, input, &ad)?;
+        let model = Model::new(&cfg, train.shape, &ad)?;
         let optim = optimizer(&cfg);
         let batch = cfg.train.batch_size;
         if train.len() < batch {
@@ -199,10 +199,11 @@ impl Trainer {
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
         let key_model = match cfg.keys.encoder {
             KeyEncoderKind::Shared => None,
-            KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => {
-                Some(keys::frozen_copy(&model, Model::new(&cfg, input, &ad)?))
-            }
-            KeyEncoderKind::Teacher => Some(load_teacher(&cfg, input, &ad)?),
+            KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => Some(keys::frozen_copy(
+                &model,
+                Model::new(&cfg, train.shape, &ad)?,
+            )),
+            KeyEncoderKind::Teacher => Some(load_teacher(&cfg, train.shape, &ad)?),
         };
         let z_dim = cfg.head.output_dim(cfg.encoder.output_dim());
         let queue = (cfg.keys.source == KeySourceKind::Queue).then(|| Queue {
@@ -342,11 +343,7 @@ impl Trainer {
             }
             self.write(record)?;
             if self.cfg.keys.encoder == KeyEncoderKind::Snapshot {
-                let fresh = Model::new(
-                    &self.cfg,
-                    self.cfg.views.model_input(self.train.shape),
-                    &self.ad,
-                )?;
+                let fresh = Model::new(&self.cfg, self.train.shape, &self.ad)?;
                 self.key_model = Some(keys::frozen_copy(&self.model, fresh));
             }
             self.pos = Position {
@@ -399,6 +396,11 @@ impl Trainer {
         })
     }
 
+    /// Representations of `split` under `model`, as the evaluation reads them.
+    fn features(&self, model: &Model, split: &Split) -> Features {
+        eval::extract(&self.cfg, model, split, &self.mean, &self.std, &self.device)
+    }
+
     /// The test split used for evaluation.
     fn test_split(&self) -> Split {
         self.ds.test.clone().truncate(self.cfg.eval.test_limit)
@@ -407,22 +409,8 @@ impl Trainer {
     /// kNN accuracy of the current representation (online evaluation).
     fn online_knn(&self) -> Result<f64> {
         let test = self.test_split();
-        let ftr = eval::extract_for(
-            &self.cfg,
-            &self.model,
-            &self.train,
-            &self.mean,
-            &self.std,
-            &self.device,
-        );
-        let fte = eval::extract_for(
-            &self.cfg,
-            &self.model,
-            &test,
-            &self.mean,
-            &self.std,
-            &self.device,
-        );
+        let ftr = self.features(&self.model, &self.train);
+        let fte = self.features(&self.model, &test);
         let pred = eval::knn::predict(
             &ftr,
             &fte,
@@ -440,38 +428,20 @@ impl Trainer {
     fn evaluate(&self) -> Result<Evaluated> {
         let test = self.test_split();
         let t0 = Instant::now();
-        let ftr = eval::extract_for(
-            &self.cfg,
-            &self.model,
-            &self.train,
-            &self.mean,
-            &self.std,
-            &self.device,
-        );
-        let fte = eval::extract_for(
-            &self.cfg,
-            &self.model,
-            &test,
-            &self.mean,
-            &self.std,
-            &self.device,
-        );
+        let ftr = self.features(&self.model, &self.train);
+        let fte = self.features(&self.model, &test);
         let secs = t0.elapsed().as_secs_f64();
         let (cfg, seed) = (&self.cfg.eval, self.cfg.train.seed);
         let evaluation = eval::evaluate(&ftr, &fte, self.ds.classes, cfg, seed, &self.device);
-        let geometry = if self.cfg.views.kind == "transform" {
-            Some(eval::geometry::measure(
-                &self.model,
-                &test,
-                &fte,
-                &self.cfg.views.augments(),
-                (&self.mean, &self.std),
-                seed,
-                &self.device,
-            )?)
-        } else {
-            None
-        };
+        let geometry = eval::geometry::measure(
+            &self.model,
+            &test,
+            &fte,
+            &self.cfg.views,
+            (&self.mean, &self.std),
+            seed,
+            &self.device,
+        )?;
         self.say(&format!(
             "evaluated: features {secs:.1}s, kNN {:.1}s, linear probe {:.1}s",
             evaluation.scores.knn_seconds, evaluation.scores.linear_seconds
@@ -484,25 +454,10 @@ impl Trainer {
             eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device).scores
         });
         let random_init = if cfg.random_init {
-            let input = self.cfg.views.model_input(self.train.shape);
-            let fresh = Model::new(&self.cfg, input, &self.ad)?;
+            let fresh = Model::new(&self.cfg, self.train.shape, &self.ad)?;
             let (rtr, rte) = (
-                eval::extract_for(
-                    &self.cfg,
-                    &fresh,
-                    &self.train,
-                    &self.mean,
-                    &self.std,
-                    &self.device,
-                ),
-                eval::extract_for(
-                    &self.cfg,
-                    &fresh,
-                    &test,
-                    &self.mean,
-                    &self.std,
-                    &self.device,
-                ),
+                self.features(&fresh, &self.train),
+                self.features(&fresh, &test),
             );
             Some(eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device).scores)
         } else {
@@ -525,12 +480,12 @@ impl Trainer {
                 p.recluster(mix(self.cfg.train.seed, global as u64, 0xc1));
             }
         }
-        let input =
-            |g: &Group| Tensor::from_data(TensorData::new(g.data.clone(), g.shape), &self.ad);
         let (loss, map) = match self.cfg.keys.pairing {
             Pairing::Joint => self.joint_loss(views)?,
             Pairing::Cross => self.cross_loss(views, global)?,
-            Pairing::Context => pairing::context_loss(&self.model, &self.cfg.loss, views, input)?,
+            Pairing::Context => {
+                pairing::context_loss(&self.model, &self.cfg.loss, views, |g| self.input(g))?
+            }
             Pairing::Predictive => {
                 let q = &self.cfg.head.quantizer;
                 let step = pairing::QuantizeStep {
@@ -538,6 +493,7 @@ impl Trainer {
                     seed: mix(self.cfg.train.seed, global as u64, 0x9b),
                     weight: q.diversity_weight,
                 };
+                let input = |g: &Group| self.input(g);
                 pairing::predictive_loss(&self.model, &self.cfg.loss, views, input, step)?
             }
         };
@@ -583,7 +539,7 @@ impl Trainer {
             let inst: Vec<u32> = first.iter().map(|&i| tags[i].instance).collect();
             let m = self.cfg.keys.bank_momentum as f32;
             if let Some(p) = self.prototypes.as_mut() {
-                p.bank.update(&inst, &normalised(rows, p.bank.dim), m);
+                p.bank.update(&inst, &rows, m);
             }
         }
         let critic = self.model.critic.as_ref();
@@ -622,18 +578,11 @@ impl Trainer {
                 .loss
                 .compute(q, k, &map, self.model.critic.as_ref())?;
             let first: Vec<usize> = (0..g.tags.len()).filter(|&i| g.tags[i].view == 0).collect();
-            let zq = keys::host(&z_all);
-            let dim = bank.dim;
-            let (inst, rows): (Vec<u32>, Vec<f32>) = (
-                first.iter().map(|&i| g.tags[i].instance).collect(),
-                first
-                    .iter()
-                    .flat_map(|&i| zq[i * dim..(i + 1) * dim].to_vec())
-                    .collect(),
-            );
+            let rows = keys::host(&select(&z_all, &first));
+            let inst: Vec<u32> = first.iter().map(|&i| g.tags[i].instance).collect();
             let m = self.cfg.keys.bank_momentum as f32;
             if let Some(b) = self.bank.as_mut() {
-                b.update(&inst, &normalised(rows, dim), m);
+                b.update(&inst, &rows, m);
             }
             return Ok((loss, map));
         }
@@ -836,11 +785,7 @@ impl Trainer {
         };
         let model = std::mem::replace(
             &mut self.model,
-            Model::new(
-                &self.cfg,
-                self.cfg.views.model_input(self.train.shape),
-                &self.ad,
-            )?,
+            Model::new(&self.cfg, self.train.shape, &self.ad)?,
         );
         self.model = model
             .try_load_record(record(get("model")?)?)
@@ -1002,15 +947,6 @@ fn bytes_tags(b: &[u8]) -> Option<Vec<Tag>> {
 /// (transform views only), and the raw-input and random-init baselines.
 type Evaluated = (Evaluation, Option<Geometry>, Option<Scores>, Option<Scores>);
 
-/// Rows of `dim` values scaled to unit length.
-fn normalised(mut rows: Vec<f32>, dim: usize) -> Vec<f32> {
-    rows.chunks_mut(dim).for_each(|r| {
-        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        r.iter_mut().for_each(|v| *v /= n);
-    });
-    rows
-}
-
 /// The view sampler of `cfg.views` for samples of `shape`, checked against the data.
 fn make_sampler(
     cfg: &Config,
@@ -1085,11 +1021,11 @@ fn load_data(cfg: &Config, progress: Progress) -> Result<Dataset> {
 }
 
 /// The teacher's model, loaded from its checkpoint and the config of its run.
-fn load_teacher(cfg: &Config, input: [usize; 3], device: &Device) -> Result<Model> {
+fn load_teacher(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Model> {
     let path = cfg.keys.teacher.clone().unwrap_or_default();
     let saved = SavedRun::open(&path, &[])?;
     let teacher_cfg = &saved.config;
-    let teacher = saved.model(input, device)?;
+    let teacher = saved.model(sample, device)?;
     let (tz, sz) = (
         teacher_cfg
             .head
