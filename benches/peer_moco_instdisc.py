@@ -12,7 +12,7 @@ image (momentum 0.5); each query against the bank entries of the batch's images 
 uniformly drawn entries, NCE with Z estimated per query from the batch, temperature 0.07.
 Both: SGD lr 0.06, momentum 0.9, weight decay 5e-4, batch 256, cosine decay per step.
 
-usage: python benches/peer_moco_instdisc.py moco|instdisc [--epochs 1] [--data-dir data]
+usage: python benches/peer_moco_instdisc.py moco|instdisc [--epochs 1] [--seed 0] [--data-dir data]
 """
 import argparse
 import copy
@@ -60,13 +60,14 @@ def main():
     p.add_argument("method", choices=["moco", "instdisc"])
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="added to every seed (model, augmentation, order, negatives)")
     p.add_argument("--data-dir", default=os.path.join(ROOT, "data"))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     r1.DATA_DIR = a.data_dir
     xtr, ytr, xte, yte = r1.load_dataset("fmnist")
     mean, std = 0.2860, 0.3530
-    torch.manual_seed(r1.SEED_MODEL)
+    torch.manual_seed(r1.SEED_MODEL + 10 * a.seed)
     model = r1.SimCLR()
     if a.method == "instdisc":
         model.head = nn.Linear(256, 128)
@@ -78,9 +79,9 @@ def main():
         queue = torch.zeros(0, 128)
     lr0 = r1.BASE_LR * r1.BATCH / 256
     opt = torch.optim.SGD(model.parameters(), lr=lr0, momentum=r1.MOMENTUM, weight_decay=r1.WEIGHT_DECAY)
-    g_aug = torch.Generator().manual_seed(r1.SEED_AUG)
-    g_shuf = torch.Generator().manual_seed(r1.SEED_SHUFFLE)
-    g_neg = torch.Generator().manual_seed(4)
+    g_aug = torch.Generator().manual_seed(r1.SEED_AUG + 10 * a.seed)
+    g_shuf = torch.Generator().manual_seed(r1.SEED_SHUFFLE + 10 * a.seed)
+    g_neg = torch.Generator().manual_seed(4 + 10 * a.seed)
     n = xtr.shape[0]
     steps = n // r1.BATCH
     total = steps * a.epochs
@@ -132,7 +133,7 @@ def main():
     ntr, nte = (xtr - mean) / std, (xte - mean) / std
     ftr, fte = r1.extract(model.encoder, ntr), r1.extract(model.encoder, nte)
     res = r1.evaluate(ftr, ytr, fte, yte)
-    res.update({"method": a.method, "epochs": a.epochs, "train_s": train_s,
+    res.update({"method": a.method, "epochs": a.epochs, "seed": a.seed, "train_s": train_s,
                 "img_per_s": total * r1.BATCH / train_s})
     print("RESULT " + json.dumps(res), flush=True)
 

@@ -27,6 +27,9 @@ pub enum Error {
     /// A checkpoint that cannot be read or fails its checksum.
     #[error("checkpoint {}: {msg}", path.display())]
     Checkpoint { path: PathBuf, msg: String },
+    /// A teacher model file (ONNX) that cannot be read or run on the data.
+    #[error("teacher {}: {msg}", path.display())]
+    Teacher { path: PathBuf, msg: String },
     /// A loss or score called with inputs it cannot use.
     #[error("{0}")]
     Invalid(String),

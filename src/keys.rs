@@ -81,8 +81,10 @@ pub struct KeysConfig {
     pub bank_momentum: f64,
     /// Bank entries drawn uniformly as extra negatives per step.
     pub bank_negatives: usize,
-    /// Checkpoint of the teacher (a run directory or a `.ckpt` file of this tool) and the
-    /// config it was trained with (its run's `config.toml`, found beside the checkpoint).
+    /// The teacher: a run directory or `.ckpt` file of this tool (its architecture comes from
+    /// the run's `config.toml` beside the checkpoint), or an `.onnx` file whose first input
+    /// takes the normalised views `[n, c, h, w]` and whose first output gives the keys
+    /// `[n, dim]` (e.g. exported from PyTorch with `torch.onnx.export`).
     pub teacher: Option<PathBuf>,
     /// With `cross` pairing, each key is replaced by its nearest neighbour (cosine) in a
     /// support set of past keys (NNCLR); the support set holds `support_size` keys.
@@ -157,7 +159,7 @@ impl KeysConfig {
             return Err(Error::config(
                 "keys.teacher",
                 "(none)",
-                "a checkpoint or run directory for a teacher key encoder",
+                "a run directory, checkpoint or .onnx file for a teacher key encoder",
             ));
         }
         Ok(())

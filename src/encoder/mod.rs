@@ -2,6 +2,7 @@
 
 pub mod convnet;
 pub mod mlp;
+pub mod onnx;
 pub mod resnet;
 
 use burn::prelude::*;

@@ -26,6 +26,7 @@ use super::schedule::learning_rate;
 use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, EpochLoader};
 use crate::data::{self, Dataset, Split};
+use crate::encoder::onnx::OnnxEncoder;
 use crate::error::{Error, Result};
 use crate::eval::geometry::Geometry;
 use crate::eval::knn::Features;
@@ -112,6 +113,8 @@ pub struct Trainer {
     model: Model,
     optim: ModuleOptimizer,
     key_model: Option<Model>,
+    /// A teacher read from an ONNX file (`keys.teacher = "*.onnx"`).
+    onnx_teacher: Option<OnnxEncoder>,
     queue: Option<Queue>,
     bank: Option<Bank>,
     /// NNCLR's support set of past keys.
@@ -197,15 +200,22 @@ impl Trainer {
             ));
         }
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
+        let z_dim = cfg.head.output_dim(cfg.encoder.output_dim());
+        let onnx_teacher = match &cfg.keys.teacher {
+            Some(p) if cfg.keys.encoder == KeyEncoderKind::Teacher && is_onnx(p) => {
+                Some(open_onnx_teacher(p, train.shape, z_dim)?)
+            }
+            _ => None,
+        };
         let key_model = match cfg.keys.encoder {
             KeyEncoderKind::Shared => None,
             KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => Some(keys::frozen_copy(
                 &model,
                 Model::new(&cfg, train.shape, &ad)?,
             )),
+            KeyEncoderKind::Teacher if onnx_teacher.is_some() => None,
             KeyEncoderKind::Teacher => Some(load_teacher(&cfg, train.shape, &ad)?),
         };
-        let z_dim = cfg.head.output_dim(cfg.encoder.output_dim());
         let queue = (cfg.keys.source == KeySourceKind::Queue).then(|| Queue {
             dim: z_dim,
             capacity: cfg.keys.queue_size,
@@ -238,6 +248,7 @@ impl Trainer {
             model,
             optim,
             key_model,
+            onnx_teacher,
             queue,
             bank,
             support,
@@ -594,14 +605,15 @@ impl Trainer {
                 "cross pairing needs views 0 and 1 in every batch".into(),
             ));
         }
-        let keys_of = |rows: &[usize]| -> Tensor<2> {
-            match &self.key_model {
-                None => select(&z_all, rows),
-                Some(km) => {
-                    let x = select_rows(g, rows, &self.ad);
-                    km.forward(x).1.detach()
+        let keys_of = |rows: &[usize]| -> Result<Tensor<2>> {
+            Ok(match (&self.key_model, &self.onnx_teacher) {
+                (Some(km), _) => km.forward(select_rows(g, rows, &self.ad)).1.detach(),
+                (None, Some(t)) => {
+                    let z = t.embed(&rows_data(g, rows), rows.len())?;
+                    keys::device_rows(z, t.dim, &self.ad)
                 }
-            }
+                (None, None) => select(&z_all, rows),
+            })
         };
         let tags_of = |rows: &[usize]| -> Vec<Tag> { rows.iter().map(|&i| g.tags[i]).collect() };
         let mut directions = vec![(rows0.clone(), rows1.clone())];
@@ -613,7 +625,7 @@ impl Trainer {
         let mut pushed: Vec<(Tensor<2>, Vec<Tag>)> = Vec::new();
         for (qr, kr) in &directions {
             let q = self.model.predict(select(&z_all, qr));
-            let (k_own, k_tags) = (keys_of(kr), tags_of(kr));
+            let (k_own, k_tags) = (keys_of(kr)?, tags_of(kr));
             // NNCLR: the positive key is the support set's nearest neighbour of the key.
             let k_batch = match self
                 .support
@@ -887,15 +899,21 @@ fn select(z: &Tensor<2>, rows: &[usize]) -> Tensor<2> {
 
 /// Rows `rows` of a group as an input tensor.
 fn select_rows(g: &Group, rows: &[usize], device: &Device) -> Tensor<4> {
-    let len: usize = g.shape[1..].iter().product();
-    let mut data = Vec::with_capacity(rows.len() * len);
-    for &r in rows {
-        data.extend_from_slice(&g.data[r * len..(r + 1) * len]);
-    }
     Tensor::from_data(
-        TensorData::new(data, [rows.len(), g.shape[1], g.shape[2], g.shape[3]]),
+        TensorData::new(
+            rows_data(g, rows),
+            [rows.len(), g.shape[1], g.shape[2], g.shape[3]],
+        ),
         device,
     )
+}
+
+/// The samples `rows` of a group, one after another.
+fn rows_data(g: &Group, rows: &[usize]) -> Vec<f32> {
+    let len: usize = g.shape[1..].iter().product();
+    rows.iter()
+        .flat_map(|&r| g.data[r * len..(r + 1) * len].iter().copied())
+        .collect()
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -1040,6 +1058,24 @@ fn load_teacher(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Mod
         ));
     }
     Ok(teacher.no_grad())
+}
+
+fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// An ONNX teacher whose keys have the student's embedding size `z_dim`.
+fn open_onnx_teacher(path: &Path, sample: [usize; 3], z_dim: usize) -> Result<OnnxEncoder> {
+    let t = OnnxEncoder::open(path, sample)?;
+    if t.dim != z_dim {
+        return Err(Error::config(
+            "head.out",
+            z_dim,
+            format!("the teacher's embedding size {}", t.dim),
+        ));
+    }
+    Ok(t)
 }
 
 /// The configured optimiser.
