@@ -255,13 +255,9 @@ impl Queue {
         };
         let (held, q) = (unit(&self.z), unit(z));
         let (s, n) = (self.tags.len(), q.len() / self.dim);
-        let mut sim = vec![0.0; n * s];
-        gemm::matmul_parallel(
-            &mut sim,
-            s,
+        let sim = gemm::product(
             Mat::rows(&q, n, self.dim),
             Mat::rows(&held, s, self.dim).t(),
-            false,
         );
         Some(
             sim.chunks(s)

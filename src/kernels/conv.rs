@@ -16,7 +16,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::gemm::{matmul, Mat};
+use super::gemm::{matmul, matmul_uninit, Mat};
 
 /// Output positions lowered per block: enough rows for efficient GEMMs, few enough that
 /// a block's lowered input stays within a few megabytes.
@@ -209,24 +209,23 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
     assert_eq!(w.len(), g.o * k, "conv: weight length");
     let wt = weight_kxo(g, w);
-    let mut y = vec![0.0; g.n * s * g.o];
+    let len = g.n * s * g.o;
+    let mut y = Vec::with_capacity(len);
     let per = g.images_per_block();
-    y.par_chunks_mut(per * s * g.o)
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(per * s * g.o)
         .enumerate()
         .for_each(|(bi, out)| {
             let rows = out.len() / g.o;
             with_scratch(|[col, _]| {
                 let col = sized(col, rows * k);
                 im2col(g, x, bi * per, rows / s, col);
-                matmul(
-                    out,
-                    g.o,
-                    Mat::rows(col, rows, k),
-                    Mat::rows(&wt, k, g.o),
-                    false,
-                );
+                matmul_uninit(out, g.o, Mat::rows(col, rows, k), Mat::rows(&wt, k, g.o));
             })
         });
+    // SAFETY: the blocks tile all `len` elements and each block's GEMM writes every one of
+    // its `rows x o` elements (row stride `o`).
+    unsafe { y.set_len(len) };
     y
 }
 /// A block of images: its first image and, when `dx` is wanted, its slice of `dx`.

@@ -14,7 +14,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::gemm::{matmul_parallel, Mat};
+use super::gemm::{product, Mat};
 use crate::views::PositiveMap;
 
 /// The positive map in one integer array, as it crosses into the kernels:
@@ -246,22 +246,18 @@ fn normalise(x: &[f32], d: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
 
 /// `c = a bᵀ` for row-major `a` `[r, d]` and `b` `[n, d]`.
 fn abt(a: &[f32], b: &[f32], r: usize, n: usize, d: usize) -> Vec<f32> {
-    let mut c = vec![0.0; r * n];
-    matmul_parallel(&mut c, n, Mat::rows(a, r, d), Mat::rows(b, n, d).t(), false);
-    c
+    product(Mat::rows(a, r, d), Mat::rows(b, n, d).t())
 }
 
 /// `c = a b` for row-major `a` `[r, n]` (or its transpose when `ta`, stored `[n, r]`) and
 /// `b` `[n, d]`.
 fn ab(a: &[f32], b: &[f32], r: usize, n: usize, d: usize, ta: bool) -> Vec<f32> {
-    let mut c = vec![0.0; r * d];
     let lhs = if ta {
         Mat::rows(a, n, r).t()
     } else {
         Mat::rows(a, r, n)
     };
-    matmul_parallel(&mut c, d, lhs, Mat::rows(b, n, d), false);
-    c
+    product(lhs, Mat::rows(b, n, d))
 }
 
 /// Scores and loss in one: `s = score(q, k) / t` (cosine or dot) for queries `q` `[r, d]`

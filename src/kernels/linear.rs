@@ -4,7 +4,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::gemm::{matmul_parallel, Mat};
+use super::gemm::{product, Mat};
 
 /// Rows per parallel task of the element-wise passes: about two tasks per thread.
 fn rows_per_task(rows: usize) -> usize {
@@ -51,8 +51,7 @@ pub fn forward(
     assert_eq!(x.len(), m * k, "linear: input length");
     assert_eq!(w.len(), k * n, "linear: weight length");
     assert!(bias.is_empty() || bias.len() == n, "linear: bias length");
-    let mut y = vec![0.0; m * n];
-    matmul_parallel(&mut y, n, Mat::rows(x, m, k), Mat::rows(w, k, n), false);
+    let mut y = product(Mat::rows(x, m, k), Mat::rows(w, k, n));
     if !bias.is_empty() || relu {
         y.par_chunks_mut(rows_per_task(m) * n)
             .for_each(|yb| bias_relu(yb, n, bias, relu));
@@ -86,14 +85,7 @@ pub fn backward(
     } else {
         dy
     };
-    let mut dw = vec![0.0; k * n];
-    matmul_parallel(
-        &mut dw,
-        n,
-        Mat::rows(x, m, k).t(),
-        Mat::rows(g, m, n),
-        false,
-    );
+    let dw = product(Mat::rows(x, m, k).t(), Mat::rows(g, m, n));
     let db = if bias {
         let per = rows_per_task(m);
         // partial sums collected in order, so that the total does not depend on scheduling
@@ -113,17 +105,7 @@ pub fn backward(
     } else {
         Vec::new()
     };
-    let dx = need_dx.then(|| {
-        let mut dx = vec![0.0; m * k];
-        matmul_parallel(
-            &mut dx,
-            k,
-            Mat::rows(g, m, n),
-            Mat::rows(w, k, n).t(),
-            false,
-        );
-        dx
-    });
+    let dx = need_dx.then(|| product(Mat::rows(g, m, n), Mat::rows(w, k, n).t()));
     (dx, dw, db)
 }
 
