@@ -14,6 +14,8 @@
 
 use std::cell::RefCell;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::gemm::{matmul, matmul_uninit, Mat};
@@ -209,27 +211,23 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
     assert_eq!(w.len(), g.o * k, "conv: weight length");
     let wt = weight_kxo(g, w);
-    let len = g.n * s * g.o;
-    let mut y = Vec::with_capacity(len);
     let per = g.images_per_block();
-    y.spare_capacity_mut()[..len]
-        .par_chunks_mut(per * s * g.o)
-        .enumerate()
-        .for_each(|(bi, out)| {
+    // SAFETY: each block's GEMM writes every one of its `rows x o` elements (row stride `o`).
+    unsafe {
+        super::filled(g.n * s * g.o, per * s * g.o, |bi, out| {
             let rows = out.len() / g.o;
             with_scratch(|[col, _]| {
                 let col = sized(col, rows * k);
                 im2col(g, x, bi * per, rows / s, col);
                 matmul_uninit(out, g.o, Mat::rows(col, rows, k), Mat::rows(&wt, k, g.o));
             })
-        });
-    // SAFETY: the blocks tile all `len` elements and each block's GEMM writes every one of
-    // its `rows x o` elements (row stride `o`).
-    unsafe { y.set_len(len) };
-    y
+        })
+    }
 }
-/// A block of images: its first image and, when `dx` is wanted, its slice of `dx`.
-type Block<'a> = (usize, Option<&'a mut [f32]>);
+/// A block of images: its first image and, when `dx` is wanted, its slice of `dx` (not yet
+/// initialised: the block's worker zeroes it just before adding into it, in parallel and
+/// while it is in cache, instead of one serial pass over all of `dx`).
+type Block<'a> = (usize, Option<&'a mut [MaybeUninit<f32>]>);
 
 /// Gradients of [`forward`] given NHWC `dy`: `dx` (NHWC) when `need_dx`, and `dw`
 /// (`[o, c, kh, kw]`).
@@ -244,13 +242,10 @@ pub fn backward(
     assert_eq!(dy.len(), g.n * s * g.o, "conv: output-gradient length");
     let wt = weight_kxo(g, w);
     let per = g.images_per_block();
-    let mut dx = if need_dx {
-        vec![0.0; g.n * img]
-    } else {
-        Vec::new()
-    };
+    let mut dx = Vec::with_capacity(if need_dx { g.n * img } else { 0 });
     let blocks: Vec<Block> = if need_dx {
-        dx.chunks_mut(per * img)
+        dx.spare_capacity_mut()[..g.n * img]
+            .chunks_mut(per * img)
             .enumerate()
             .map(|(i, d)| (i * per, Some(d)))
             .collect()
@@ -284,6 +279,11 @@ pub fn backward(
                         true,
                     );
                     if let Some(dxb) = dxb {
+                        dxb.iter_mut().for_each(|v| {
+                            v.write(0.0);
+                        });
+                        // SAFETY: every element was just written.
+                        let dxb = unsafe { &mut *(dxb as *mut [MaybeUninit<f32>] as *mut [f32]) };
                         let dcol = sized(dcol, rows * k);
                         matmul(
                             dcol,
@@ -299,6 +299,10 @@ pub fn backward(
             dwt
         })
         .collect();
+    if need_dx {
+        // SAFETY: the blocks tile `dx`, and each block's worker initialised its slice.
+        unsafe { dx.set_len(g.n * img) };
+    }
     let mut dwt = vec![0.0f32; k * g.o];
     for p in partial {
         dwt.iter_mut().zip(&p).for_each(|(a, b)| *a += b);

@@ -16,6 +16,7 @@ pub mod infonce;
 pub mod linear;
 pub mod norm;
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::Dispatch;
@@ -24,6 +25,7 @@ use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu as burn_relu;
 use burn::tensor::{DType, Int, TensorData};
+use rayon::prelude::*;
 
 use crate::views::PositiveMap;
 use extension::FastOps;
@@ -38,6 +40,27 @@ pub fn set_enabled(on: bool) {
 /// Whether the fast kernels are on.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// A new vector of `len` values written in parallel by `fill(i, chunk)` on its `i`-th
+/// chunk of `chunk` elements (the last may be shorter). The vector is not zeroed first:
+/// zeroing large outputs just before they are overwritten cost several percent of a step.
+///
+/// # Safety
+/// `fill` must write every element of the chunk it is given.
+unsafe fn filled(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, c)| fill(i, c));
+    // SAFETY: the chunks tile all `len` elements and the caller's `fill` wrote each.
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// Whether `x` takes the fast path.

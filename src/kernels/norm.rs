@@ -6,6 +6,8 @@
 //! own mask. With channels last, every pass here streams rows and updates `c`-wide
 //! vectors of per-channel sums, which the compiler vectorises.
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -33,12 +35,12 @@ fn add_sq_rows(acc: &mut [f32], block: &[f32], mean: &[f32]) {
 }
 
 #[multiversion(targets = "simd")]
-fn affine_rows(y: &mut [f32], x: &[f32], scale: &[f32], shift: &[f32], relu: bool) {
+fn affine_rows(y: &mut [MaybeUninit<f32>], x: &[f32], scale: &[f32], shift: &[f32], relu: bool) {
     let c = scale.len();
     for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
         for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
             let v = a * x + b;
-            *y = if relu { v.max(0.0) } else { v };
+            y.write(if relu { v.max(0.0) } else { v });
         }
     }
 }
@@ -77,7 +79,7 @@ fn grad_sums(
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets = "simd")]
 fn grad_rows(
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
     x: &[f32],
     y: &[f32],
     dy: &[f32],
@@ -96,7 +98,7 @@ fn grad_rows(
         let row = dr.iter_mut().zip(xr).zip(yr).zip(gr).zip(k).zip(a).zip(b);
         for ((((((d, &xv), &yv), &gv), &kc), &ac), &bc) in row {
             let g = if relu && yv <= 0.0 { 0.0 } else { gv };
-            *d = kc * g + ac * xv + bc;
+            d.write(kc * g + ac * xv + bc);
         }
     }
 }
@@ -154,11 +156,12 @@ pub fn forward(
             (a, beta[ch] - a * mean[ch])
         })
         .unzip();
-    let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(ROWS * c)
-        .zip(x.par_chunks(ROWS * c))
-        .for_each(|(y, x)| affine_rows(y, x, &scale, &shift, relu));
-    y
+    // SAFETY: `affine_rows` writes every element of its rows (chunks are whole rows).
+    unsafe {
+        super::filled(x.len(), ROWS * c, |i, y| {
+            affine_rows(y, &x[i * ROWS * c..][..y.len()], &scale, &shift, relu)
+        })
+    }
 }
 
 /// Gradients of [`forward`] with the statistics treated as functions of `x` (training
@@ -206,12 +209,13 @@ pub fn backward(
     let b: Vec<f32> = (0..c)
         .map(|ch| -k[ch] * dbeta[ch] / m - a[ch] * mean[ch])
         .collect();
-    let mut dx = vec![0.0; x.len()];
-    dx.par_chunks_mut(n)
-        .zip(x.par_chunks(n))
-        .zip(y.par_chunks(n))
-        .zip(dy.par_chunks(n))
-        .for_each(|(((dx, x), y), dy)| grad_rows(dx, x, y, dy, &k, &a, &b, relu));
+    // SAFETY: `grad_rows` writes every element of its rows (chunks are whole rows).
+    let dx = unsafe {
+        super::filled(x.len(), n, |i, dx| {
+            let r = i * n..i * n + dx.len();
+            grad_rows(dx, &x[r.clone()], &y[r.clone()], &dy[r], &k, &a, &b, relu)
+        })
+    };
     (dx, dgamma, dbeta)
 }
 
