@@ -11,7 +11,8 @@
 //! into a `code` row in cache: `-1` for keys that are not candidates of the row's query,
 //! else the key's weight in the loss (`1 / (|P(i)| rows)` for positives, 0 for negatives).
 
-use multiversion::multiversion;
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::gemm::{product, Mat};
@@ -110,8 +111,8 @@ pub fn exp(x: f32) -> f32 {
 /// single floating-point accumulator must be summed in order).
 const LANES: usize = 16;
 
+simd! {
 /// The log-sum-exp of a row's candidate scores and the sum of its weights.
-#[multiversion(targets = "simd")]
 fn row_lse(s: &[f32], c: &[f32]) -> (f32, f32) {
     let (sc, cc) = (s.chunks_exact(LANES), c.chunks_exact(LANES));
     let (st, ct) = (sc.remainder(), cc.remainder());
@@ -144,13 +145,15 @@ fn row_lse(s: &[f32], c: &[f32]) -> (f32, f32) {
     }
     (m + total.ln(), wtotal)
 }
+}
 
-#[multiversion(targets = "simd")]
-fn row_grad(d: &mut [f32], s: &[f32], c: &[f32], lse: f32, wsum: f32, g: f32) {
+simd! {
+fn row_grad(d: &mut [MaybeUninit<f32>], s: &[f32], c: &[f32], lse: f32, wsum: f32, g: f32) {
     for ((d, &v), &w) in d.iter_mut().zip(s).zip(c) {
         let grad = g * (exp(v - lse) * wsum - w);
-        *d = if w >= 0.0 { grad } else { 0.0 };
+        d.write(if w >= 0.0 { grad } else { 0.0 });
     }
+}
 }
 
 /// Per row: the loss `sum_j w_ij (lse_i - s_ij)`, the log-sum-exp of its candidate scores
@@ -199,18 +202,20 @@ pub fn backward(
     wsum: &[f32],
     g: f32,
 ) -> Vec<f32> {
-    let mut ds = vec![0.0; scores.len()];
-    ds.par_chunks_mut(cols)
-        .zip(scores.par_chunks(cols))
-        .enumerate()
-        .for_each_init(
-            || vec![0.0; cols],
-            |code, (i, (d, s))| {
-                map.code_row(i, code);
-                row_grad(d, s, code, lse[i], wsum[i], g);
-            },
-        );
-    ds
+    let rows = scores.len() / cols.max(1);
+    let per = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+    // SAFETY: each chunk is `per` whole rows (fewer in the last) and `row_grad` writes
+    // every element of each.
+    unsafe {
+        super::filled(scores.len(), per * cols, |t, d| {
+            let mut code = vec![0.0; cols];
+            for (r, d) in d.chunks_mut(cols).enumerate() {
+                let i = t * per + r;
+                map.code_row(i, &mut code);
+                row_grad(d, &scores[i * cols..][..cols], &code, lse[i], wsum[i], g);
+            }
+        })
+    }
 }
 
 /// What the backward pass of [`fused_forward`] needs.

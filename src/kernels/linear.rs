@@ -1,7 +1,8 @@
 //! Fully connected layers, `y = relu?(x W + b)`: one GEMM each way, bias and ReLU in one
 //! pass, ReLU's gate applied to the gradient before the two backward GEMMs.
 
-use multiversion::multiversion;
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::gemm::{product, Mat};
@@ -11,8 +12,8 @@ fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(2 * rayon::current_num_threads()).max(32)
 }
 
+simd! {
 /// Adds `bias` (when not empty) to every row of `y`, then applies ReLU when `relu`.
-#[multiversion(targets = "simd")]
 fn bias_relu(y: &mut [f32], n: usize, bias: &[f32], relu: bool) {
     for row in y.chunks_exact_mut(n) {
         if !bias.is_empty() {
@@ -23,19 +24,22 @@ fn bias_relu(y: &mut [f32], n: usize, bias: &[f32], relu: bool) {
         }
     }
 }
-
-#[multiversion(targets = "simd")]
-fn gate(g: &mut [f32], dy: &[f32], y: &[f32]) {
-    for ((g, &d), &v) in g.iter_mut().zip(dy).zip(y) {
-        *g = if v > 0.0 { d } else { 0.0 };
-    }
 }
 
-#[multiversion(targets = "simd")]
+simd! {
+fn gate(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
+    for ((g, &d), &v) in g.iter_mut().zip(dy).zip(y) {
+        g.write(if v > 0.0 { d } else { 0.0 });
+    }
+}
+}
+
+simd! {
 fn add_rows(acc: &mut [f32], block: &[f32]) {
     for row in block.chunks_exact(acc.len()) {
         acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
     }
+}
 }
 
 /// `x` `[m, k]` times `w` `[k, n]`, plus `bias` (`[n]`, or empty for none), then ReLU.
@@ -76,11 +80,13 @@ pub fn backward(
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let gated;
     let g: &[f32] = if relu {
-        let mut buf = vec![0.0; dy.len()];
-        buf.par_chunks_mut(4096)
-            .zip(dy.par_chunks(4096).zip(y.par_chunks(4096)))
-            .for_each(|(b, (d, v))| gate(b, d, v));
-        gated = buf;
+        // SAFETY: `gate` writes every element of its chunk.
+        gated = unsafe {
+            super::filled(dy.len(), 4096, |i, b| {
+                let r = i * 4096..i * 4096 + b.len();
+                gate(b, &dy[r.clone()], &y[r])
+            })
+        };
         &gated
     } else {
         dy

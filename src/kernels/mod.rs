@@ -9,6 +9,21 @@
 //! and burn's own operations on any other backend, or when [`set_enabled`] turned the
 //! kernels off; tests check that both paths agree.
 
+/// Wraps a leaf loop in `#[multiversion]` for AVX-512, AVX2 + FMA, SSE4.2 and NEON, picked
+/// at run time, so that it is vectorised on the machine at hand whatever the build's target
+/// CPU (multiversion's own `"simd"` preset leaves AVX-512 out).
+macro_rules! simd {
+    ($item:item) => {
+        #[multiversion::multiversion(targets(
+            "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+            "x86_64+avx2+fma",
+            "x86_64+sse4.2",
+            "aarch64+neon"
+        ))]
+        $item
+    };
+}
+
 pub mod conv;
 pub mod extension;
 pub mod gemm;

@@ -8,24 +8,23 @@
 
 use std::mem::MaybeUninit;
 
-use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Rows per parallel task.
 const ROWS: usize = 256;
 
-// Leaf loops over a block of `[rows, c]` values. They are compiled for AVX-512, AVX2 and
-// the baseline and picked at run time (`multiversion`), so that they are vectorised on
-// the machine at hand whatever the build's target CPU.
+// Leaf loops over a block of `[rows, c]` values, each compiled per instruction set by
+// `simd!`.
 
-#[multiversion(targets = "simd")]
+simd! {
 fn add_rows(acc: &mut [f32], block: &[f32]) {
     for row in block.chunks_exact(acc.len()) {
         acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
     }
 }
+}
 
-#[multiversion(targets = "simd")]
+simd! {
 fn add_sq_rows(acc: &mut [f32], block: &[f32], mean: &[f32]) {
     for row in block.chunks_exact(acc.len()) {
         for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mean) {
@@ -33,8 +32,9 @@ fn add_sq_rows(acc: &mut [f32], block: &[f32], mean: &[f32]) {
         }
     }
 }
+}
 
-#[multiversion(targets = "simd")]
+simd! {
 fn affine_rows(y: &mut [MaybeUninit<f32>], x: &[f32], scale: &[f32], shift: &[f32], relu: bool) {
     let c = scale.len();
     for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
@@ -44,8 +44,9 @@ fn affine_rows(y: &mut [MaybeUninit<f32>], x: &[f32], scale: &[f32], shift: &[f3
         }
     }
 }
+}
 
-#[multiversion(targets = "simd")]
+simd! {
 fn grad_sums(
     sg: &mut [f32],
     sgx: &mut [f32],
@@ -75,9 +76,10 @@ fn grad_sums(
         }
     }
 }
+}
 
+simd! {
 #[allow(clippy::too_many_arguments)]
-#[multiversion(targets = "simd")]
 fn grad_rows(
     dx: &mut [MaybeUninit<f32>],
     x: &[f32],
@@ -101,6 +103,7 @@ fn grad_rows(
             d.write(kc * g + ac * xv + bc);
         }
     }
+}
 }
 
 /// Sums per-task partial sums into f64 totals, in task order (so that the result does not
