@@ -123,15 +123,22 @@ impl KeysConfig {
                 return Err(Error::config(key, m, "a value in [0, 1]"));
             }
         }
-        if self.pairing == Pairing::Joint && self.encoder != KeyEncoderKind::Shared {
+        if self.pairing != Pairing::Cross && self.encoder != KeyEncoderKind::Shared {
             return Err(Error::config(
                 "keys.pairing",
-                "joint",
+                format!("{:?}", self.pairing).to_lowercase(),
                 format!(
                     "cross: a {:?} key encoder encodes the key view apart from the queries",
                     self.encoder
                 )
                 .to_lowercase(),
+            ));
+        }
+        if self.source == KeySourceKind::Bank && self.encoder != KeyEncoderKind::Shared {
+            return Err(Error::config(
+                "keys.encoder",
+                format!("{:?}", self.encoder).to_lowercase(),
+                "shared: a memory bank's keys are its own entries, no key encoder computes them",
             ));
         }
         if self.neighbours && (self.pairing != Pairing::Cross || self.support_size == 0) {
@@ -352,6 +359,25 @@ mod tests {
 
     fn tag(i: u32) -> Tag {
         Tag::new(i, 0, 1)
+    }
+
+    #[test]
+    fn key_encoders_need_cross_pairing_and_keys_to_compute() {
+        let err = |c: KeysConfig| c.validate().unwrap_err().to_string();
+        let context = KeysConfig {
+            encoder: KeyEncoderKind::Momentum,
+            pairing: Pairing::Context,
+            ..KeysConfig::default()
+        };
+        assert!(err(context).starts_with("config key `keys.pairing` = context"));
+        let bank = KeysConfig {
+            encoder: KeyEncoderKind::Teacher,
+            teacher: Some("t.onnx".into()),
+            source: KeySourceKind::Bank,
+            pairing: Pairing::Cross,
+            ..KeysConfig::default()
+        };
+        assert!(err(bank).starts_with("config key `keys.encoder` = teacher"));
     }
 
     #[test]
