@@ -16,7 +16,6 @@ usage: python benches/peer_moco_instdisc.py moco|instdisc [--epochs 1] [--seed 0
 """
 import argparse
 import copy
-import importlib.util
 import json
 import math
 import os
@@ -27,11 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER = os.path.join(ROOT, "..", "shared", "peer", "simclr_r1_reference.py")
-spec = importlib.util.spec_from_file_location("r1", PEER)
-r1 = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(r1)
+from peer_r1 import ROOT, r1
 
 QUEUE, MOCO_M, MOCO_T = 4096, 0.99, 0.2
 BANK_NEG, BANK_M, NCE_T = 4096, 0.5, 0.07

@@ -12,17 +12,11 @@ usage (the peer saves into an existing folder):
   contrastive train --config configs/crd-fashion-mnist.toml \
       --set keys.teacher=runs/peer/teacher.onnx
 """
-import importlib.util
-import os
 import sys
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER = os.path.join(ROOT, "..", "shared", "peer", "simclr_r1_reference.py")
-spec = importlib.util.spec_from_file_location("r1", PEER)
-r1 = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(r1)
+from peer_r1 import r1
 
 
 class Keys(torch.nn.Module):

@@ -279,11 +279,7 @@ pub fn backward(
                         true,
                     );
                     if let Some(dxb) = dxb {
-                        dxb.iter_mut().for_each(|v| {
-                            v.write(0.0);
-                        });
-                        // SAFETY: every element was just written.
-                        let dxb = unsafe { &mut *(dxb as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                        let dxb = super::zeroed(dxb);
                         let dcol = sized(dcol, rows * k);
                         matmul(
                             dcol,

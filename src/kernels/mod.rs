@@ -78,6 +78,15 @@ unsafe fn filled(
     v
 }
 
+/// `s` filled with zeros, as initialised values.
+fn zeroed(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    s.iter_mut().for_each(|v| {
+        v.write(0.0);
+    });
+    // SAFETY: every element was just written, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(s as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Whether `x` takes the fast path.
 fn fast<const D: usize>(x: &Tensor<D>) -> bool {
     enabled() && x.dtype() == DType::F32 && x.device().inner() == Device::flex()

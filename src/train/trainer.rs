@@ -201,20 +201,23 @@ impl Trainer {
         }
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
         let z_dim = cfg.head.output_dim(cfg.encoder.output_dim());
-        let onnx_teacher = match &cfg.keys.teacher {
-            Some(p) if cfg.keys.encoder == KeyEncoderKind::Teacher && is_onnx(p) => {
-                Some(open_onnx_teacher(p, train.shape, z_dim)?)
-            }
-            _ => None,
-        };
-        let key_model = match cfg.keys.encoder {
-            KeyEncoderKind::Shared => None,
-            KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => Some(keys::frozen_copy(
-                &model,
-                Model::new(&cfg, train.shape, &ad)?,
-            )),
-            KeyEncoderKind::Teacher if onnx_teacher.is_some() => None,
-            KeyEncoderKind::Teacher => Some(load_teacher(&cfg, train.shape, &ad)?),
+        let (key_model, onnx_teacher) = match cfg.keys.encoder {
+            KeyEncoderKind::Shared => (None, None),
+            KeyEncoderKind::Momentum | KeyEncoderKind::Snapshot => (
+                Some(keys::frozen_copy(
+                    &model,
+                    Model::new(&cfg, train.shape, &ad)?,
+                )),
+                None,
+            ),
+            KeyEncoderKind::Teacher => match cfg.keys.teacher.as_deref() {
+                Some(p) if is_onnx(p) => {
+                    let t = OnnxEncoder::open(p, train.shape)?;
+                    same_width(t.dim, z_dim)?;
+                    (None, Some(t))
+                }
+                _ => (Some(load_teacher(&cfg, train.shape, &ad)?), None),
+            },
         };
         let queue = (cfg.keys.source == KeySourceKind::Queue).then(|| Queue {
             dim: z_dim,
@@ -1044,19 +1047,12 @@ fn load_teacher(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Mod
     let saved = SavedRun::open(&path, &[])?;
     let teacher_cfg = &saved.config;
     let teacher = saved.model(sample, device)?;
-    let (tz, sz) = (
+    same_width(
         teacher_cfg
             .head
             .output_dim(teacher_cfg.encoder.output_dim()),
         cfg.head.output_dim(cfg.encoder.output_dim()),
-    );
-    if tz != sz {
-        return Err(Error::config(
-            "head.out",
-            sz,
-            format!("the teacher's embedding size {tz}"),
-        ));
-    }
+    )?;
     Ok(teacher.no_grad())
 }
 
@@ -1065,17 +1061,16 @@ fn is_onnx(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
-/// An ONNX teacher whose keys have the student's embedding size `z_dim`.
-fn open_onnx_teacher(path: &Path, sample: [usize; 3], z_dim: usize) -> Result<OnnxEncoder> {
-    let t = OnnxEncoder::open(path, sample)?;
-    if t.dim != z_dim {
-        return Err(Error::config(
-            "head.out",
-            z_dim,
-            format!("the teacher's embedding size {}", t.dim),
-        ));
+/// The student's keys must have the teacher's width `teacher` to be compared with them.
+fn same_width(teacher: usize, student: usize) -> Result<()> {
+    if teacher == student {
+        return Ok(());
     }
-    Ok(t)
+    Err(Error::config(
+        "head.out",
+        student,
+        format!("the teacher's embedding size {teacher}"),
+    ))
 }
 
 /// The configured optimiser.
