@@ -22,7 +22,7 @@ use super::gemm::{matmul, matmul_uninit, Mat};
 
 /// Output positions lowered per block: enough rows for efficient GEMMs, few enough that
 /// a block's lowered input stays within a few megabytes.
-const BLOCK_ROWS: usize = 2048;
+const BLOCK_ROWS: usize = 1024;
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +77,12 @@ impl ConvGeom {
         self.oh * self.ow
     }
 
-    /// Images per block.
+    /// Images per block: at most [`BLOCK_ROWS`] rows, and at least two blocks per thread
+    /// (a 4x4 map fits a whole batch in one block, which left all but one core idle).
     fn images_per_block(&self) -> usize {
-        (BLOCK_ROWS / self.spatial()).clamp(1, self.n.max(1))
+        let by_rows = BLOCK_ROWS / self.spatial();
+        let by_threads = self.n.div_ceil(2 * rayon::current_num_threads());
+        by_rows.min(by_threads).clamp(1, self.n.max(1))
     }
 }
 
@@ -100,35 +103,33 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
-/// The weight `[o, c, kh, kw]` as `[k, o]` with `k = (i, j, c)`.
+/// The weight `[o, c, kh, kw]` as `[k, o]` with `k = (i, j, c)`: `t[(ij, c), o] = w[o, c, ij]`.
+/// Parallel over blocks of 16 rows of `t` (one tap, 16 channels), whose reads share the
+/// same `o` cache lines of `w` while they are in L1.
 pub fn weight_kxo(g: &ConvGeom, w: &[f32]) -> Vec<f32> {
-    let mut t = vec![0.0; g.k() * g.o];
-    for o in 0..g.o {
-        for c in 0..g.c {
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    t[((i * g.kw + j) * g.c + c) * g.o + o] =
-                        w[((o * g.c + c) * g.kh + i) * g.kw + j];
-                }
+    let (kk, c, o) = (g.kh * g.kw, g.c, g.o);
+    let mut t = vec![0.0; g.k() * o];
+    t.par_chunks_mut(16 * o).enumerate().for_each(|(b, rows)| {
+        for (r, row) in rows.chunks_exact_mut(o).enumerate() {
+            let (ij, ch) = ((b * 16 + r) / c, (b * 16 + r) % c);
+            for (oi, v) in row.iter_mut().enumerate() {
+                *v = w[(oi * c + ch) * kk + ij];
             }
         }
-    }
+    });
     t
 }
 
-/// The inverse of [`weight_kxo`].
+/// The inverse of [`weight_kxo`], parallel over output channels: `w[o, c, ij] = t[(ij, c), o]`.
 fn weight_ockk(g: &ConvGeom, t: &[f32]) -> Vec<f32> {
-    let mut w = vec![0.0; g.k() * g.o];
-    for o in 0..g.o {
-        for c in 0..g.c {
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    w[((o * g.c + c) * g.kh + i) * g.kw + j] =
-                        t[((i * g.kw + j) * g.c + c) * g.o + o];
-                }
-            }
+    let (kk, c, o) = (g.kh * g.kw, g.c, g.o);
+    let mut w = vec![0.0; g.k() * o];
+    w.par_chunks_mut(c * kk).enumerate().for_each(|(oi, row)| {
+        for (r, v) in row.iter_mut().enumerate() {
+            let (ch, ij) = (r / kk, r % kk);
+            *v = t[(ij * c + ch) * o + oi];
         }
-    }
+    });
     w
 }
 
