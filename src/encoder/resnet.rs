@@ -7,7 +7,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::kernels;
 
@@ -60,7 +59,7 @@ impl BasicBlock {
             Some(s) => kernels::batch_norm(&s.bn, kernels::conv2d(&s.conv, x), false),
             None => x,
         };
-        relu(out + sc)
+        kernels::add_relu(out, sc)
     }
 }
 

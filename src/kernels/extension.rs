@@ -10,7 +10,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
 use burn::tensor::{Bytes, DType, Shape};
 
-use super::{conv, infonce, linear, norm};
+use super::{conv, infonce, linear, norm, residual};
 
 /// Operations with hand-written CPU kernels.
 #[backend_extension(Flex, Autodiff)]
@@ -47,6 +47,8 @@ pub trait FastOps: Backend {
         temperature: f32,
         cosine: bool,
     ) -> FloatTensor<Self>;
+    /// `max(a + b, 0)` for `a` and `b` of one shape.
+    fn fast_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `relu?(x w + b)` for `x` `[m, k]`, `w` `[k, n]` and `b` `[n]` (or `[0]`: no bias).
     fn fast_linear(
         x: FloatTensor<Self>,
@@ -87,6 +89,14 @@ fn conv_forward(x: &FlexTensor, w: &FlexTensor, stride: usize, pad: usize) -> Fl
     tensor(
         conv::forward(&g, x.storage(), w.storage()),
         &[g.n, g.oh, g.ow, g.o],
+    )
+}
+
+fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
+    let (a, b) = (values(a), values(b));
+    tensor(
+        residual::forward(a.storage(), b.storage()),
+        a.layout().shape(),
     )
 }
 
@@ -191,6 +201,10 @@ impl FastOps for Flex {
         linear_forward(&x, &w, &b, relu)
     }
 
+    fn fast_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        add_relu_forward(&a, &b)
+    }
+
     fn fast_conv2d(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
         conv_forward(&x, &weight, stride, pad)
     }
@@ -229,6 +243,30 @@ impl Backward<Flex, 2> for ConvBackward {
         }
         if let Some(node) = node_w {
             grads.register::<Flex>(node.id, tensor(dw, &[g.o, g.c, g.kh, g.kw]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AddReluBackward;
+
+impl Backward<Flex, 2> for AddReluBackward {
+    /// The output.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_a, node_b] = ops.parents;
+        let dy = values(&grads.consume::<Flex>(&ops.node));
+        let y = values(&ops.state);
+        let g = tensor(
+            residual::backward(y.storage(), dy.storage()),
+            y.layout().shape(),
+        );
+        if let Some(node) = node_a {
+            grads.register::<Flex>(node.id, g.clone());
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, g);
         }
     }
 }
@@ -428,6 +466,18 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(conv_forward(x.primitive(), weight.primitive(), stride, pad))
             }
+        }
+    }
+
+    fn fast_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let out = add_relu_forward(a.primitive(), b.primitive());
+        match AddReluBackward
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(out.clone(), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Faster CPU kernels for what dominates training time — convolution, batch norm (+ ReLU),
-//! fully connected layers and the contrastive loss itself — as a burn backend extension
+//! residual joins, fully connected layers and the contrastive loss itself — as a burn backend extension
 //! for `flex`.
 //!
 //! The kernels work on channels-last activations (`[n, h, w, c]`, and `[n, c]` for
@@ -30,6 +30,7 @@ pub mod gemm;
 pub mod infonce;
 pub mod linear;
 pub mod norm;
+pub mod residual;
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -228,6 +229,17 @@ pub fn linear(layer: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
         weight.into_dispatch(),
         bias.into_dispatch(),
         relu,
+    ))
+}
+
+/// `max(a + b, 0)` for tensors of one shape: a residual join, one parallel pass each way.
+pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    if !fast(&a) || a.dims() != b.dims() {
+        return burn_relu(a + b);
+    }
+    Tensor::from_dispatch(<Dispatch as FastOps>::fast_add_relu(
+        a.into_dispatch(),
+        b.into_dispatch(),
     ))
 }
 
