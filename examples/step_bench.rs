@@ -5,9 +5,7 @@
 //!
 //! usage: step_bench <resnet|mlp|r1> [warmup=3] [timed=17]
 
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use std::time::Instant;
@@ -16,6 +14,7 @@ use contrastive::config::Config;
 use contrastive::loss::{LossConfig, LossKind};
 use contrastive::model::Model;
 use contrastive::score::Score;
+use contrastive::train::sgd::Sgd;
 use contrastive::views::{PositiveMap, Relation, Tag};
 
 struct Workload {
@@ -88,14 +87,10 @@ fn main() {
     device.seed(0);
     let ad = device.autodiff();
     let mut model = Model::new(&w.cfg, w.input, &ad).expect("workload config is valid");
-    let mut optim = SgdConfig::new()
-        .with_weight_decay(
-            (w.weight_decay > 0.0).then(|| WeightDecayConfig::new(w.weight_decay as f32)),
-        )
-        .with_momentum(Some(
-            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
-        ))
-        .init();
+    let mut optim = ModuleOptimizer::from(Sgd {
+        momentum: 0.9,
+        weight_decay: w.weight_decay as f32,
+    });
     let loss = LossConfig {
         kind: LossKind::NtXent,
         score: Score::Cosine,

@@ -10,7 +10,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
 use burn::tensor::{Bytes, DType, Shape};
 
-use super::{conv, infonce, linear, norm, residual};
+use super::{conv, infonce, linear, norm, residual, sgd};
 
 /// Operations with hand-written CPU kernels.
 #[backend_extension(Flex, Autodiff)]
@@ -49,6 +49,16 @@ pub trait FastOps: Backend {
     ) -> FloatTensor<Self>;
     /// `max(a + b, 0)` for `a` and `b` of one shape.
     fn fast_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The SGD velocity `(wd p + g) + m v` (tensors of one shape; not differentiated).
+    fn fast_sgd_velocity(
+        v: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        p: FloatTensor<Self>,
+        momentum: f32,
+        weight_decay: f32,
+    ) -> FloatTensor<Self>;
+    /// The SGD step `p - lr d` (not differentiated).
+    fn fast_sgd_descend(p: FloatTensor<Self>, d: FloatTensor<Self>, lr: f32) -> FloatTensor<Self>;
     /// `relu?(x w + b)` for `x` `[m, k]`, `w` `[k, n]` and `b` `[n]` (or `[0]`: no bias).
     fn fast_linear(
         x: FloatTensor<Self>,
@@ -97,6 +107,22 @@ fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
     tensor(
         residual::forward(a.storage(), b.storage()),
         a.layout().shape(),
+    )
+}
+
+fn sgd_velocity(v: &FlexTensor, g: &FlexTensor, p: &FlexTensor, m: f32, wd: f32) -> FlexTensor {
+    let (v, g, p) = (values(v), values(g), values(p));
+    tensor(
+        sgd::velocity(v.storage(), g.storage(), p.storage(), m, wd),
+        p.layout().shape(),
+    )
+}
+
+fn sgd_descend(p: &FlexTensor, d: &FlexTensor, lr: f32) -> FlexTensor {
+    let (p, d) = (values(p), values(d));
+    tensor(
+        sgd::descend(p.storage(), d.storage(), lr),
+        p.layout().shape(),
     )
 }
 
@@ -203,6 +229,20 @@ impl FastOps for Flex {
 
     fn fast_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
         add_relu_forward(&a, &b)
+    }
+
+    fn fast_sgd_velocity(
+        v: FlexTensor,
+        g: FlexTensor,
+        p: FlexTensor,
+        momentum: f32,
+        weight_decay: f32,
+    ) -> FlexTensor {
+        sgd_velocity(&v, &g, &p, momentum, weight_decay)
+    }
+
+    fn fast_sgd_descend(p: FlexTensor, d: FlexTensor, lr: f32) -> FlexTensor {
+        sgd_descend(&p, &d, lr)
     }
 
     fn fast_conv2d(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
@@ -479,6 +519,26 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => prep.finish(out.clone(), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
+    }
+
+    fn fast_sgd_velocity(
+        v: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        p: FloatTensor<Self>,
+        momentum: f32,
+        weight_decay: f32,
+    ) -> FloatTensor<Self> {
+        <FloatTensor<Self>>::new(sgd_velocity(
+            v.primitive(),
+            g.primitive(),
+            p.primitive(),
+            momentum,
+            weight_decay,
+        ))
+    }
+
+    fn fast_sgd_descend(p: FloatTensor<Self>, d: FloatTensor<Self>, lr: f32) -> FloatTensor<Self> {
+        <FloatTensor<Self>>::new(sgd_descend(p.primitive(), d.primitive(), lr))
     }
 
     fn fast_bn_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -31,6 +31,7 @@ pub mod infonce;
 pub mod linear;
 pub mod norm;
 pub mod residual;
+pub mod sgd;
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -240,6 +241,41 @@ pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FastOps>::fast_add_relu(
         a.into_dispatch(),
         b.into_dispatch(),
+    ))
+}
+
+/// The SGD velocity `(wd p + g) + m v`, for tensors of one shape.
+pub fn sgd_velocity<const D: usize>(
+    v: Tensor<D>,
+    g: Tensor<D>,
+    p: Tensor<D>,
+    momentum: f32,
+    weight_decay: f32,
+) -> Tensor<D> {
+    if !fast(&p) {
+        return p
+            .mul_scalar(weight_decay)
+            .add(g)
+            .add(v.mul_scalar(momentum));
+    }
+    Tensor::from_dispatch(<Dispatch as FastOps>::fast_sgd_velocity(
+        v.into_dispatch(),
+        g.into_dispatch(),
+        p.into_dispatch(),
+        momentum,
+        weight_decay,
+    ))
+}
+
+/// The SGD step `p - lr d`.
+pub fn sgd_descend<const D: usize>(p: Tensor<D>, d: Tensor<D>, lr: f32) -> Tensor<D> {
+    if !fast(&p) {
+        return p - d.mul_scalar(lr);
+    }
+    Tensor::from_dispatch(<Dispatch as FastOps>::fast_sgd_descend(
+        p.into_dispatch(),
+        d.into_dispatch(),
+        lr,
     ))
 }
 

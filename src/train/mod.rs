@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod pairing;
 pub mod saved;
 pub mod schedule;
+pub mod sgd;
 pub mod trainer;
 
 pub use trainer::{resume, run, Outcome, Progress, TrainOptions, Trainer};

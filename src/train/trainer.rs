@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, TensorData};
@@ -23,6 +22,7 @@ use super::metrics::MetricsLog;
 use super::pairing;
 use super::saved::SavedRun;
 use super::schedule::learning_rate;
+use super::sgd::Sgd;
 use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, EpochLoader};
 use crate::data::{self, Dataset, Split};
@@ -1082,14 +1082,10 @@ fn optimizer(cfg: &Config) -> ModuleOptimizer {
             .with_epsilon(1e-8)
             .with_weight_decay(wd)
             .init(),
-        _ => SgdConfig::new()
-            .with_weight_decay(wd)
-            .with_momentum((cfg.optim.momentum > 0.0).then(|| {
-                MomentumConfig::new()
-                    .with_momentum(cfg.optim.momentum)
-                    .with_dampening(0.0)
-            }))
-            .init(),
+        _ => ModuleOptimizer::from(Sgd {
+            momentum: cfg.optim.momentum as f32,
+            weight_decay: cfg.optim.weight_decay as f32,
+        }),
     }
 }
 
