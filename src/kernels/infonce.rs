@@ -76,11 +76,16 @@ impl<'a> Packed<'a> {
         for &j in Self::list(self.exc_ptr, self.exc, i) {
             buf[j as usize] = -1.0;
         }
-        let pos = Self::list(self.pos_ptr, self.pos, i);
-        let w = 1.0 / (pos.len() as f32 * self.rows as f32);
+        let (pos, w) = self.positives(i);
         for &j in pos {
             buf[j as usize] = w;
         }
+    }
+
+    /// Row `i`'s positive keys (distinct) and their weight `1 / (|P(i)| rows)`.
+    fn positives(&self, i: usize) -> (&'a [i64], f32) {
+        let pos = Self::list(self.pos_ptr, self.pos, i);
+        (pos, 1.0 / (pos.len() as f32 * self.rows as f32))
     }
 }
 
@@ -167,11 +172,10 @@ fn row_stats(scores: &[f32], map: &Packed, cols: usize) -> Vec<(f64, f32, f32)> 
             |code, (i, s)| {
                 map.code_row(i, code);
                 let (lse, wsum) = row_lse(s, code);
-                let loss = s
+                let (pos, w) = map.positives(i);
+                let loss = pos
                     .iter()
-                    .zip(code.iter())
-                    .filter(|(_, &w)| w > 0.0)
-                    .map(|(&v, &w)| f64::from(w) * f64::from(lse - v))
+                    .map(|&j| f64::from(w) * f64::from(lse - s[j as usize]))
                     .sum();
                 (loss, lse, wsum)
             },
