@@ -360,13 +360,14 @@ pub fn fused_backward(
 }
 
 /// `m + mᵀ` for a square `n x n` row-major matrix, by tiles of rows in parallel: each
-/// tile of `mᵀ` is gathered from contiguous rows of `m` into a small buffer first.
+/// tile of `mᵀ` is gathered from contiguous rows of `m` into a small buffer first. The
+/// output is not zeroed first (a serial 4 MB memset on the step benchmark's 1024 rows).
 fn plus_transpose(m: &[f32], n: usize) -> Vec<f32> {
     const T: usize = 32;
-    let mut out = vec![0.0; n * n];
-    out.par_chunks_mut(T * n)
-        .enumerate()
-        .for_each(|(bi, rows)| {
+    // SAFETY: each task's rows are whole rows, and for every row the tiles `j0..j0 + tj`
+    // cover all `n` columns, each written once.
+    unsafe {
+        super::filled(n * n, T * n, |bi, rows| {
             let (i0, ti) = (bi * T, rows.len() / n);
             let mut tile = [[0f32; T]; T];
             for j0 in (0..n).step_by(T) {
@@ -380,12 +381,12 @@ fn plus_transpose(m: &[f32], n: usize) -> Vec<f32> {
                 for (di, row) in rows.chunks_exact_mut(n).enumerate() {
                     let own = &m[(i0 + di) * n + j0..][..tj];
                     for ((o, &a), &b) in row[j0..j0 + tj].iter_mut().zip(own).zip(&tile[di][..tj]) {
-                        *o = a + b;
+                        o.write(a + b);
                     }
                 }
             }
-        });
-    out
+        })
+    }
 }
 
 #[cfg(test)]
