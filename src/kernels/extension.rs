@@ -299,7 +299,7 @@ impl Backward<Flex, 2> for AddReluBackward {
         let dy = values(&grads.consume::<Flex>(&ops.node));
         let y = values(&ops.state);
         let g = tensor(
-            residual::backward(y.storage(), dy.storage()),
+            super::relu_gate(y.storage(), dy.storage()),
             y.layout().shape(),
         );
         if let Some(node) = node_a {

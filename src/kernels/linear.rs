@@ -1,8 +1,6 @@
 //! Fully connected layers, `y = relu?(x W + b)`: one GEMM each way, bias and ReLU in one
 //! pass, ReLU's gate applied to the gradient before the two backward GEMMs.
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 use super::gemm::{product, Mat};
@@ -22,14 +20,6 @@ fn bias_relu(y: &mut [f32], n: usize, bias: &[f32], relu: bool) {
         if relu {
             row.iter_mut().for_each(|v| *v = v.max(0.0));
         }
-    }
-}
-}
-
-simd! {
-fn gate(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
-    for ((g, &d), &v) in g.iter_mut().zip(dy).zip(y) {
-        g.write(if v > 0.0 { d } else { 0.0 });
     }
 }
 }
@@ -80,13 +70,7 @@ pub fn backward(
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let gated;
     let g: &[f32] = if relu {
-        // SAFETY: `gate` writes every element of its chunk.
-        gated = unsafe {
-            super::filled(dy.len(), 4096, |i, b| {
-                let r = i * 4096..i * 4096 + b.len();
-                gate(b, &dy[r.clone()], &y[r])
-            })
-        };
+        gated = super::relu_gate(y, dy);
         &gated
     } else {
         dy

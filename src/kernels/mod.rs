@@ -34,6 +34,7 @@ pub mod residual;
 pub mod sgd;
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::Dispatch;
@@ -78,6 +79,41 @@ unsafe fn filled(
     // SAFETY: the chunks tile all `len` elements and the caller's `fill` wrote each.
     unsafe { v.set_len(len) };
     v
+}
+
+/// Elements per parallel task of the element-wise kernels.
+const CHUNK: usize = 1 << 14;
+
+/// A new vector of `len` values written in parallel, [`CHUNK`] at a time, by
+/// `fill(range, out)`, `out` being the elements `range` of the result.
+///
+/// # Safety
+/// `fill` must write every element of `out`.
+unsafe fn elementwise(
+    len: usize,
+    fill: impl Fn(Range<usize>, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    // SAFETY: the caller's `fill` writes every element of each chunk it is given.
+    unsafe {
+        filled(len, CHUNK, |i, out| {
+            fill(i * CHUNK..i * CHUNK + out.len(), out)
+        })
+    }
+}
+
+simd! {
+fn gate_chunk(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
+    for ((g, &d), &y) in g.iter_mut().zip(dy).zip(y) {
+        g.write(if y > 0.0 { d } else { 0.0 });
+    }
+}
+}
+
+/// ReLU's backward from its output `y`: `dy * [y > 0]`.
+pub(crate) fn relu_gate(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert_eq!(y.len(), dy.len(), "relu gate: gradient differs in length");
+    // SAFETY: `gate_chunk` writes every element of its chunk.
+    unsafe { elementwise(y.len(), |r, g| gate_chunk(g, &dy[r.clone()], &y[r])) }
 }
 
 /// `s` filled with zeros, as initialised values.

@@ -1,13 +1,10 @@
-//! The residual join of a basic block, `y = max(a + b, 0)`, and its gradient
-//! `da = db = dy * [y > 0]`, each one parallel pass.
+//! The residual join of a basic block, `y = max(a + b, 0)`, in one parallel pass; its
+//! gradient `da = db = dy * [y > 0]` is [`super::relu_gate`], one pass too.
 //!
 //! Through burn the join is an add and a ReLU, each a serial pass over the activations
 //! forward and again backward, while one core waits.
 
 use std::mem::MaybeUninit;
-
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
 
 simd! {
 fn add_relu_chunk(y: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) {
@@ -17,36 +14,12 @@ fn add_relu_chunk(y: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) {
 }
 }
 
-simd! {
-fn gate_chunk(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
-    for ((g, &d), &y) in g.iter_mut().zip(dy).zip(y) {
-        g.write(if y > 0.0 { d } else { 0.0 });
-    }
-}
-}
-
-/// `max(a + b, 0)`, element by element.
+/// `max(a + b, 0)`, element by element. Its gradient for either operand is
+/// [`super::relu_gate`] of its output.
 pub fn forward(a: &[f32], b: &[f32]) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "add_relu: operands differ in length");
     // SAFETY: `add_relu_chunk` writes every element of its chunk.
-    unsafe {
-        super::filled(a.len(), CHUNK, |i, y| {
-            let r = i * CHUNK..i * CHUNK + y.len();
-            add_relu_chunk(y, &a[r.clone()], &b[r]);
-        })
-    }
-}
-
-/// The gradient of [`forward`] for either operand, from its output `y` and `dy`.
-pub fn backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    assert_eq!(y.len(), dy.len(), "add_relu: gradient differs in length");
-    // SAFETY: `gate_chunk` writes every element of its chunk.
-    unsafe {
-        super::filled(y.len(), CHUNK, |i, g| {
-            let r = i * CHUNK..i * CHUNK + g.len();
-            gate_chunk(g, &dy[r.clone()], &y[r]);
-        })
-    }
+    unsafe { super::elementwise(a.len(), |r, y| add_relu_chunk(y, &a[r.clone()], &b[r])) }
 }
 
 #[cfg(test)]
@@ -56,14 +29,14 @@ mod tests {
     #[test]
     fn join_and_gate_follow_their_formulas() {
         // Longer than one chunk, with a tail.
-        let n = CHUNK + 37;
+        let n = super::super::CHUNK + 37;
         let a: Vec<f32> = (0..n).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
         let b: Vec<f32> = (0..n)
             .map(|i| ((i * 104_729) % 11) as f32 * 0.5 - 2.5)
             .collect();
         let y = forward(&a, &b);
         let dy: Vec<f32> = (0..n).map(|i| (i % 5) as f32 + 1.0).collect();
-        let g = backward(&y, &dy);
+        let g = super::super::relu_gate(&y, &dy);
         let mut zeros = 0;
         for i in 0..n {
             assert_eq!(y[i], (a[i] + b[i]).max(0.0));

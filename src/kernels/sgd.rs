@@ -7,9 +7,6 @@
 
 use std::mem::MaybeUninit;
 
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
-
 simd! {
 fn velocity_chunk(out: &mut [MaybeUninit<f32>], v: &[f32], g: &[f32], p: &[f32], m: f32, wd: f32) {
     for (((o, &v), &g), &p) in out.iter_mut().zip(v).zip(g).zip(p) {
@@ -34,9 +31,8 @@ pub fn velocity(v: &[f32], g: &[f32], p: &[f32], m: f32, wd: f32) -> Vec<f32> {
     );
     // SAFETY: `velocity_chunk` writes every element of its chunk.
     unsafe {
-        super::filled(g.len(), CHUNK, |i, out| {
-            let r = i * CHUNK..i * CHUNK + out.len();
-            velocity_chunk(out, &v[r.clone()], &g[r.clone()], &p[r], m, wd);
+        super::elementwise(g.len(), |r, out| {
+            velocity_chunk(out, &v[r.clone()], &g[r.clone()], &p[r], m, wd)
         })
     }
 }
@@ -46,9 +42,8 @@ pub fn descend(p: &[f32], d: &[f32], lr: f32) -> Vec<f32> {
     assert_eq!(p.len(), d.len(), "sgd: parameter and step differ in length");
     // SAFETY: `descend_chunk` writes every element of its chunk.
     unsafe {
-        super::filled(p.len(), CHUNK, |i, out| {
-            let r = i * CHUNK..i * CHUNK + out.len();
-            descend_chunk(out, &p[r.clone()], &d[r], lr);
+        super::elementwise(p.len(), |r, out| {
+            descend_chunk(out, &p[r.clone()], &d[r], lr)
         })
     }
 }
@@ -59,7 +54,7 @@ mod tests {
 
     #[test]
     fn updates_follow_their_formulas() {
-        let n = CHUNK + 5;
+        let n = super::super::CHUNK + 5;
         let f =
             |s: usize| -> Vec<f32> { (0..n).map(|i| ((i * s) % 17) as f32 / 8.0 - 1.0).collect() };
         let (v, g, p) = (f(3), f(5), f(7));
