@@ -43,9 +43,12 @@ fn main() {
         let g = conv::ConvGeom::new([n, side, side, cin], [cout, cin, 3, 3], stride, 1);
         let x = data(n * cin * side * side);
         let w = data(cout * cin * 9);
-        let y = conv::forward(&g, &x, &w);
-        let fwd = median_ms(reps, || drop(conv::forward(&g, &x, &w)));
-        let bwd = median_ms(reps, || drop(conv::backward(&g, &x, &w, &y, cin > 1)));
+        let wt = conv::weight_kxo(&g, &w);
+        let y = conv::forward(&g, &x, &wt);
+        let fwd = median_ms(reps, || {
+            drop(conv::forward(&g, &x, &conv::weight_kxo(&g, &w)))
+        });
+        let bwd = median_ms(reps, || drop(conv::backward(&g, &x, &wt, &y, cin > 1)));
         let (mean, var) = norm::stats(&y, cout);
         let (gamma, beta) = (vec![1.0; cout], vec![0.0; cout]);
         let z = norm::forward(&y, cout, &gamma, &beta, &mean, &var, 1e-5, true);

@@ -206,12 +206,12 @@ pub fn col2im(g: &ConvGeom, col: &[f32], nb: usize, dx: &mut [f32]) {
     }
 }
 
-/// Convolution of NHWC `x` with `w` (`[o, c, kh, kw]`): NHWC output `[n, oh, ow, o]`.
-pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
+/// Convolution of NHWC `x` with the weight as [`weight_kxo`] lays it out (`wt`, `[k, o]`):
+/// NHWC output `[n, oh, ow, o]`. The caller keeps `wt` for [`backward`].
+pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
     let (k, s) = (g.k(), g.spatial());
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
-    assert_eq!(w.len(), g.o * k, "conv: weight length");
-    let wt = weight_kxo(g, w);
+    assert_eq!(wt.len(), g.o * k, "conv: weight length");
     let per = g.images_per_block();
     // SAFETY: each block's GEMM writes every one of its `rows x o` elements (row stride `o`).
     unsafe {
@@ -220,7 +220,7 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
             with_scratch(|[col, _]| {
                 let col = sized(col, rows * k);
                 im2col(g, x, bi * per, rows / s, col);
-                matmul_uninit(out, g.o, Mat::rows(col, rows, k), Mat::rows(&wt, k, g.o));
+                matmul_uninit(out, g.o, Mat::rows(col, rows, k), Mat::rows(wt, k, g.o));
             })
         })
     }
@@ -230,18 +230,18 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// while it is in cache, instead of one serial pass over all of `dx`).
 type Block<'a> = (usize, Option<&'a mut [MaybeUninit<f32>]>);
 
-/// Gradients of [`forward`] given NHWC `dy`: `dx` (NHWC) when `need_dx`, and `dw`
-/// (`[o, c, kh, kw]`).
+/// Gradients of [`forward`] given NHWC `dy` and the same `wt`: `dx` (NHWC) when `need_dx`,
+/// and `dw` (`[o, c, kh, kw]`).
 pub fn backward(
     g: &ConvGeom,
     x: &[f32],
-    w: &[f32],
+    wt: &[f32],
     dy: &[f32],
     need_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     let (k, s, img) = (g.k(), g.spatial(), g.h * g.w * g.c);
     assert_eq!(dy.len(), g.n * s * g.o, "conv: output-gradient length");
-    let wt = weight_kxo(g, w);
+    assert_eq!(wt.len(), g.o * k, "conv: weight length");
     let per = g.images_per_block();
     let mut dx = Vec::with_capacity(if need_dx { g.n * img } else { 0 });
     let blocks: Vec<Block> = if need_dx {
@@ -286,7 +286,7 @@ pub fn backward(
                             dcol,
                             k,
                             Mat::rows(dyb, rows, g.o),
-                            Mat::rows(&wt, k, g.o).t(),
+                            Mat::rows(wt, k, g.o).t(),
                             false,
                         );
                         col2im(g, dcol, nb, dxb);
@@ -367,14 +367,15 @@ mod tests {
             let g = ConvGeom::new(x, wt, stride, pad);
             let xs = data(x.iter().product(), 1);
             let ws = data(wt.iter().product(), 2);
-            let y = forward(&g, &xs, &ws);
+            let wt = weight_kxo(&g, &ws);
+            let y = forward(&g, &xs, &wt);
             let want = naive(&g, &xs, &ws);
             for (a, b) in y.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }
             // L = sum(y * r) is linear in x and in w: a unit step gives the exact gradient.
             let r = data(y.len(), 3);
-            let (dx, dw) = backward(&g, &xs, &ws, &r, true);
+            let (dx, dw) = backward(&g, &xs, &wt, &r, true);
             let dx = dx.unwrap();
             let loss = |xs: &[f32], ws: &[f32]| -> f64 {
                 naive(&g, xs, ws)

@@ -93,13 +93,19 @@ fn channels(t: &FlexTensor) -> usize {
     s[s.num_dims() - 1]
 }
 
-fn conv_forward(x: &FlexTensor, w: &FlexTensor, stride: usize, pad: usize) -> FlexTensor {
+/// The convolution's output, its geometry and the re-laid-out weight, which the backward
+/// pass reuses.
+fn conv_forward(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    stride: usize,
+    pad: usize,
+) -> (FlexTensor, conv::ConvGeom, Vec<f32>) {
     let (x, w) = (values(x), values(w));
     let g = conv::ConvGeom::new(dims4(&x), dims4(&w), stride, pad);
-    tensor(
-        conv::forward(&g, x.storage(), w.storage()),
-        &[g.n, g.oh, g.ow, g.o],
-    )
+    let wt = conv::weight_kxo(&g, w.storage());
+    let y = tensor(conv::forward(&g, x.storage(), &wt), &[g.n, g.oh, g.ow, g.o]);
+    (y, g, wt)
 }
 
 fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
@@ -246,7 +252,7 @@ impl FastOps for Flex {
     }
 
     fn fast_conv2d(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
-        conv_forward(&x, &weight, stride, pad)
+        conv_forward(&x, &weight, stride, pad).0
     }
 
     fn fast_bn_stats(x: FlexTensor) -> FlexTensor {
@@ -269,15 +275,15 @@ impl FastOps for Flex {
 struct ConvBackward;
 
 impl Backward<Flex, 2> for ConvBackward {
-    type State = (FlexTensor, FlexTensor, usize, usize);
+    /// Input, the weight as laid out for the GEMMs, geometry.
+    type State = (FlexTensor, Vec<f32>, conv::ConvGeom);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w] = ops.parents;
         let dy = values(&grads.consume::<Flex>(&ops.node));
-        let (x, w, stride, pad) = ops.state;
-        let (x, w) = (values(&x), values(&w));
-        let g = conv::ConvGeom::new(dims4(&x), dims4(&w), stride, pad);
-        let (dx, dw) = conv::backward(&g, x.storage(), w.storage(), dy.storage(), node_x.is_some());
+        let (x, wt, g) = ops.state;
+        let x = values(&x);
+        let (dx, dw) = conv::backward(&g, x.storage(), &wt, dy.storage(), node_x.is_some());
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, tensor(dx, &[g.n, g.h, g.w, g.c]));
         }
@@ -497,14 +503,11 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let out = conv_forward(x.primitive(), weight.primitive(), stride, pad);
-                prep.finish(
-                    (x.into_primitive(), weight.into_primitive(), stride, pad),
-                    out,
-                )
+                let (out, g, wt) = conv_forward(x.primitive(), weight.primitive(), stride, pad);
+                prep.finish((x.into_primitive(), wt, g), out)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(conv_forward(x.primitive(), weight.primitive(), stride, pad))
+                prep.finish(conv_forward(x.primitive(), weight.primitive(), stride, pad).0)
             }
         }
     }
