@@ -1075,16 +1075,15 @@ fn same_width(teacher: usize, student: usize) -> Result<()> {
 
 /// The configured optimiser.
 fn optimizer(cfg: &Config) -> ModuleOptimizer {
-    let wd = (cfg.optim.weight_decay > 0.0)
-        .then(|| WeightDecayConfig::new(cfg.optim.weight_decay as f32));
+    let wd = cfg.optim.weight_decay as f32;
     match cfg.optim.kind.as_str() {
         "adam" => AdamConfig::new()
             .with_epsilon(1e-8)
-            .with_weight_decay(wd)
+            .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
             .init(),
         _ => ModuleOptimizer::from(Sgd {
             momentum: cfg.optim.momentum as f32,
-            weight_decay: cfg.optim.weight_decay as f32,
+            weight_decay: wd,
         }),
     }
 }
