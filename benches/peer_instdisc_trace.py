@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Replays the InstDisc steps that `examples/instdisc_trace.rs` traced, in PyTorch, and
+compares: the peer's model (shared/peer/simclr_r1_reference.py with a linear head) loaded
+with our initial parameters, our views, bank and key indices, the NCE of
+benches/peer_moco_instdisc.py, torch.optim.SGD. Prints each step's loss on both sides and
+the largest relative difference of every final parameter.
+
+usage: peer_instdisc_trace.py TRACE_DIR [PEER_DIR=../shared/peer]
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "..", "shared", "peer"))
+sys.path.insert(0, HERE)
+import simclr_r1_reference as r1  # noqa: E402
+from peer_moco_instdisc import nce, BANK_M, NCE_T  # noqa: E402
+
+LR, MOMENTUM, WD = 0.06, 0.9, 5e-4
+
+
+def ours_to_torch(model):
+    """(our parameter file name, torch tensor, transpose?) for every trained parameter."""
+    pairs = []
+    for b in range(4):
+        conv, bn = model.encoder.features[3 * b], model.encoder.features[3 * b + 1]
+        p = f"encoder.ConvNet.blocks.{b}"
+        pairs += [(f"{p}.conv.weight", conv.weight, False), (f"{p}.bn.gamma", bn.weight, False),
+                  (f"{p}.bn.beta", bn.bias, False)]
+    pairs += [("head.out.weight", model.head.weight, True), ("head.out.bias", model.head.bias, False)]
+    return pairs
+
+
+def load(d, name, transpose):
+    a = torch.from_numpy(np.load(os.path.join(d, name + ".npy")))
+    return a.t().contiguous() if transpose else a
+
+
+def main():
+    trace = sys.argv[1]
+    torch.set_num_threads(2)
+    model = r1.SimCLR()
+    model.head = torch.nn.Linear(256, 128)
+    with torch.no_grad():
+        for name, p, tr in ours_to_torch(model):
+            p.copy_(load(os.path.join(trace, "init"), name, tr))
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    bank = torch.from_numpy(np.load(os.path.join(trace, "bank.npy")))
+    ours = np.load(os.path.join(trace, "losses.npy"))
+    print("step  ours       pytorch    diff")
+    for step, ours_loss in enumerate(ours):
+        x = torch.from_numpy(np.load(os.path.join(trace, f"x{step}.npy")))
+        idx = torch.from_numpy(np.load(os.path.join(trace, f"inst{step}.npy")))
+        keys = torch.from_numpy(np.load(os.path.join(trace, f"keys{step}.npy")))
+        _, z = model(x)
+        zq = F.normalize(z, dim=1)
+        scores = zq @ bank[keys].t() / NCE_T
+        loss = nce(scores, (idx.view(-1, 1) == keys.view(1, -1)).float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            bank[idx] = F.normalize(BANK_M * bank[idx] + (1 - BANK_M) * zq.detach(), dim=1)
+        print(f"{step:4d}  {ours_loss:.6f}  {loss.item():.6f}  {ours_loss - loss.item():+.2e}")
+    print("final parameter                      max |ours - pytorch| / max |pytorch|")
+    for name, p, tr in ours_to_torch(model):
+        a = load(os.path.join(trace, "final"), name, tr)
+        rel = ((a - p.detach()).abs().max() / p.detach().abs().max()).item()
+        print(f"{name:36s} {rel:.2e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

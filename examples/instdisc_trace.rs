@@ -1,0 +1,118 @@
+//! InstDisc training steps traced for the PyTorch cross-check
+//! `benches/peer_instdisc_trace.py`: the preset's model, augmented Fashion-MNIST views,
+//! memory bank, sampled negatives, NCE loss and SGD at a constant learning rate. Writes
+//! the initial parameters, the initial bank, every step's views and key indices, every
+//! step's loss and the final parameters, so the peer can replay the same steps.
+//!
+//! usage: instdisc_trace OUT_DIR [steps=20]
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{ModuleVisitor, Param};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+use contrastive::config::Config;
+use contrastive::keys::{self, Bank};
+use contrastive::model::Model;
+use contrastive::npy;
+use contrastive::train::sgd::Sgd;
+use contrastive::views::transform::TransformViews;
+use contrastive::views::{PositiveMap, Sampler};
+
+/// Every parameter written as `<dir>/<path>.npy`.
+struct Dump<'a> {
+    dir: &'a Path,
+    path: Vec<String>,
+}
+
+impl ModuleVisitor for Dump<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let values: Vec<f32> = t.clone().into_data().iter::<f32>().collect();
+        let file = self.dir.join(format!("{}.npy", self.path.join(".")));
+        npy::write(&file, &values, &t.dims()).expect("write a parameter");
+    }
+}
+
+fn dump(model: &Model, dir: PathBuf) {
+    std::fs::create_dir_all(&dir).expect("create the dump folder");
+    model.visit(&mut Dump {
+        dir: &dir,
+        path: Vec::new(),
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let out = PathBuf::from(
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or("/tmp/instdisc-trace"),
+    );
+    let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let cfg = Config::load(Path::new("configs/instdisc-fashion-mnist.toml"), &[])
+        .expect("the InstDisc preset");
+    let data = contrastive::data::load(&cfg.data.dataset, &cfg.data.dir)
+        .expect("Fashion-MNIST (scripts/fetch-data.sh)");
+    let train = data.train;
+    let device = contrastive::backend::default_device();
+    device.seed(0);
+    let ad = device.autodiff();
+    let mut model = Model::new(&cfg, train.shape, &ad).expect("the preset's model");
+    dump(&model, out.join("init"));
+    let mut bank = Bank::new(cfg.head.out, train.labels.clone(), 0);
+    npy::write(
+        &out.join("bank.npy"),
+        &bank.z,
+        &[train.labels.len(), bank.dim],
+    )
+    .expect("write the bank");
+    let sampler = TransformViews {
+        augment: cfg.views.augments(),
+        mean: vec![cfg.data.mean.expand("data.mean", 1).expect("one mean")[0]],
+        std: vec![cfg.data.std.expand("data.std", 1).expect("one std")[0]],
+    };
+    let mut optim = ModuleOptimizer::from(Sgd {
+        momentum: cfg.optim.momentum as f32,
+        weight_decay: cfg.optim.weight_decay as f32,
+    });
+    let batch = cfg.train.batch_size;
+    let mut losses = Vec::new();
+    for step in 0..steps {
+        let indices: Vec<usize> = (step * batch..(step + 1) * batch).collect();
+        let g = &sampler.sample(&train, &indices, step as u64).groups[0];
+        let x = Tensor::<4>::from_data(TensorData::new(g.data.clone(), g.shape), &ad);
+        let (_, z) = model.forward(x);
+        let mut idx: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.extend(bank.sample(cfg.keys.bank_negatives, 0, step));
+        let (kz, ktags) = bank.gather(&idx);
+        let k = keys::device_rows(kz, bank.dim, &ad);
+        let map = PositiveMap::build(cfg.views.relation, &g.tags, &ktags, false);
+        let loss = cfg.loss.compute(z.clone(), k, &map, None).expect("NCE");
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(cfg.optim.lr, model, grads);
+        let inst: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
+        bank.update(&inst, &keys::host(&z), cfg.keys.bank_momentum as f32);
+        npy::write(&out.join(format!("x{step}.npy")), &g.data, &g.shape).expect("write x");
+        let rows: Vec<i64> = inst.iter().map(|&i| i64::from(i)).collect();
+        npy::write(&out.join(format!("inst{step}.npy")), &rows, &[rows.len()]).expect("inst");
+        let keys: Vec<i64> = idx.iter().map(|&i| i64::from(i)).collect();
+        npy::write(&out.join(format!("keys{step}.npy")), &keys, &[keys.len()]).expect("keys");
+    }
+    npy::write(&out.join("losses.npy"), &losses, &[steps]).expect("write the losses");
+    dump(&model, out.join("final"));
+    println!(
+        "{steps} steps traced to {}; losses {losses:?}",
+        out.display()
+    );
+}
