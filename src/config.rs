@@ -400,6 +400,23 @@ impl Config {
                 "an encoder with a feature map (convnet, conv1d, resnet*)",
             ));
         }
+        let local = self.keys.local_stage;
+        if local > 0 {
+            if self.keys.pairing != Pairing::Context || self.encoder.stage_output(local).is_none() {
+                return Err(Error::config(
+                    "keys.local_stage",
+                    local,
+                    "0, or with keys.pairing = \"context\" a stage of the encoder (1-based)",
+                ));
+            }
+            if self.head.kind == "identity" {
+                return Err(Error::config(
+                    "head.kind",
+                    "identity",
+                    "linear or mlp: keys.local_stage embeds the local features by their own head",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -609,6 +626,24 @@ mod tests {
             e,
             "config key `loss.temperature` = 0: expected a finite value > 0"
         );
+    }
+
+    #[test]
+    fn local_stage_needs_context_pairing_a_stage_and_a_head() {
+        let err = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::parse("[views]\nn = 1\n", Path::new("x"), &sets)
+                .unwrap_err()
+                .to_string()
+        };
+        let stage = "config key `keys.local_stage` =";
+        assert!(err(&["keys.local_stage=2"]).starts_with(stage));
+        let context = "keys.pairing=context";
+        assert!(err(&[context, "keys.local_stage=5"]).starts_with(stage));
+        assert!(err(&[context, "keys.local_stage=2", "head.kind=identity"])
+            .starts_with("config key `head.kind` = identity"));
+        let ok = ["keys.pairing=context", "keys.local_stage=4"].map(String::from);
+        assert!(Config::parse("[views]\nn = 1\n", Path::new("x"), &ok).is_ok());
     }
 
     #[test]

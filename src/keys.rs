@@ -90,6 +90,10 @@ pub struct KeysConfig {
     /// support set of past keys (NNCLR); the support set holds `support_size` keys.
     pub neighbours: bool,
     pub support_size: usize,
+    /// With `context` pairing, the local features are the feature map at the end of
+    /// encoder stage `local_stage` (1-based), embedded by a head of their own (DIM's local
+    /// encoder); 0 takes the last map through the main head (its mean is the summary).
+    pub local_stage: usize,
 }
 
 impl Default for KeysConfig {
@@ -107,6 +111,7 @@ impl Default for KeysConfig {
             teacher: None,
             neighbours: false,
             support_size: 8192,
+            local_stage: 0,
         }
     }
 }

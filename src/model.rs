@@ -20,6 +20,10 @@ pub struct Model {
     pub critic: Option<Bilinear>,
     pub context: Option<Context>,
     pub quantizer: Option<Quantizer>,
+    /// DIM's local encoder: the head of local features taken from an earlier stage.
+    pub local_head: Option<Projection>,
+    /// Encoder blocks run before the local features are read (context pairing).
+    pub local_after: usize,
 }
 
 impl Model {
@@ -36,6 +40,15 @@ impl Model {
             .then(|| Bilinear::new(z, z, device));
         let context = cfg.head.context.init(z, device);
         let quantizer = cfg.head.quantizer.init(z, device);
+        let (local_after, local_channels) = cfg
+            .encoder
+            .stage_output(cfg.keys.local_stage)
+            .unwrap_or_default();
+        let local_head = if cfg.keys.local_stage > 0 {
+            cfg.head.init(local_channels, device)?
+        } else {
+            None
+        };
         Ok(Self {
             encoder,
             head,
@@ -43,6 +56,8 @@ impl Model {
             critic,
             context,
             quantizer,
+            local_head,
+            local_after,
         })
     }
 
@@ -57,14 +72,18 @@ impl Model {
     }
 
     /// Embeddings of the local features of `x` (feature-map positions, time steps) and of
-    /// its global summary, through the same head: `([n * positions, d], [n, d])`.
+    /// its global summary `g(h)`: `([n * positions, d], [n, d])`. The locals are the last
+    /// feature map through the same head, or an earlier stage's map through the local
+    /// head (DIM's local encoder).
     pub fn local_global(&self, x: Tensor<4>) -> Result<(Tensor<2>, Tensor<2>, usize)> {
-        let f = self.encoder.features(x)?;
+        let (f, last) = self.encoder.features_split(x, self.local_after)?;
         let [n, h, w, c] = f.dims();
-        let global = crate::encoder::global_avg_pool(f.clone());
+        let z_global = self.project(crate::encoder::global_avg_pool(last));
         let local = f.reshape([n * h * w, c]);
-        let z_local = self.project(local);
-        let z_global = self.project(global);
+        let z_local = match &self.local_head {
+            Some(g) => g.forward(local),
+            None => self.project(local),
+        };
         Ok((z_local, z_global, h * w))
     }
 

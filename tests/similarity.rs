@@ -5,6 +5,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use contrastive::config::Config;
 use contrastive::data::Split;
+use contrastive::encoder::Encoder;
 use contrastive::keys::Queue;
 use contrastive::model::Model;
 use contrastive::train::pairing;
@@ -231,6 +232,92 @@ fn context_pairs_every_local_feature_with_its_own_global_summary() {
     for r in 0..48 {
         assert_eq!(map.positives_of(r), vec![r / 16], "local feature {r}");
         assert_eq!(map.negatives(r), 2);
+    }
+}
+
+#[test]
+fn context_pairing_can_take_its_local_features_from_an_earlier_stage() {
+    let (cfg, model, device) = image_model(
+        "[encoder]\nkind = \"convnet\"\nchannels = [4, 8, 16]\nstrides = [1, 2, 2]\n[head]\nkind = \"linear\"\nout = 5\n[keys]\npairing = \"context\"\nlocal_stage = 2\n[views]\nn = 1\n[loss]\nkind = \"dim-jsd\"\n",
+        [1, 8, 8],
+    );
+    let split = Split {
+        data: (0..3 * 64).map(|i| ((i * 7) % 11) as f32 / 11.0).collect(),
+        shape: [1, 8, 8],
+        labels: vec![0, 1, 2],
+    };
+    let sampler = TransformViews {
+        augment: cfg.views.augments(),
+        mean: vec![0.5],
+        std: vec![0.5],
+    };
+    let views = sampler.sample(&split, &[0, 1, 2], 3);
+    let x = tensor(&views.groups[0], &device);
+    // The locals are the second block's 4x4 map (8 channels) through the local head.
+    let Encoder::ConvNet(net) = &model.encoder else {
+        panic!("a convnet encoder")
+    };
+    let local_head = model.local_head.as_ref().expect("a local head");
+    let mut f = x.clone().permute([0, 2, 3, 1]);
+    for b in &net.blocks[..2] {
+        f = b.forward(f);
+    }
+    let expected: Vec<f32> = local_head
+        .forward(f.reshape([48, 8]))
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let (zl, zg, positions) = model.local_global(x).unwrap();
+    assert_eq!((zl.dims(), zg.dims(), positions), ([48, 5], [3, 5], 16));
+    let got: Vec<f32> = zl.into_data().iter::<f32>().collect();
+    assert_eq!(got, expected);
+    let (loss, map) =
+        pairing::context_loss(&model, &cfg.loss, &views, |g| tensor(g, &device)).unwrap();
+    assert_eq!((map.rows, map.cols), (48, 3));
+    assert_eq!(map.positives_of(17), vec![1]);
+    // The local head, the global head and the block only the summary reads all learn.
+    let grads = loss.backward();
+    let head = model.head.as_ref().expect("a head");
+    let values =
+        |g: Option<TensorData>, what: &str| -> Vec<f32> { g.expect(what).iter::<f32>().collect() };
+    for (what, g) in [
+        (
+            "local head",
+            local_head
+                .out
+                .weight
+                .val()
+                .grad(&grads)
+                .map(|g| g.into_data()),
+        ),
+        (
+            "head",
+            head.out.weight.val().grad(&grads).map(|g| g.into_data()),
+        ),
+        (
+            "block 3",
+            net.blocks[2]
+                .conv
+                .weight
+                .val()
+                .grad(&grads)
+                .map(|g| g.into_data()),
+        ),
+        (
+            "block 1",
+            net.blocks[0]
+                .conv
+                .weight
+                .val()
+                .grad(&grads)
+                .map(|g| g.into_data()),
+        ),
+    ] {
+        let g = values(g, what);
+        assert!(
+            g.iter().any(|v| *v != 0.0) && g.iter().all(|v| v.is_finite()),
+            "{what}"
+        );
     }
 }
 

@@ -91,11 +91,20 @@ impl ConvNet {
 
     /// The last feature map of NCHW input `x`, channels last: `[n, h', w', c]`.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        self.features_split(x, self.blocks.len()).1
+    }
+
+    /// The feature maps after the first `after` blocks and after all of them.
+    pub fn features_split(&self, x: Tensor<4>, after: usize) -> (Tensor<4>, Tensor<4>) {
         let mut x = x.permute([0, 2, 3, 1]);
-        for b in &self.blocks {
+        let mut mid = x.clone();
+        for (i, b) in self.blocks.iter().enumerate() {
             x = b.forward(x);
+            if i + 1 == after {
+                mid = x.clone();
+            }
         }
-        x
+        (mid, x)
     }
 
     /// Global average pool of [`Self::features`], `[n, c]`.

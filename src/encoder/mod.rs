@@ -155,6 +155,21 @@ impl EncoderConfig {
         })
     }
 
+    /// Where encoder stage `stage` (1-based: a conv block, or a ResNet stage of blocks;
+    /// 0: the last) ends: the blocks run through it and its channels; `None` for an `mlp`
+    /// or a stage past the last.
+    pub fn stage_output(&self, stage: usize) -> Option<(usize, usize)> {
+        let (channels, blocks) = match self.kind.as_str() {
+            "convnet" | "conv1d" => (self.channels.clone(), vec![1; self.channels.len()]),
+            "resnet" | "resnet18" | "resnet34" => self.resnet_shape(),
+            _ => return None,
+        };
+        let stage = if stage == 0 { channels.len() } else { stage };
+        (1..=channels.len())
+            .contains(&stage)
+            .then(|| (blocks[..stage].iter().sum(), channels[stage - 1]))
+    }
+
     /// Size of the representation `h`.
     pub fn output_dim(&self) -> usize {
         match self.kind.as_str() {
@@ -187,15 +202,15 @@ impl Encoder {
         }
     }
 
-    /// The last feature map, channels last `[n, h', w', c]`: the local features that
-    /// context–instance pairing contrasts with their global average.
-    pub fn features(&self, x: Tensor<4>) -> Result<Tensor<4>> {
+    /// The feature map after the first `blocks` blocks and the last one, both channels
+    /// last: DIM's local features from an earlier layer, and the map that gives `h`.
+    pub fn features_split(&self, x: Tensor<4>, blocks: usize) -> Result<(Tensor<4>, Tensor<4>)> {
         match self {
             Encoder::Mlp(_) => Err(Error::Invalid(
                 "an mlp encoder has no feature map for local features".into(),
             )),
-            Encoder::ConvNet(m) => Ok(m.features(x)),
-            Encoder::ResNet(m) => Ok(m.features(x)),
+            Encoder::ConvNet(m) => Ok(m.features_split(x, blocks)),
+            Encoder::ResNet(m) => Ok(m.features_split(x, blocks)),
         }
     }
 }

@@ -111,15 +111,25 @@ impl ResNet {
 
     /// The last feature map of NCHW input `x`, channels last: `[n, h', w', c]`.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        self.features_split(x, self.blocks.len()).1
+    }
+
+    /// The feature maps after the first `after` basic blocks (0: the stem's) and after
+    /// all of them.
+    pub fn features_split(&self, x: Tensor<4>, after: usize) -> (Tensor<4>, Tensor<4>) {
         let x = x.permute([0, 2, 3, 1]);
         let mut x = kernels::batch_norm(&self.stem_bn, kernels::conv2d(&self.stem, x), true);
         if let Some(p) = &self.pool {
             x = p.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1]);
         }
-        for b in &self.blocks {
+        let mut mid = x.clone();
+        for (i, b) in self.blocks.iter().enumerate() {
             x = b.forward(x);
+            if i + 1 == after {
+                mid = x.clone();
+            }
         }
-        x
+        (mid, x)
     }
 
     /// Global average pool of the last feature map.
