@@ -30,6 +30,6 @@ for p in moco-v2 instdisc supcon triplet byol barlow-twins dim nnclr pcl; do
     run "$p-fashion-mnist" --set eval.baseline=false
 done
 run crd-fashion-mnist "${baselines[@]}" --set "keys.teacher=$out/simclr-fashion-mnist"
-for p in cmc-basic-motions cpc-osuleaf tcl-osuleaf; do
+for p in cmc-basic-motions cmc-japanese-vowels cpc-osuleaf tcl-osuleaf; do
     run "$p" "${baselines[@]}"
 done

@@ -17,7 +17,7 @@ if ((${#missing[@]})); then
 fi
 cargo build --release --locked
 for name in fashion-mnist mnist digits ucr/GunPoint ucr/BasicMotions ucr/ItalyPowerDemand \
-    ucr/ArrowHead ucr/OSULeaf; do
+    ucr/ArrowHead ucr/OSULeaf ucr/JapaneseVowels; do
     ./target/release/contrastive data fetch "$name"
 done
 cargo test --release --locked

