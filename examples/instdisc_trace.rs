@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
@@ -20,33 +19,12 @@ use contrastive::train::sgd::Sgd;
 use contrastive::views::transform::TransformViews;
 use contrastive::views::{PositiveMap, Sampler};
 
-/// Every parameter written as `<dir>/<path>.npy`.
-struct Dump<'a> {
-    dir: &'a Path,
-    path: Vec<String>,
-}
-
-impl ModuleVisitor for Dump<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let t = param.val();
-        let values: Vec<f32> = t.clone().into_data().iter::<f32>().collect();
-        let file = self.dir.join(format!("{}.npy", self.path.join(".")));
-        npy::write(&file, &values, &t.dims()).expect("write a parameter");
-    }
-}
-
 fn dump(model: &Model, dir: PathBuf) {
     std::fs::create_dir_all(&dir).expect("create the dump folder");
-    model.visit(&mut Dump {
-        dir: &dir,
-        path: Vec::new(),
-    });
+    for p in model.named_params(None) {
+        let file = dir.join(format!("{}.npy", p.path));
+        npy::write(&file, &p.values, &p.shape).expect("write a parameter");
+    }
 }
 
 fn main() {

@@ -1,6 +1,8 @@
 //! The trained module: an encoder `e` and a transform head `g`, `z = g(e(x))`.
 
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
+use burn::tensor::Gradients;
 
 use crate::config::Config;
 use crate::encoder::Encoder;
@@ -95,11 +97,61 @@ impl Model {
         }
     }
 
+    /// Every float parameter and buffer (running statistics included) by module path,
+    /// e.g. `encoder.ConvNet.blocks.0.conv.weight`, with its gradient in `grads` if any: for
+    /// comparing two models or exporting weights to another framework.
+    pub fn named_params(&self, grads: Option<&Gradients>) -> Vec<NamedParam> {
+        let mut c = Collect {
+            grads,
+            path: Vec::new(),
+            out: Vec::new(),
+        };
+        self.visit(&mut c);
+        c.out
+    }
+
     /// The query-side prediction `p(z)` (the identity without a prediction head).
     pub fn predict(&self, z: Tensor<2>) -> Tensor<2> {
         match &self.predictor {
             Some(p) => p.forward(z),
             None => z,
         }
+    }
+}
+
+/// One entry of [`Model::named_params`].
+#[derive(Debug, Clone)]
+pub struct NamedParam {
+    pub path: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+    pub grad: Option<Vec<f32>>,
+}
+
+struct Collect<'a> {
+    grads: Option<&'a Gradients>,
+    path: Vec<String>,
+    out: Vec<NamedParam>,
+}
+
+impl ModuleVisitor for Collect<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let grad = self
+            .grads
+            .and_then(|g| t.grad(g))
+            .map(|g| g.into_data().iter::<f32>().collect());
+        self.out.push(NamedParam {
+            path: self.path.join("."),
+            shape: t.dims().to_vec(),
+            values: t.into_data().iter::<f32>().collect(),
+            grad,
+        });
     }
 }

@@ -1,58 +1,21 @@
 //! The fast kernels against burn's plain operations: same outputs, same gradients for
 //! every parameter, same running statistics, on R1's ConvNet and a small ResNet.
 
-use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use contrastive::config::Config;
 use contrastive::kernels;
 use contrastive::loss::{LossConfig, LossKind};
-use contrastive::model::Model;
+use contrastive::model::{Model, NamedParam};
 use contrastive::score::Score;
 use contrastive::views::{PositiveMap, Relation, Tag};
 
-/// A parameter's module path, value and gradient.
-type Entry = (String, Vec<f32>, Option<Vec<f32>>);
-
-/// Collects every float parameter's value and gradient, by module path.
-struct Collect<'a> {
-    grads: &'a burn::tensor::Gradients,
-    path: Vec<String>,
-    out: Vec<Entry>,
-}
-
-impl ModuleVisitor for Collect<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let t = param.val();
-        let grad = t
-            .grad(self.grads)
-            .map(|g| g.into_data().iter::<f32>().collect());
-        self.out.push((
-            self.path.join("."),
-            t.into_data().iter::<f32>().collect(),
-            grad,
-        ));
-    }
-}
-
 /// Forward (`z`), a fixed linear loss, backward; every parameter with its gradient.
-fn run(model: &Model, x: &Tensor<4>, r: &Tensor<2>) -> (Vec<f32>, Vec<Entry>) {
+fn run(model: &Model, x: &Tensor<4>, r: &Tensor<2>) -> (Vec<f32>, Vec<NamedParam>) {
     let (_, z) = model.forward(x.clone());
     let zs: Vec<f32> = z.clone().into_data().iter::<f32>().collect();
     let grads = (z * r.clone()).sum().backward();
-    let mut c = Collect {
-        grads: &grads,
-        path: vec![],
-        out: vec![],
-    };
-    model.visit(&mut c);
-    (zs, c.out)
+    (zs, model.named_params(Some(&grads)))
 }
 
 fn close(a: &[f32], b: &[f32], what: &str) {
@@ -88,8 +51,9 @@ fn compare(cfg: &Config, input: [usize; 3], n: usize) {
     close(&z_fast, &z_plain, "output z");
     assert_eq!(p_fast.len(), p_plain.len());
     let mut with_grad = 0;
-    for ((name, vf, gf), (name2, vp, gp)) in p_fast.iter().zip(&p_plain) {
-        assert_eq!(name, name2);
+    for (f, p) in p_fast.iter().zip(&p_plain) {
+        let (name, vf, gf, vp, gp) = (&f.path, &f.values, &f.grad, &p.values, &p.grad);
+        assert_eq!(name, &p.path);
         // running statistics are parameters too: they must have been updated alike
         close(vf, vp, &format!("{name} value"));
         match (gf, gp) {

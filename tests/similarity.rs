@@ -13,7 +13,7 @@ use contrastive::views::cluster::kmeans;
 use contrastive::views::modalities::ModalityViews;
 use contrastive::views::sequence::WindowViews;
 use contrastive::views::transform::TransformViews;
-use contrastive::views::{Group, PositiveMap, Relation, Rule, Sampler, Tag};
+use contrastive::views::{Group, PositiveMap, Relation, Rule, Sampler, Tag, ViewBatch};
 
 fn positives(m: &PositiveMap) -> Vec<Vec<usize>> {
     (0..m.rows).map(|i| m.positives_of(i)).collect()
@@ -207,12 +207,8 @@ fn tensor(g: &Group, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(g.data.clone(), g.shape), device)
 }
 
-#[test]
-fn context_pairs_every_local_feature_with_its_own_global_summary() {
-    let (cfg, model, device) = image_model(
-        "[encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\n[head]\nkind = \"identity\"\n[keys]\npairing = \"context\"\n[views]\nn = 1\n[loss]\nkind = \"info-nce\"\n",
-        [1, 8, 8],
-    );
+/// The views of `cfg` of three 8x8 grey images.
+fn three_images(cfg: &Config) -> ViewBatch {
     let split = Split {
         data: (0..3 * 64).map(|i| (i % 7) as f32 / 7.0).collect(),
         shape: [1, 8, 8],
@@ -223,7 +219,16 @@ fn context_pairs_every_local_feature_with_its_own_global_summary() {
         mean: vec![0.5],
         std: vec![0.5],
     };
-    let views = sampler.sample(&split, &[0, 1, 2], 3);
+    sampler.sample(&split, &[0, 1, 2], 3)
+}
+
+#[test]
+fn context_pairs_every_local_feature_with_its_own_global_summary() {
+    let (cfg, model, device) = image_model(
+        "[encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\n[head]\nkind = \"identity\"\n[keys]\npairing = \"context\"\n[views]\nn = 1\n[loss]\nkind = \"info-nce\"\n",
+        [1, 8, 8],
+    );
+    let views = three_images(&cfg);
     let (loss, map) =
         pairing::context_loss(&model, &cfg.loss, &views, |g| tensor(g, &device)).unwrap();
     assert!(loss.into_scalar::<f32>().is_finite());
@@ -241,17 +246,7 @@ fn context_pairing_can_take_its_local_features_from_an_earlier_stage() {
         "[encoder]\nkind = \"convnet\"\nchannels = [4, 8, 16]\nstrides = [1, 2, 2]\n[head]\nkind = \"linear\"\nout = 5\n[keys]\npairing = \"context\"\nlocal_stage = 2\n[views]\nn = 1\n[loss]\nkind = \"dim-jsd\"\n",
         [1, 8, 8],
     );
-    let split = Split {
-        data: (0..3 * 64).map(|i| ((i * 7) % 11) as f32 / 11.0).collect(),
-        shape: [1, 8, 8],
-        labels: vec![0, 1, 2],
-    };
-    let sampler = TransformViews {
-        augment: cfg.views.augments(),
-        mean: vec![0.5],
-        std: vec![0.5],
-    };
-    let views = sampler.sample(&split, &[0, 1, 2], 3);
+    let views = three_images(&cfg);
     let x = tensor(&views.groups[0], &device);
     // The locals are the second block's 4x4 map (8 channels) through the local head.
     let Encoder::ConvNet(net) = &model.encoder else {
