@@ -2,11 +2,15 @@
 """Replays the InstDisc steps that `examples/instdisc_trace.rs` traced, in PyTorch, and
 compares: the peer's model (shared/peer/simclr_r1_reference.py with a linear head) loaded
 with our initial parameters, our views, bank and key indices, the NCE of
-benches/peer_moco_instdisc.py, torch.optim.SGD. Prints each step's loss on both sides and
-the largest relative difference of every final parameter.
+benches/peer_moco_instdisc.py, torch.optim.SGD on the same cosine schedule. Prints each
+step's loss on both sides and the largest relative difference of every final parameter;
+with --eval also the peer's kNN and linear probe (recipe R1's evaluator) of both final
+encoders, ours with its own running statistics.
 
-usage: peer_instdisc_trace.py TRACE_DIR [PEER_DIR=../shared/peer]
+usage: peer_instdisc_trace.py TRACE_DIR [--eval] [--peer-dir ../shared/peer] [--data-dir data]
 """
+import argparse
+import math
 import os
 import sys
 
@@ -15,7 +19,13 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "..", "shared", "peer"))
+ARGS = argparse.ArgumentParser()
+ARGS.add_argument("trace")
+ARGS.add_argument("--eval", action="store_true")
+ARGS.add_argument("--peer-dir", default=os.path.join(HERE, "..", "..", "shared", "peer"))
+ARGS.add_argument("--data-dir", default=os.path.join(HERE, "..", "data"))
+A = ARGS.parse_args()
+sys.path.insert(0, A.peer_dir)
 sys.path.insert(0, HERE)
 import simclr_r1_reference as r1  # noqa: E402
 from peer_moco_instdisc import nce, BANK_M, NCE_T  # noqa: E402
@@ -40,8 +50,33 @@ def load(d, name, transpose):
     return a.t().contiguous() if transpose else a
 
 
+def ours_final(trace):
+    """Our final encoder as a peer model: parameters and BN running statistics."""
+    model = r1.SimCLR()
+    model.head = torch.nn.Linear(256, 128)
+    d = os.path.join(trace, "final")
+    with torch.no_grad():
+        for name, p, tr in ours_to_torch(model):
+            p.copy_(load(d, name, tr))
+        for b in range(4):
+            bn = model.encoder.features[3 * b + 1]
+            bn.running_mean.copy_(load(d, f"encoder.ConvNet.blocks.{b}.bn.running_mean", False))
+            bn.running_var.copy_(load(d, f"encoder.ConvNet.blocks.{b}.bn.running_var", False))
+    return model
+
+
+def evaluate(model):
+    r1.DATA_DIR = A.data_dir
+    xtr, ytr, xte, yte = r1.load_dataset("fmnist")
+    mean, std = 0.2860, 0.3530
+    ftr = r1.extract(model.encoder, (xtr - mean) / std)
+    fte = r1.extract(model.encoder, (xte - mean) / std)
+    res = r1.evaluate(ftr, ytr, fte, yte)
+    return res["knn_top1"], res["linear_top1"]
+
+
 def main():
-    trace = sys.argv[1]
+    trace = A.trace
     torch.set_num_threads(2)
     model = r1.SimCLR()
     model.head = torch.nn.Linear(256, 128)
@@ -53,7 +88,10 @@ def main():
     bank = torch.from_numpy(np.load(os.path.join(trace, "bank.npy")))
     ours = np.load(os.path.join(trace, "losses.npy"))
     print("step  ours       pytorch    diff")
+    total = len(ours)
     for step, ours_loss in enumerate(ours):
+        for pg in opt.param_groups:
+            pg["lr"] = LR * 0.5 * (1.0 + math.cos(math.pi * step / total))
         x = torch.from_numpy(np.load(os.path.join(trace, f"x{step}.npy")))
         idx = torch.from_numpy(np.load(os.path.join(trace, f"inst{step}.npy")))
         keys = torch.from_numpy(np.load(os.path.join(trace, f"keys{step}.npy")))
@@ -72,6 +110,9 @@ def main():
         a = load(os.path.join(trace, "final"), name, tr)
         rel = ((a - p.detach()).abs().max() / p.detach().abs().max()).item()
         print(f"{name:36s} {rel:.2e}")
+    if A.eval:
+        print("replayed in PyTorch: kNN %.4f linear %.4f" % evaluate(model))
+        print("ours:                kNN %.4f linear %.4f" % evaluate(ours_final(trace)))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 //! InstDisc training steps traced for the PyTorch cross-check
 //! `benches/peer_instdisc_trace.py`: the preset's model, augmented Fashion-MNIST views,
-//! memory bank, sampled negatives, NCE loss and SGD at a constant learning rate. Writes
-//! the initial parameters, the initial bank, every step's views and key indices, every
-//! step's loss and the final parameters, so the peer can replay the same steps.
+//! memory bank, sampled negatives, NCE loss and SGD on a cosine schedule over `steps`.
+//! Writes the initial parameters, the initial bank, every step's views and key indices,
+//! every step's loss and the final parameters (running statistics included), so the peer
+//! can replay the same steps from the same random draws; 234 steps are one epoch.
 //!
-//! usage: instdisc_trace OUT_DIR [steps=20]
+//! usage: instdisc_trace OUT_DIR [steps=20] [seed=0]
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,9 @@ use contrastive::config::Config;
 use contrastive::keys::{self, Bank};
 use contrastive::model::Model;
 use contrastive::npy;
+use contrastive::train::schedule::learning_rate;
 use contrastive::train::sgd::Sgd;
-use contrastive::views::transform::TransformViews;
+use contrastive::views::transform::{mix, TransformViews};
 use contrastive::views::{PositiveMap, Sampler};
 
 fn dump(model: &Model, dir: PathBuf) {
@@ -35,17 +37,18 @@ fn main() {
             .unwrap_or("/tmp/instdisc-trace"),
     );
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let seed: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
     let cfg = Config::load(Path::new("configs/instdisc-fashion-mnist.toml"), &[])
         .expect("the InstDisc preset");
     let data = contrastive::data::load(&cfg.data.dataset, &cfg.data.dir)
         .expect("Fashion-MNIST (scripts/fetch-data.sh)");
     let train = data.train;
     let device = contrastive::backend::default_device();
-    device.seed(0);
+    device.seed(seed);
     let ad = device.autodiff();
     let mut model = Model::new(&cfg, train.shape, &ad).expect("the preset's model");
     dump(&model, out.join("init"));
-    let mut bank = Bank::new(cfg.head.out, train.labels.clone(), 0);
+    let mut bank = Bank::new(cfg.head.out, train.labels.clone(), seed);
     npy::write(
         &out.join("bank.npy"),
         &bank.z,
@@ -65,20 +68,23 @@ fn main() {
     let mut losses = Vec::new();
     for step in 0..steps {
         let indices: Vec<usize> = (step * batch..(step + 1) * batch).collect();
-        let g = &sampler.sample(&train, &indices, step as u64).groups[0];
+        let g = &sampler
+            .sample(&train, &indices, mix(seed, step as u64, 0))
+            .groups[0];
         let x = Tensor::<4>::from_data(TensorData::new(g.data.clone(), g.shape), &ad);
         let (_, z) = model.forward(x);
         let mut idx: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
         idx.sort_unstable();
         idx.dedup();
-        idx.extend(bank.sample(cfg.keys.bank_negatives, 0, step));
+        idx.extend(bank.sample(cfg.keys.bank_negatives, seed, step));
         let (kz, ktags) = bank.gather(&idx);
         let k = keys::device_rows(kz, bank.dim, &ad);
         let map = PositiveMap::build(cfg.views.relation, &g.tags, &ktags, false);
         let loss = cfg.loss.compute(z.clone(), k, &map, None).expect("NCE");
         losses.push(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(cfg.optim.lr, model, grads);
+        let lr = learning_rate(cfg.optim.lr, true, step, steps, 0);
+        model = optim.step(lr, model, grads);
         let inst: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
         bank.update(&inst, &keys::host(&z), cfg.keys.bank_momentum as f32);
         npy::write(&out.join(format!("x{step}.npy")), &g.data, &g.shape).expect("write x");
