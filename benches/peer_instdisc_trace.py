@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARGS = argparse.ArgumentParser()
@@ -28,7 +27,7 @@ A = ARGS.parse_args()
 sys.path.insert(0, A.peer_dir)
 sys.path.insert(0, HERE)
 import simclr_r1_reference as r1  # noqa: E402
-from peer_moco_instdisc import nce, BANK_M, NCE_T  # noqa: E402
+from peer_moco_instdisc import instdisc_loss, update_bank  # noqa: E402
 
 LR, MOMENTUM, WD = 0.06, 0.9, 5e-4
 
@@ -95,15 +94,11 @@ def main():
         x = torch.from_numpy(np.load(os.path.join(trace, f"x{step}.npy")))
         idx = torch.from_numpy(np.load(os.path.join(trace, f"inst{step}.npy")))
         keys = torch.from_numpy(np.load(os.path.join(trace, f"keys{step}.npy")))
-        _, z = model(x)
-        zq = F.normalize(z, dim=1)
-        scores = zq @ bank[keys].t() / NCE_T
-        loss = nce(scores, (idx.view(-1, 1) == keys.view(1, -1)).float())
+        loss, zq = instdisc_loss(model(x)[1], bank, idx, keys)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        with torch.no_grad():
-            bank[idx] = F.normalize(BANK_M * bank[idx] + (1 - BANK_M) * zq.detach(), dim=1)
+        update_bank(bank, idx, zq)
         print(f"{step:4d}  {ours_loss:.6f}  {loss.item():.6f}  {ours_loss - loss.item():+.2e}")
     print("final parameter                      max |ours - pytorch| / max |pytorch|")
     for name, p, tr in ours_to_torch(model):

@@ -50,6 +50,20 @@ def nce(scores, pos_mask):
     return (pos + neg).mean()
 
 
+def instdisc_loss(z, bank, idx, keys):
+    """NCE of the normalised queries against bank[keys]; a key is positive for the queries
+    of its own instance. Returns the loss and the normalised queries."""
+    zq = F.normalize(z, dim=1)
+    scores = zq @ bank[keys].t() / NCE_T
+    return nce(scores, (idx.view(-1, 1) == keys.view(1, -1)).float()), zq
+
+
+@torch.no_grad()
+def update_bank(bank, idx, zq):
+    """b_i = normalise(m b_i + (1 - m) z_i), in place."""
+    bank[idx] = F.normalize(BANK_M * bank[idx] + (1 - BANK_M) * zq, dim=1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("method", choices=["moco", "instdisc"])
@@ -104,12 +118,9 @@ def main():
             else:
                 v = r1.augment(xb, g_aug, mean, std)
                 _, z = model(v)
-                zq = F.normalize(z, dim=1)
-                uniq = torch.unique(idx)
                 sampled = torch.randint(0, n, (BANK_NEG,), generator=g_neg)
-                keys = torch.cat([uniq, sampled])
-                scores = zq @ bank[keys].t() / NCE_T
-                loss = nce(scores, (idx.view(-1, 1) == keys.view(1, -1)).float())
+                keys = torch.cat([torch.unique(idx), sampled])
+                loss, zq = instdisc_loss(z, bank, idx, keys)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -120,7 +131,7 @@ def main():
                             pk.mul_(MOCO_M).add_(pq, alpha=1 - MOCO_M)
                     queue = torch.cat([queue, zk[0], zk[1]])[-QUEUE:]
                 else:
-                    bank[idx] = F.normalize(BANK_M * bank[idx] + (1 - BANK_M) * zq.detach(), dim=1)
+                    update_bank(bank, idx, zq)
             step += 1
             if step % 50 == 0:
                 print(f"  step {step}/{total} loss {loss.item():.4f} {step * r1.BATCH / (time.time() - t0):.0f} img/s", flush=True)
