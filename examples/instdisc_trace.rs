@@ -73,10 +73,8 @@ fn main() {
             .groups[0];
         let x = Tensor::<4>::from_data(TensorData::new(g.data.clone(), g.shape), &ad);
         let (_, z) = model.forward(x);
-        let mut idx: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
-        idx.sort_unstable();
-        idx.dedup();
-        idx.extend(bank.sample(cfg.keys.bank_negatives, seed, step));
+        let inst: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
+        let idx = bank.candidates(&inst, cfg.keys.bank_negatives, seed, step);
         let (kz, ktags) = bank.gather(&idx);
         let k = keys::device_rows(kz, bank.dim, &ad);
         let map = PositiveMap::build(cfg.views.relation, &g.tags, &ktags, false);
@@ -85,7 +83,6 @@ fn main() {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg.optim.lr, true, step, steps, 0);
         model = optim.step(lr, model, grads);
-        let inst: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
         bank.update(&inst, &keys::host(&z), cfg.keys.bank_momentum as f32);
         npy::write(&out.join(format!("x{step}.npy")), &g.data, &g.shape).expect("write x");
         let rows: Vec<i64> = inst.iter().map(|&i| i64::from(i)).collect();

@@ -333,8 +333,24 @@ impl Bank {
         (z, tags)
     }
 
+    /// The entries a step scores its queries against: the batch's own `instances`, once
+    /// each in ascending order, then [`Self::sample`]'s `negatives` draws.
+    pub fn candidates(
+        &self,
+        instances: &[u32],
+        negatives: usize,
+        seed: u64,
+        step: usize,
+    ) -> Vec<u32> {
+        let mut idx = instances.to_vec();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.extend(self.sample(negatives, seed, step));
+        idx
+    }
+
     /// `k` instances drawn uniformly with replacement, from the step's seed.
-    pub fn sample(&self, k: usize, seed: u64, step: usize) -> Vec<u32> {
+    fn sample(&self, k: usize, seed: u64, step: usize) -> Vec<u32> {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, step as u64, 0x42414e4b));
         (0..k)
             .map(|_| rng.random_range(0..self.labels.len() as u32))

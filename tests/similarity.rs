@@ -272,46 +272,18 @@ fn context_pairing_can_take_its_local_features_from_an_earlier_stage() {
     assert_eq!(map.positives_of(17), vec![1]);
     // The local head, the global head and the block only the summary reads all learn.
     let grads = loss.backward();
-    let head = model.head.as_ref().expect("a head");
-    let values =
-        |g: Option<TensorData>, what: &str| -> Vec<f32> { g.expect(what).iter::<f32>().collect() };
-    for (what, g) in [
-        (
-            "local head",
-            local_head
-                .out
-                .weight
-                .val()
-                .grad(&grads)
-                .map(|g| g.into_data()),
-        ),
-        (
-            "head",
-            head.out.weight.val().grad(&grads).map(|g| g.into_data()),
-        ),
-        (
-            "block 3",
-            net.blocks[2]
-                .conv
-                .weight
-                .val()
-                .grad(&grads)
-                .map(|g| g.into_data()),
-        ),
-        (
-            "block 1",
-            net.blocks[0]
-                .conv
-                .weight
-                .val()
-                .grad(&grads)
-                .map(|g| g.into_data()),
-        ),
+    let params = model.named_params(Some(&grads));
+    for path in [
+        "local_head.out.weight",
+        "head.out.weight",
+        "encoder.ConvNet.blocks.2.conv.weight",
+        "encoder.ConvNet.blocks.0.conv.weight",
     ] {
-        let g = values(g, what);
+        let p = params.iter().find(|p| p.path == path).expect(path);
+        let g = p.grad.as_ref().expect(path);
         assert!(
             g.iter().any(|v| *v != 0.0) && g.iter().all(|v| v.is_finite()),
-            "{what}"
+            "{path}"
         );
     }
 }

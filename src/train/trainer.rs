@@ -580,10 +580,12 @@ impl Trainer {
             // instances and sampled negatives.
             let q = self.model.predict(z_all.clone());
             let instances: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
-            let mut idx: Vec<u32> = instances.clone();
-            idx.sort_unstable();
-            idx.dedup();
-            idx.extend(bank.sample(self.cfg.keys.bank_negatives, self.cfg.train.seed, global));
+            let idx = bank.candidates(
+                &instances,
+                self.cfg.keys.bank_negatives,
+                self.cfg.train.seed,
+                global,
+            );
             let (kz, ktags) = bank.gather(&idx);
             let k = keys::device_rows(kz, bank.dim, &self.ad);
             let map = self.map(&g.tags, &ktags, false);
