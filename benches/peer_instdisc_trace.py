@@ -32,14 +32,18 @@ from peer_moco_instdisc import instdisc_loss, update_bank  # noqa: E402
 LR, MOMENTUM, WD = 0.06, 0.9, 5e-4
 
 
-def ours_to_torch(model):
-    """(our parameter file name, torch tensor, transpose?) for every trained parameter."""
+def ours_to_torch(model, stats=False):
+    """(our parameter file name, torch tensor, transpose?) for every trained parameter, and
+    with `stats` the batch-norm running statistics."""
     pairs = []
     for b in range(4):
         conv, bn = model.encoder.features[3 * b], model.encoder.features[3 * b + 1]
         p = f"encoder.ConvNet.blocks.{b}"
         pairs += [(f"{p}.conv.weight", conv.weight, False), (f"{p}.bn.gamma", bn.weight, False),
                   (f"{p}.bn.beta", bn.bias, False)]
+        if stats:
+            pairs += [(f"{p}.bn.running_mean", bn.running_mean, False),
+                      (f"{p}.bn.running_var", bn.running_var, False)]
     pairs += [("head.out.weight", model.head.weight, True), ("head.out.bias", model.head.bias, False)]
     return pairs
 
@@ -49,39 +53,34 @@ def load(d, name, transpose):
     return a.t().contiguous() if transpose else a
 
 
-def ours_final(trace):
-    """Our final encoder as a peer model: parameters and BN running statistics."""
+def peer_model(d):
+    """The peer's model (linear head) holding our parameters and running statistics from
+    the dump folder `d`."""
     model = r1.SimCLR()
     model.head = torch.nn.Linear(256, 128)
-    d = os.path.join(trace, "final")
     with torch.no_grad():
-        for name, p, tr in ours_to_torch(model):
+        for name, p, tr in ours_to_torch(model, stats=True):
             p.copy_(load(d, name, tr))
-        for b in range(4):
-            bn = model.encoder.features[3 * b + 1]
-            bn.running_mean.copy_(load(d, f"encoder.ConvNet.blocks.{b}.bn.running_mean", False))
-            bn.running_var.copy_(load(d, f"encoder.ConvNet.blocks.{b}.bn.running_var", False))
     return model
 
 
-def evaluate(model):
+def evaluate(models):
+    """The peer's (kNN, linear) top-1 of each model's encoder; the data is read once."""
     r1.DATA_DIR = A.data_dir
     xtr, ytr, xte, yte = r1.load_dataset("fmnist")
     mean, std = 0.2860, 0.3530
-    ftr = r1.extract(model.encoder, (xtr - mean) / std)
-    fte = r1.extract(model.encoder, (xte - mean) / std)
-    res = r1.evaluate(ftr, ytr, fte, yte)
-    return res["knn_top1"], res["linear_top1"]
+    ntr, nte = (xtr - mean) / std, (xte - mean) / std
+    out = []
+    for m in models:
+        res = r1.evaluate(r1.extract(m.encoder, ntr), ytr, r1.extract(m.encoder, nte), yte)
+        out.append((res["knn_top1"], res["linear_top1"]))
+    return out
 
 
 def main():
     trace = A.trace
     torch.set_num_threads(2)
-    model = r1.SimCLR()
-    model.head = torch.nn.Linear(256, 128)
-    with torch.no_grad():
-        for name, p, tr in ours_to_torch(model):
-            p.copy_(load(os.path.join(trace, "init"), name, tr))
+    model = peer_model(os.path.join(trace, "init"))
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WD)
     bank = torch.from_numpy(np.load(os.path.join(trace, "bank.npy")))
@@ -106,8 +105,9 @@ def main():
         rel = ((a - p.detach()).abs().max() / p.detach().abs().max()).item()
         print(f"{name:36s} {rel:.2e}")
     if A.eval:
-        print("replayed in PyTorch: kNN %.4f linear %.4f" % evaluate(model))
-        print("ours:                kNN %.4f linear %.4f" % evaluate(ours_final(trace)))
+        replayed, ours = evaluate([model, peer_model(os.path.join(trace, "final"))])
+        print("replayed in PyTorch: kNN %.4f linear %.4f" % replayed)
+        print("ours:                kNN %.4f linear %.4f" % ours)
 
 
 if __name__ == "__main__":
