@@ -236,52 +236,63 @@ fn gradients_match_finite_differences() {
     }
     positive[c + 5] = 1.0;
     let map = PositiveMap::from_dense(r, c, &positive, &[1.0; 24]).unwrap();
-    for kind in kinds {
-        for score in [Score::Cosine, Score::Dot] {
-            let cfg = LossConfig {
-                kind,
-                score,
-                temperature: 0.7,
-                beta: 0.5,
-                mining: Mining::All,
-                ..LossConfig::default()
-            };
-            let f = |q: &[f32], k: &[f32]| -> f64 {
-                f64::from(
-                    values(
-                        cfg.compute(plain(q.to_vec(), r, d), plain(k.to_vec(), c, d), &map, None)
-                            .unwrap(),
-                    )[0],
-                )
-            };
-            let (tq, tk) = (tracked(q.clone(), r, d), tracked(k.clone(), c, d));
-            let grads = cfg
-                .compute(tq.clone(), tk.clone(), &map, None)
-                .unwrap()
-                .backward();
-            let (gq, gk) = (
-                values(tq.grad(&grads).unwrap()),
-                values(tk.grad(&grads).unwrap()),
-            );
-            let h = 1e-2f32;
-            for (which, x, g) in [("q", &q, &gq), ("k", &k, &gk)] {
-                for i in 0..x.len() {
-                    let (mut p, mut m) = (x.clone(), x.clone());
-                    p[i] += h;
-                    m[i] -= h;
-                    let diff = if which == "q" {
-                        f(&p, &k) - f(&m, &k)
-                    } else {
-                        f(&q, &p) - f(&q, &m)
-                    };
-                    let fd = diff / (2.0 * f64::from(h));
-                    let tol = 2e-2 * fd.abs().max(0.05);
-                    assert!(
+    let base = LossConfig {
+        temperature: 0.7,
+        beta: 0.5,
+        mining: Mining::All,
+        ..LossConfig::default()
+    };
+    let soft_triplet = LossConfig {
+        kind: LossKind::Triplet,
+        soft_margin: true,
+        ..base.clone()
+    };
+    let configs = kinds
+        .into_iter()
+        .flat_map(|kind| [Score::Cosine, Score::Dot].map(|score| (kind, score)))
+        .map(|(kind, score)| LossConfig {
+            kind,
+            score,
+            ..base.clone()
+        })
+        .chain([soft_triplet]);
+    for cfg in configs {
+        let (kind, score, soft) = (cfg.kind, cfg.score, cfg.soft_margin);
+        let f = |q: &[f32], k: &[f32]| -> f64 {
+            f64::from(
+                values(
+                    cfg.compute(plain(q.to_vec(), r, d), plain(k.to_vec(), c, d), &map, None)
+                        .unwrap(),
+                )[0],
+            )
+        };
+        let (tq, tk) = (tracked(q.clone(), r, d), tracked(k.clone(), c, d));
+        let grads = cfg
+            .compute(tq.clone(), tk.clone(), &map, None)
+            .unwrap()
+            .backward();
+        let (gq, gk) = (
+            values(tq.grad(&grads).unwrap()),
+            values(tk.grad(&grads).unwrap()),
+        );
+        let h = 1e-2f32;
+        for (which, x, g) in [("q", &q, &gq), ("k", &k, &gk)] {
+            for i in 0..x.len() {
+                let (mut p, mut m) = (x.clone(), x.clone());
+                p[i] += h;
+                m[i] -= h;
+                let diff = if which == "q" {
+                    f(&p, &k) - f(&m, &k)
+                } else {
+                    f(&q, &p) - f(&q, &m)
+                };
+                let fd = diff / (2.0 * f64::from(h));
+                let tol = 2e-2 * fd.abs().max(0.05);
+                assert!(
                         (fd - f64::from(g[i])).abs() <= tol,
-                        "{kind:?}/{score:?} d{which}[{i}]: autodiff {} vs finite difference {fd}",
+                        "{kind:?}/{score:?} (soft margin {soft}) d{which}[{i}]: autodiff {} vs finite difference {fd}",
                         g[i]
                     );
-                }
             }
         }
     }

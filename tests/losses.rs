@@ -26,6 +26,7 @@ fn config(case: &serde_json::Value) -> LossConfig {
         beta: case["beta"].as_f64().unwrap(),
         weight: case["weight"].as_f64().unwrap(),
         lambda: case["lambda"].as_f64().unwrap(),
+        soft_margin: case["soft_margin"].as_bool().unwrap(),
         exclude_false_negatives: false,
     }
 }
@@ -132,5 +133,5 @@ fn the_fixture_script_checked_itself_against_the_libraries() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(checked.len(), 3, "{checked:?}");
+    assert_eq!(checked.len(), 4, "{checked:?}");
 }

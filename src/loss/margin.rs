@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 
 use super::infonce::check_map;
-use super::masks::Masks;
+use super::masks::{softplus, Masks};
 use super::mining::{mine, Mining};
 use crate::error::{Error, Result};
 use crate::views::PositiveMap;
@@ -37,12 +37,20 @@ pub fn pair(d: Tensor<2>, map: &PositiveMap, margin: f64) -> Result<Tensor<1>> {
 
 /// The triplet loss (Schroff et al. 2015, FaceNet) over distances `d`:
 ///
-/// `l(a, p, n) = max(0, d(a, p) - d(a, n) + m)`
+/// `l(a, p, n) = max(0, d(a, p) - d(a, n) + m)`, or with `soft`
+/// `l(a, p, n) = ln(1 + exp(d(a, p) - d(a, n)))` (Hermans et al. 2017's soft margin, which
+/// keeps pulling where the hinge has gone flat; `m` is then unused),
 ///
 /// over the triplets `mining` selects. Batch-all averages over the triplets with a
 /// non-zero loss (Hermans et al. 2017; pytorch-metric-learning's reduction); batch-hard
 /// and semi-hard average over all selected triplets. No triplet gives 0.
-pub fn triplet(d: Tensor<2>, map: &PositiveMap, margin: f64, mining: Mining) -> Result<Tensor<1>> {
+pub fn triplet(
+    d: Tensor<2>,
+    map: &PositiveMap,
+    margin: f64,
+    soft: bool,
+    mining: Mining,
+) -> Result<Tensor<1>> {
     check_margin(margin)?;
     let [rows, cols] = d.dims();
     check_map(rows, cols, map)?;
@@ -61,7 +69,11 @@ pub fn triplet(d: Tensor<2>, map: &PositiveMap, margin: f64, mining: Mining) -> 
         .clone()
         .select(0, index(|t| t.0) * (cols as i64) + index(|t| t.1));
     let an = flat.select(0, index(|t| t.0) * (cols as i64) + index(|t| t.2));
-    let l = (ap - an).add_scalar(margin).clamp_min(0.0);
+    let l = if soft {
+        softplus(ap - an)
+    } else {
+        (ap - an).add_scalar(margin).clamp_min(0.0)
+    };
     let loss = match mining {
         Mining::All => {
             let active = values_above_zero(&l);

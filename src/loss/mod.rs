@@ -73,6 +73,9 @@ pub struct LossConfig {
     pub margin: f64,
     /// Triplet mining.
     pub mining: Mining,
+    /// Triplet loss with Hermans et al.'s soft margin `ln(1 + exp(d_ap - d_an))` in place
+    /// of the hinge (`margin` is then unused).
+    pub soft_margin: bool,
     /// L2-normalise embeddings before the distances of `pair` and `triplet`.
     pub normalize: bool,
     /// Class prior `tau_plus` of `debiased`.
@@ -96,6 +99,7 @@ impl Default for LossConfig {
             temperature: 0.2,
             margin: 0.5,
             mining: Mining::Hard,
+            soft_margin: false,
             normalize: true,
             tau_plus: 0.1,
             beta: 0.0,
@@ -241,7 +245,7 @@ impl LossConfig {
                 let d = distances(q, k);
                 match self.kind {
                     LossKind::Pair => margin::pair(d, map, self.margin),
-                    _ => margin::triplet(d, map, self.margin, self.mining),
+                    _ => margin::triplet(d, map, self.margin, self.soft_margin, self.mining),
                 }
             }
             LossKind::Byol => regression::byol(q, k, map),
