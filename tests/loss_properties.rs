@@ -289,10 +289,10 @@ fn gradients_match_finite_differences() {
                 let fd = diff / (2.0 * f64::from(h));
                 let tol = 2e-2 * fd.abs().max(0.05);
                 assert!(
-                        (fd - f64::from(g[i])).abs() <= tol,
-                        "{kind:?}/{score:?} (soft margin {soft}) d{which}[{i}]: autodiff {} vs finite difference {fd}",
-                        g[i]
-                    );
+                    (fd - f64::from(g[i])).abs() <= tol,
+                    "{kind:?}/{score:?}/soft {soft} d{which}[{i}]: autodiff {} vs finite diff {fd}",
+                    g[i]
+                );
             }
         }
     }
