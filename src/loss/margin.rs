@@ -37,21 +37,23 @@ pub fn pair(d: Tensor<2>, map: &PositiveMap, margin: f64) -> Result<Tensor<1>> {
 
 /// The triplet loss (Schroff et al. 2015, FaceNet) over distances `d`:
 ///
-/// `l(a, p, n) = max(0, d(a, p) - d(a, n) + m)`, or with `soft`
-/// `l(a, p, n) = ln(1 + exp(d(a, p) - d(a, n)))` (Hermans et al. 2017's soft margin, which
-/// keeps pulling where the hinge has gone flat; `m` is then unused),
+/// `l(a, p, n) = max(0, d(a, p) - d(a, n) + m)` for `margin = Some(m)`, or Hermans et al.
+/// (2017)'s soft margin `l(a, p, n) = ln(1 + exp(d(a, p) - d(a, n)))` for `None`, which
+/// keeps pulling where the hinge has gone flat,
 ///
-/// over the triplets `mining` selects. Batch-all averages over the triplets with a
-/// non-zero loss (Hermans et al. 2017; pytorch-metric-learning's reduction); batch-hard
-/// and semi-hard average over all selected triplets. No triplet gives 0.
+/// over the triplets `mining` selects. Batch-all with the hinge averages over the
+/// triplets with a non-zero loss (Hermans et al. 2017; pytorch-metric-learning's
+/// reduction); otherwise every selected triplet counts (a soft-margin loss is never 0).
+/// No triplet gives 0.
 pub fn triplet(
     d: Tensor<2>,
     map: &PositiveMap,
-    margin: f64,
-    soft: bool,
+    margin: Option<f64>,
     mining: Mining,
 ) -> Result<Tensor<1>> {
-    check_margin(margin)?;
+    if let Some(m) = margin {
+        check_margin(m)?;
+    }
     let [rows, cols] = d.dims();
     check_map(rows, cols, map)?;
     let device = d.device();
@@ -69,17 +71,17 @@ pub fn triplet(
         .clone()
         .select(0, index(|t| t.0) * (cols as i64) + index(|t| t.1));
     let an = flat.select(0, index(|t| t.0) * (cols as i64) + index(|t| t.2));
-    let l = if soft {
-        softplus(ap - an)
-    } else {
-        (ap - an).add_scalar(margin).clamp_min(0.0)
-    };
-    let loss = match mining {
-        Mining::All => {
-            let active = values_above_zero(&l);
-            l.sum().div_scalar(active.max(1) as f64)
+    let loss = match margin {
+        None => softplus(ap - an).mean(),
+        Some(m) => {
+            let l = (ap - an).add_scalar(m).clamp_min(0.0);
+            if matches!(mining, Mining::All) {
+                let active = values_above_zero(&l);
+                l.sum().div_scalar(active.max(1) as f64)
+            } else {
+                l.mean()
+            }
         }
-        Mining::Hard | Mining::SemiHard => l.mean(),
     };
     Ok(loss.reshape([1]))
 }

@@ -245,7 +245,10 @@ impl LossConfig {
                 let d = distances(q, k);
                 match self.kind {
                     LossKind::Pair => margin::pair(d, map, self.margin),
-                    _ => margin::triplet(d, map, self.margin, self.soft_margin, self.mining),
+                    _ => {
+                        let m = (!self.soft_margin).then_some(self.margin);
+                        margin::triplet(d, map, m, self.mining)
+                    }
                 }
             }
             LossKind::Byol => regression::byol(q, k, map),
