@@ -213,7 +213,7 @@ impl ViewsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
-    /// `sgd` or `adam`.
+    /// `sgd`, `lars` (SGD with per-tensor trust ratios) or `adam`.
     pub kind: String,
     /// Base learning rate; the rate used is `lr * batch_size / 256` when `scale_lr`.
     pub lr: f64,
@@ -227,6 +227,11 @@ pub struct OptimConfig {
     pub schedule: String,
     /// Linear warm-up from 0, in epochs.
     pub warmup_epochs: f64,
+    /// LARS trust coefficient `eta`: a weight's step is `eta |p| / |g + wd p|` of its update.
+    pub trust_coefficient: f64,
+    /// LARS: learning-rate scale for biases and normalisation parameters, which it neither
+    /// decays nor adapts (Barlow Twins: 0.0048 / 0.2 = 0.024).
+    pub bias_lr_scale: f64,
 }
 
 impl Default for OptimConfig {
@@ -239,6 +244,8 @@ impl Default for OptimConfig {
             weight_decay: 5e-4,
             schedule: "cosine".into(),
             warmup_epochs: 0.0,
+            trust_coefficient: 1e-3,
+            bias_lr_scale: 1.0,
         }
     }
 }
@@ -458,8 +465,20 @@ impl Config {
         self.keys.validate()?;
         self.head.validate()?;
         self.loss.validate()?;
-        if !["sgd", "adam"].contains(&self.optim.kind.as_str()) {
-            return Err(Error::config("optim.kind", &self.optim.kind, "sgd, adam"));
+        if !["sgd", "lars", "adam"].contains(&self.optim.kind.as_str()) {
+            return Err(Error::config(
+                "optim.kind",
+                &self.optim.kind,
+                "sgd, lars, adam",
+            ));
+        }
+        for (field, value) in [
+            ("optim.trust_coefficient", self.optim.trust_coefficient),
+            ("optim.bias_lr_scale", self.optim.bias_lr_scale),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(Error::config(field, value, "a finite value > 0"));
+            }
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             return Err(Error::config(
@@ -626,6 +645,29 @@ mod tests {
             e,
             "config key `loss.temperature` = 0: expected a finite value > 0"
         );
+    }
+
+    #[test]
+    fn lars_fields_are_checked() {
+        let err = |set: &str| {
+            Config::parse("", Path::new("x.toml"), &[set.into()])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("optim.kind=lamb"),
+            "config key `optim.kind` = lamb: expected sgd, lars, adam"
+        );
+        assert_eq!(
+            err("optim.trust_coefficient=0"),
+            "config key `optim.trust_coefficient` = 0: expected a finite value > 0"
+        );
+        assert_eq!(
+            err("optim.bias_lr_scale=-1"),
+            "config key `optim.bias_lr_scale` = -1: expected a finite value > 0"
+        );
+        let sets = ["optim.kind=lars", "optim.bias_lr_scale=0.024"].map(String::from);
+        assert!(Config::parse("", Path::new("x.toml"), &sets).is_ok());
     }
 
     #[test]

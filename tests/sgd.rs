@@ -1,14 +1,20 @@
 //! The SGD optimiser against burn's `Sgd` (momentum, dampening 0, weight decay): same
 //! parameters after several steps on both kernel paths, and each resumes from the other's
-//! saved state.
+//! saved state. LARS against Barlow Twins' own (tests/fixtures/make_lars_fixture.py),
+//! straight through and resumed from its saved state.
 
+mod common;
+
+use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
-use burn::tensor::Distribution;
+use burn::tensor::{Distribution, TensorData};
+use common::{fixture, floats, rel_err};
 use contrastive::kernels;
+use contrastive::train::lars::Lars;
 use contrastive::train::sgd::Sgd;
 
 const MOMENTUM: f64 = 0.9;
@@ -88,6 +94,84 @@ fn sgd_equals_burns_and_resumes_from_its_state() {
             let half = train(&mut a, start.clone(), 2);
             let mut b = second().from_bytes(a.into_bytes().unwrap()).unwrap();
             assert_close(&train(&mut b, half, 2), &reference, "resumed");
+        }
+    }
+    kernels::set_enabled(true);
+}
+
+/// `steps` of the fixture case `case` on `sum(tanh(layer(x)) * r)`, starting at step `from`.
+fn replay(
+    optim: &mut ModuleOptimizer,
+    mut layer: Linear,
+    case: &serde_json::Value,
+    steps: std::ops::Range<usize>,
+    lr: f64,
+) -> Linear {
+    let device = layer.weight.device();
+    for s in steps {
+        let x = Tensor::<2>::from_data(TensorData::new(floats(&case["x"][s]), [8, 6]), &device);
+        let r = Tensor::<2>::from_data(TensorData::new(floats(&case["r"][s]), [8, 4]), &device);
+        let loss = (layer.forward(x).tanh() * r).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &layer);
+        layer = optim.step(lr, layer, grads);
+    }
+    layer
+}
+
+#[test]
+fn lars_equals_barlow_twins_reference_and_resumes_from_its_state() {
+    let f = fixture("lars.json");
+    let num = |k: &str| f[k].as_f64().expect("number");
+    let lars = || {
+        ModuleOptimizer::from(Lars {
+            momentum: num("momentum") as f32,
+            weight_decay: num("weight_decay") as f32,
+            trust: num("trust") as f32,
+            bias_lr_scale: num("bias_lr_scale") as f32,
+        })
+    };
+    let (lr, steps) = (num("lr"), f["steps"].as_u64().expect("steps") as usize);
+    let device = Device::flex().autodiff();
+    for (name, case) in f["cases"].as_object().expect("cases") {
+        let start = Linear {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(floats(&case["weight"]), [6, 4]),
+                &device,
+            )),
+            bias: Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(floats(&case["bias"]), [4]),
+                &device,
+            ))),
+        };
+        let check = |layer: &Linear, what: &str| {
+            let w: Vec<f32> = layer.weight.val().into_data().iter::<f32>().collect();
+            let b: Vec<f32> = layer
+                .bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .into_data()
+                .iter::<f32>()
+                .collect();
+            let (ew, eb) = (
+                rel_err(&w, &floats(&case["weight_after"])),
+                rel_err(&b, &floats(&case["bias_after"])),
+            );
+            assert!(
+                ew < 1e-5 && eb < 1e-5,
+                "{name}, {what}: weight {ew:e}, bias {eb:e}"
+            );
+        };
+        for fast in [true, false] {
+            kernels::set_enabled(fast);
+            check(
+                &replay(&mut lars(), start.clone(), case, 0..steps, lr),
+                "straight",
+            );
+            let mut first = lars();
+            let half = replay(&mut first, start.clone(), case, 0..2, lr);
+            let mut second = lars().from_bytes(first.into_bytes().unwrap()).unwrap();
+            check(&replay(&mut second, half, case, 2..steps, lr), "resumed");
         }
     }
     kernels::set_enabled(true);

@@ -1,6 +1,7 @@
 //! The training loop, its checkpoints and its metrics.
 
 pub mod checkpoint;
+pub mod lars;
 pub mod metrics;
 pub mod pairing;
 pub mod saved;

@@ -22,7 +22,7 @@ pub struct Sgd {
 /// One parameter's velocity, kept when momentum is on.
 #[derive(Debug, Clone)]
 pub struct SgdState<const D: usize> {
-    velocity: Option<Tensor<D>>,
+    pub(super) velocity: Option<Tensor<D>>,
 }
 
 /// burn's `SgdState` nests the velocity as `momentum.velocity`.

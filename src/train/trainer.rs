@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::checkpoint::Checkpoint;
+use super::lars::Lars;
 use super::metrics::MetricsLog;
 use super::pairing;
 use super::saved::SavedRun;
@@ -1083,6 +1084,12 @@ fn optimizer(cfg: &Config) -> ModuleOptimizer {
             .with_epsilon(1e-8)
             .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
             .init(),
+        "lars" => ModuleOptimizer::from(Lars {
+            momentum: cfg.optim.momentum as f32,
+            weight_decay: wd,
+            trust: cfg.optim.trust_coefficient as f32,
+            bias_lr_scale: cfg.optim.bias_lr_scale as f32,
+        }),
         _ => ModuleOptimizer::from(Sgd {
             momentum: cfg.optim.momentum as f32,
             weight_decay: wd,

@@ -1,0 +1,76 @@
+//! LARS (You et al. 2017), as SimCLR, BYOL and Barlow Twins train with it: each weight
+//! tensor's step is rescaled by its trust ratio, so the step is a fixed fraction of the
+//! weight's norm whatever the loss's scale.
+//!
+//! For a tensor `p` of two or more dimensions, with gradient `g`:
+//! `u = g + wd p`, `q = eta |p| / |u|` (1 when either norm is 0), `v' = q u + m v`,
+//! `p' = p - lr v'`. Biases and normalisation parameters (one-dimensional tensors) are left
+//! out of the decay and the adaptation, as in those papers: `v' = g + m v`,
+//! `p' = p - lr s v'` with `s` the bias learning-rate scale (Barlow Twins: 0.0048 / 0.2).
+//! This is Barlow Twins' reference `LARS`; burn has no LARS. The velocity is recorded as
+//! [`Sgd`](super::sgd::Sgd)'s is.
+
+use burn::optim::{LearningRate, Optimizer};
+use burn::prelude::*;
+
+use super::sgd::SgdState;
+use crate::kernels;
+
+/// The optimiser: momentum `m`, weight decay `wd`, trust coefficient `eta`, and the scale
+/// of the learning rate for one-dimensional tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct Lars {
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub trust: f32,
+    pub bias_lr_scale: f32,
+}
+
+impl Lars {
+    /// `q u` with `u = g + wd p`: the decayed gradient scaled by its trust ratio, computed
+    /// on the device (no read back to the host).
+    fn adapted<const D: usize>(&self, p: Tensor<D>, g: Tensor<D>) -> Tensor<D> {
+        let u = p.clone().mul_scalar(self.weight_decay).add(g);
+        let p_norm = p.square().sum().sqrt();
+        let u_norm = u.clone().square().sum().sqrt();
+        let both = p_norm
+            .clone()
+            .greater_elem(0.0)
+            .bool_and(u_norm.clone().greater_elem(0.0));
+        let ratio = p_norm.mul_scalar(self.trust).div(u_norm);
+        let q = ratio.ones_like().mask_where(both, ratio);
+        u.mul(q.reshape([1; D]))
+    }
+}
+
+impl Optimizer for Lars {
+    type State<const D: usize> = SgdState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<SgdState<D>>,
+    ) -> (Tensor<D>, Option<SgdState<D>>) {
+        let (update, lr) = if D == 1 {
+            (grad, lr as f32 * self.bias_lr_scale)
+        } else {
+            (self.adapted(tensor.clone(), grad), lr as f32)
+        };
+        let (m, v) = match state.and_then(|s| s.velocity) {
+            Some(v) => (self.momentum, v),
+            None => (0.0, update.clone()),
+        };
+        let velocity = kernels::sgd_velocity(v, update, tensor.clone(), m, 0.0);
+        let next = kernels::sgd_descend(tensor, velocity.clone(), lr);
+        let velocity = (self.momentum > 0.0).then_some(velocity);
+        (next, Some(SgdState { velocity }))
+    }
+
+    fn to_device<const D: usize>(state: SgdState<D>, device: &Device) -> SgdState<D> {
+        SgdState {
+            velocity: state.velocity.map(|v| v.to_device(device)),
+        }
+    }
+}
