@@ -227,7 +227,7 @@ pub struct OptimConfig {
     pub schedule: String,
     /// Linear warm-up from 0, in epochs.
     pub warmup_epochs: f64,
-    /// LARS trust coefficient `eta`: a weight's step is `eta |p| / |g + wd p|` of its update.
+    /// LARS trust coefficient `eta`: it scales a weight's update `u = g + wd p` by `eta |p| / |u|`.
     pub trust_coefficient: f64,
     /// LARS: learning-rate scale for biases and normalisation parameters, which it neither
     /// decays nor adapts (Barlow Twins: 0.0048 / 0.2 = 0.024).

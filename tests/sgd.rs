@@ -126,7 +126,7 @@ fn lars_equals_barlow_twins_reference_and_resumes_from_its_state() {
         ModuleOptimizer::from(Lars {
             momentum: num("momentum") as f32,
             weight_decay: num("weight_decay") as f32,
-            trust: num("trust") as f32,
+            trust_coefficient: num("trust") as f32,
             bias_lr_scale: num("bias_lr_scale") as f32,
         })
     };

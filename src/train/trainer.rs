@@ -1087,7 +1087,7 @@ fn optimizer(cfg: &Config) -> ModuleOptimizer {
         "lars" => ModuleOptimizer::from(Lars {
             momentum: cfg.optim.momentum as f32,
             weight_decay: wd,
-            trust: cfg.optim.trust_coefficient as f32,
+            trust_coefficient: cfg.optim.trust_coefficient as f32,
             bias_lr_scale: cfg.optim.bias_lr_scale as f32,
         }),
         _ => ModuleOptimizer::from(Sgd {
