@@ -15,7 +15,6 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::prelude::*;
 
 use super::sgd::SgdState;
-use crate::kernels;
 
 /// The optimiser: momentum `m`, weight decay `wd`, trust coefficient `eta`, and the
 /// learning-rate scale `s` of one-dimensional tensors.
@@ -59,20 +58,11 @@ impl Optimizer for Lars {
         } else {
             (self.adapted(tensor.clone(), grad), lr as f32)
         };
-        let (m, v) = match state.and_then(|s| s.velocity) {
-            Some(v) => (self.momentum, v),
-            None => (0.0, update.clone()),
-        };
-        let velocity = kernels::sgd_velocity(v, update, tensor.clone(), m, 0.0);
-        let next = kernels::sgd_descend(tensor, velocity.clone(), lr);
-        let velocity = (self.momentum > 0.0).then_some(velocity);
-        (next, Some(SgdState { velocity }))
+        SgdState::descend(state, tensor, update, (self.momentum, 0.0, lr))
     }
 
     fn to_device<const D: usize>(state: SgdState<D>, device: &Device) -> SgdState<D> {
-        SgdState {
-            velocity: state.velocity.map(|v| v.to_device(device)),
-        }
+        state.moved(device)
     }
 }
 

@@ -22,7 +22,7 @@ pub struct Sgd {
 /// One parameter's velocity, kept when momentum is on.
 #[derive(Debug, Clone)]
 pub struct SgdState<const D: usize> {
-    pub(super) velocity: Option<Tensor<D>>,
+    velocity: Option<Tensor<D>>,
 }
 
 /// burn's `SgdState` nests the velocity as `momentum.velocity`.
@@ -44,6 +44,34 @@ impl<const D: usize> RecordState for SgdState<D> {
     }
 }
 
+impl<const D: usize> SgdState<D> {
+    /// One momentum step from `state`: `v' = (wd p + g) + m v` (the first step's velocity
+    /// is `wd p + g`) and `p' = p - lr v'`; shared by [`Sgd`] and
+    /// [`Lars`](super::lars::Lars), which passes its adapted update as `g` and `wd = 0`.
+    pub(super) fn descend(
+        state: Option<Self>,
+        p: Tensor<D>,
+        g: Tensor<D>,
+        (m, wd, lr): (f32, f32, f32),
+    ) -> (Tensor<D>, Option<Self>) {
+        let (momentum, v) = match state.and_then(|s| s.velocity) {
+            Some(v) => (m, v),
+            None => (0.0, g.clone()),
+        };
+        let velocity = kernels::sgd_velocity(v, g, p.clone(), momentum, wd);
+        let next = kernels::sgd_descend(p, velocity.clone(), lr);
+        let velocity = (m > 0.0).then_some(velocity);
+        (next, Some(Self { velocity }))
+    }
+
+    /// The velocity moved to `device`.
+    pub(super) fn moved(self, device: &Device) -> Self {
+        Self {
+            velocity: self.velocity.map(|v| v.to_device(device)),
+        }
+    }
+}
+
 impl Optimizer for Sgd {
     type State<const D: usize> = SgdState<D>;
 
@@ -54,19 +82,11 @@ impl Optimizer for Sgd {
         grad: Tensor<D>,
         state: Option<SgdState<D>>,
     ) -> (Tensor<D>, Option<SgdState<D>>) {
-        let (m, v) = match state.and_then(|s| s.velocity) {
-            Some(v) => (self.momentum, v),
-            None => (0.0, grad.clone()),
-        };
-        let velocity = kernels::sgd_velocity(v, grad, tensor.clone(), m, self.weight_decay);
-        let next = kernels::sgd_descend(tensor, velocity.clone(), lr as f32);
-        let velocity = (self.momentum > 0.0).then_some(velocity);
-        (next, Some(SgdState { velocity }))
+        let hyper = (self.momentum, self.weight_decay, lr as f32);
+        SgdState::descend(state, tensor, grad, hyper)
     }
 
     fn to_device<const D: usize>(state: SgdState<D>, device: &Device) -> SgdState<D> {
-        SgdState {
-            velocity: state.velocity.map(|v| v.to_device(device)),
-        }
+        state.moved(device)
     }
 }
