@@ -1,9 +1,12 @@
-//! One contrastive training step, timed: the Rust side of `benches/compare.sh`.
+//! One contrastive training step, timed: the Rust side of `benches/compare.py`.
 //!
 //! Workloads mirror `shared/peer/torch_step_bench.py` (`resnet`, `mlp`) and recipe R1
 //! (`r1`): the same model, batch, loss and optimiser, on fixed random inputs.
 //!
-//! usage: step_bench <resnet|mlp|r1> [warmup=3] [timed=17]
+//! usage: step_bench <resnet|mlp|r1> [warmup=3] [timed=17] [sgd|lars]
+//!
+//! The optimiser defaults to SGD, as the peer's; `lars` swaps in LARS (Barlow Twins' trust
+//! coefficient 1e-3) to time what its per-tensor norms add to a step.
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -14,6 +17,7 @@ use contrastive::config::Config;
 use contrastive::loss::{LossConfig, LossKind};
 use contrastive::model::Model;
 use contrastive::score::Score;
+use contrastive::train::lars::Lars;
 use contrastive::train::sgd::Sgd;
 use contrastive::views::{PositiveMap, Relation, Tag};
 
@@ -87,10 +91,23 @@ fn main() {
     device.seed(0);
     let ad = device.autodiff();
     let mut model = Model::new(&w.cfg, w.input, &ad).expect("workload config is valid");
-    let mut optim = ModuleOptimizer::from(Sgd {
-        momentum: 0.9,
-        weight_decay: w.weight_decay as f32,
-    });
+    let optimizer = args.get(4).map(String::as_str).unwrap_or("sgd");
+    let mut optim = match optimizer {
+        "sgd" => ModuleOptimizer::from(Sgd {
+            momentum: 0.9,
+            weight_decay: w.weight_decay as f32,
+        }),
+        "lars" => ModuleOptimizer::from(Lars {
+            momentum: 0.9,
+            weight_decay: w.weight_decay as f32,
+            trust_coefficient: 1e-3,
+            bias_lr_scale: 1.0,
+        }),
+        other => {
+            eprintln!("unknown optimiser {other}: expected sgd or lars");
+            std::process::exit(2);
+        }
+    };
     let loss = LossConfig {
         kind: LossKind::NtXent,
         score: Score::Cosine,
@@ -134,7 +151,7 @@ fn main() {
     let l: Vec<String> = losses.iter().map(|l| format!("{l:.4}")).collect();
     println!("losses: {}", l.join(" "));
     println!(
-        "RESULT framework=contrastive-flex workload={which} steps_per_s={sps:.3} images_per_s={:.1} step_ms={:.1} first_loss={:.4} last_loss={:.4}",
+        "RESULT framework=contrastive-flex workload={which} optimizer={optimizer} steps_per_s={sps:.3} images_per_s={:.1} step_ms={:.1} first_loss={:.4} last_loss={:.4}",
         sps * n as f64,
         1000.0 / sps,
         losses[0],
