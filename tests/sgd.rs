@@ -38,19 +38,36 @@ fn ours() -> ModuleOptimizer {
     })
 }
 
-/// `steps` steps of the loss `sum(layer(x) * r)`, whose gradient changes with the weights
-/// only through weight decay and momentum, so every term of the update is exercised.
-fn train(optim: &mut ModuleOptimizer, mut layer: Linear, steps: usize) -> Linear {
+/// The steps `steps` of the loss `sum(tanh(layer(x)) * r)` at learning rate `lr`, with
+/// `(x, r)` for step `s` from `batch(s)`.
+fn run_steps(
+    optim: &mut ModuleOptimizer,
+    mut layer: Linear,
+    steps: std::ops::Range<usize>,
+    lr: f64,
+    batch: impl Fn(usize, &Device) -> (Tensor<2>, Tensor<2>),
+) -> Linear {
     let device = layer.weight.device();
-    for s in 0..steps {
-        device.seed(s as u64);
-        let x = Tensor::<2>::random([8, 6], Distribution::Normal(0.0, 1.0), &device);
-        let r = Tensor::<2>::random([8, 4], Distribution::Normal(0.0, 1.0), &device);
+    for s in steps {
+        let (x, r) = batch(s, &device);
         let loss = (layer.forward(x).tanh() * r).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &layer);
-        layer = optim.step(0.1, layer, grads);
+        layer = optim.step(lr, layer, grads);
     }
     layer
+}
+
+/// `steps` steps on random batches, whose gradient changes with the weights only through
+/// weight decay and momentum, so every term of the update is exercised.
+fn train(optim: &mut ModuleOptimizer, layer: Linear, steps: usize) -> Linear {
+    run_steps(optim, layer, 0..steps, 0.1, |s, device| {
+        device.seed(s as u64);
+        let normal = Distribution::Normal(0.0, 1.0);
+        (
+            Tensor::random([8, 6], normal, device),
+            Tensor::random([8, 4], normal, device),
+        )
+    })
 }
 
 fn values(layer: &Linear) -> Vec<f32> {
@@ -99,23 +116,19 @@ fn sgd_equals_burns_and_resumes_from_its_state() {
     kernels::set_enabled(true);
 }
 
-/// `steps` of the fixture case `case` on `sum(tanh(layer(x)) * r)`, starting at step `from`.
+/// The steps `steps` of the fixture case `case`, on its recorded batches.
 fn replay(
     optim: &mut ModuleOptimizer,
-    mut layer: Linear,
+    layer: Linear,
     case: &serde_json::Value,
     steps: std::ops::Range<usize>,
     lr: f64,
 ) -> Linear {
-    let device = layer.weight.device();
-    for s in steps {
-        let x = Tensor::<2>::from_data(TensorData::new(floats(&case["x"][s]), [8, 6]), &device);
-        let r = Tensor::<2>::from_data(TensorData::new(floats(&case["r"][s]), [8, 4]), &device);
-        let loss = (layer.forward(x).tanh() * r).sum();
-        let grads = GradientsParams::from_grads(loss.backward(), &layer);
-        layer = optim.step(lr, layer, grads);
-    }
-    layer
+    run_steps(optim, layer, steps, lr, |s, device| {
+        let x = TensorData::new(floats(&case["x"][s]), [8, 6]);
+        let r = TensorData::new(floats(&case["r"][s]), [8, 4]);
+        (Tensor::from_data(x, device), Tensor::from_data(r, device))
+    })
 }
 
 #[test]

@@ -8,8 +8,7 @@
 //! `p' = p - lr v'`. Biases and normalisation parameters (one-dimensional tensors) are left
 //! out of the decay and the adaptation, as in those papers: `v' = g + m v`,
 //! `p' = p - lr s v'` with `s` the bias learning-rate scale (Barlow Twins: 0.0048 / 0.2).
-//! burn has no LARS. The velocity is recorded as
-//! [`Sgd`](super::sgd::Sgd)'s is.
+//! burn has no LARS. The velocity is recorded as [`Sgd`](super::sgd::Sgd)'s is.
 
 use burn::optim::{LearningRate, Optimizer};
 use burn::prelude::*;
