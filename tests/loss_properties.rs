@@ -184,6 +184,38 @@ fn invalid_parameters_and_maps_are_clear_errors() {
         &map,
     );
     assert!(e.contains("loss.margin"), "{e}");
+    let e = err(
+        LossConfig {
+            kind: LossKind::Triplet,
+            selective: true,
+            soft_margin: true,
+            ..LossConfig::default()
+        },
+        &map,
+    );
+    assert!(
+        e.contains("loss.selective") && e.contains("loss.soft_margin = false"),
+        "{e}"
+    );
+    let e = err(
+        LossConfig {
+            kind: LossKind::Pair,
+            selective: true,
+            ..LossConfig::default()
+        },
+        &map,
+    );
+    assert!(e.contains("loss.selective") && e.contains("triplet"), "{e}");
+    let e = err(
+        LossConfig {
+            kind: LossKind::Triplet,
+            mining: Mining::All,
+            mining_warmup_epochs: 1,
+            ..LossConfig::default()
+        },
+        &map,
+    );
+    assert!(e.contains("loss.mining_warmup_epochs"), "{e}");
     // each query's only candidate is its positive: no negative
     let e = err(LossConfig::default(), &map);
     assert!(e.contains("query 0 has no negative"), "{e}");
@@ -247,6 +279,11 @@ fn gradients_match_finite_differences() {
         soft_margin: true,
         ..base.clone()
     };
+    let selective_triplet = LossConfig {
+        kind: LossKind::Triplet,
+        selective: true,
+        ..base.clone()
+    };
     let configs = kinds
         .into_iter()
         .flat_map(|kind| [Score::Cosine, Score::Dot].map(|score| (kind, score)))
@@ -255,9 +292,9 @@ fn gradients_match_finite_differences() {
             score,
             ..base.clone()
         })
-        .chain([soft_triplet]);
+        .chain([soft_triplet, selective_triplet]);
     for cfg in configs {
-        let (kind, score, soft) = (cfg.kind, cfg.score, cfg.soft_margin);
+        let (kind, score, soft, selective) = (cfg.kind, cfg.score, cfg.soft_margin, cfg.selective);
         let f = |q: &[f32], k: &[f32]| -> f64 {
             f64::from(
                 values(
@@ -290,7 +327,7 @@ fn gradients_match_finite_differences() {
                 let tol = 2e-2 * fd.abs().max(0.05);
                 assert!(
                     (fd - f64::from(g[i])).abs() <= tol,
-                    "{kind:?}/{score:?}/soft {soft} d{which}[{i}]: autodiff {} vs finite diff {fd}",
+                    "{kind:?}/{score:?}/soft {soft}/selective {selective} d{which}[{i}]: autodiff {} vs finite diff {fd}",
                     g[i]
                 );
             }

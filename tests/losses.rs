@@ -21,12 +21,14 @@ fn config(case: &serde_json::Value) -> LossConfig {
         temperature: case["temperature"].as_f64().unwrap(),
         margin: case["margin"].as_f64().unwrap(),
         mining: parse::<Mining>(&case["mining"]),
+        mining_warmup_epochs: 0,
         normalize: case["normalize"].as_bool().unwrap(),
         tau_plus: case["tau_plus"].as_f64().unwrap(),
         beta: case["beta"].as_f64().unwrap(),
         weight: case["weight"].as_f64().unwrap(),
         lambda: case["lambda"].as_f64().unwrap(),
         soft_margin: case["soft_margin"].as_bool().unwrap(),
+        selective: case["selective"].as_bool().unwrap(),
         exclude_false_negatives: false,
     }
 }

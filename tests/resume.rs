@@ -177,6 +177,42 @@ fn queues_banks_and_prototypes_resume_exactly() {
     }
 }
 
+/// A batch-hard triplet run with a one-epoch semi-hard warm-up trains exactly as a
+/// semi-hard run in its first epoch and differently after it, and a kill in its second
+/// epoch resumes with batch-hard mining.
+#[test]
+fn mining_warm_up_ends_on_time_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let preset = "triplet-fashion-mnist";
+    let warm = ["loss.mining_warmup_epochs=1"];
+    let (w, s, k) = (
+        tmp.path().join("warm"),
+        tmp.path().join("semi"),
+        tmp.path().join("killed"),
+    );
+    for (run, extra) in [(&w, &warm[..]), (&s, &["loss.mining=semi-hard"][..])] {
+        assert!(train_preset(run, preset, extra)
+            .output()
+            .unwrap()
+            .status
+            .success());
+    }
+    let steps = |run: &Path| -> Vec<serde_json::Value> {
+        records(run)
+            .into_iter()
+            .filter(|r| r.get("lr").is_some())
+            .collect()
+    };
+    let (warm_steps, semi_steps) = (steps(&w), steps(&s));
+    assert_eq!(warm_steps.len(), 18);
+    // 8 steps and the epoch's summary
+    assert_eq!(warm_steps[..9], semi_steps[..9], "first epoch: semi-hard");
+    assert_ne!(warm_steps[9..], semi_steps[9..], "second epoch: batch-hard");
+    kill_run_after(train_preset(&k, preset, &warm), &k, 15);
+    resume(&k);
+    assert_eq!(records(&k), records(&w), "resumed warm-up run differs");
+}
+
 #[test]
 fn a_corrupt_only_checkpoint_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

@@ -86,6 +86,49 @@ pub fn triplet(
     Ok(loss.reshape([1]))
 }
 
+/// Xuan et al. (2020)'s selectively contrastive triplet loss over cosine similarities `s`
+/// (unit embeddings), on the triplets `mining` selects:
+///
+/// `l(a, p, n) = s_an` when `s_an > s_ap`, else `ln(1 + exp((s_an - s_ap) / t))`,
+///
+/// averaged over the triplets. A triplet whose negative is nearer than its positive only
+/// pushes that negative away: pulling the far positive in at the same time is what drives
+/// batch-hard training to the collapsed solution ("Hard negative examples are hard, but
+/// useful", ECCV 2020, section 3). Mining ranks keys by `-s`, the order of distances
+/// between unit vectors. No triplet gives 0.
+pub fn selective_triplet(
+    s: Tensor<2>,
+    map: &PositiveMap,
+    mining: Mining,
+    temperature: f64,
+) -> Result<Tensor<1>> {
+    let [rows, cols] = s.dims();
+    check_map(rows, cols, map)?;
+    let device = s.device();
+    let values: Vec<f32> = s.clone().into_data().iter::<f32>().collect();
+    let negated: Vec<f32> = values.iter().map(|v| -v).collect();
+    let triplets = mine(mining, &negated, map);
+    if triplets.is_empty() {
+        return Ok(s.sum().mul_scalar(0.0).reshape([1]));
+    }
+    let n = triplets.len();
+    let at = |i: usize, j: usize| (i * cols + j) as i64;
+    let ap_index: Vec<i64> = triplets.iter().map(|&(a, p, _)| at(a, p)).collect();
+    let an_index: Vec<i64> = triplets.iter().map(|&(a, _, n)| at(a, n)).collect();
+    let hard: Vec<f32> = triplets
+        .iter()
+        .map(|&(a, p, n)| f32::from(values[a * cols + n] > values[a * cols + p]))
+        .collect();
+    let flat = s.reshape([rows * cols]);
+    let index = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &device);
+    let ap = flat.clone().select(0, index(ap_index));
+    let an = flat.select(0, index(an_index));
+    let hard = Tensor::<1>::from_data(TensorData::new(hard, [n]), &device);
+    let nca = softplus((an.clone() - ap).div_scalar(temperature));
+    let loss = hard.clone() * an + hard.neg().add_scalar(1.0) * nca;
+    Ok(loss.mean().reshape([1]))
+}
+
 fn values_above_zero(l: &Tensor<1>) -> usize {
     l.clone()
         .into_data()

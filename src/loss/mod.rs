@@ -73,9 +73,16 @@ pub struct LossConfig {
     pub margin: f64,
     /// Triplet mining.
     pub mining: Mining,
+    /// Epochs at the start of training that mine semi-hard triplets before `mining =
+    /// "hard"` takes over (FaceNet's remedy: the hardest negatives collapse a model early
+    /// in training).
+    pub mining_warmup_epochs: usize,
     /// Triplet loss with Hermans et al.'s soft margin `ln(1 + exp(d_ap - d_an))` in place
     /// of the hinge (`margin` is then unused).
     pub soft_margin: bool,
+    /// Triplet loss with Xuan et al.'s selectively contrastive loss on the mined triplets,
+    /// over cosine similarities at `temperature` (`margin` is then unused).
+    pub selective: bool,
     /// L2-normalise embeddings before the distances of `pair` and `triplet`.
     pub normalize: bool,
     /// Class prior `tau_plus` of `debiased`.
@@ -99,7 +106,9 @@ impl Default for LossConfig {
             temperature: 0.2,
             margin: 0.5,
             mining: Mining::Hard,
+            mining_warmup_epochs: 0,
             soft_margin: false,
+            selective: false,
             normalize: true,
             tau_plus: 0.1,
             beta: 0.0,
@@ -127,6 +136,33 @@ impl LossConfig {
                 "a finite value >= 0",
             ));
         }
+        if self.selective {
+            let clash = if self.kind != LossKind::Triplet {
+                Some("loss.kind = \"triplet\"")
+            } else if self.soft_margin {
+                Some("loss.soft_margin = false")
+            } else if !self.normalize {
+                Some("loss.normalize = true (it scores cosine similarities)")
+            } else {
+                None
+            };
+            if let Some(need) = clash {
+                return Err(Error::config(
+                    "loss.selective",
+                    true,
+                    format!("false, or {need}"),
+                ));
+            }
+        }
+        if self.mining_warmup_epochs > 0
+            && (self.kind != LossKind::Triplet || self.mining != Mining::Hard)
+        {
+            return Err(Error::config(
+                "loss.mining_warmup_epochs",
+                self.mining_warmup_epochs,
+                "0 unless loss.kind = \"triplet\" and loss.mining = \"hard\"",
+            ));
+        }
         if !(0.0..1.0).contains(&self.tau_plus) {
             return Err(Error::config(
                 "loss.tau_plus",
@@ -152,6 +188,21 @@ impl LossConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The loss as it applies in `epoch` (from 0), with no warm-up left to schedule:
+    /// semi-hard mining during the first `mining_warmup_epochs`, `mining` after them.
+    pub fn for_epoch(&self, epoch: usize) -> Self {
+        let warming = epoch < self.mining_warmup_epochs;
+        Self {
+            mining: if warming {
+                Mining::SemiHard
+            } else {
+                self.mining
+            },
+            mining_warmup_epochs: 0,
+            ..self.clone()
+        }
     }
 
     /// Whether the loss compares queries and keys through [`Score::Bilinear`].
@@ -236,6 +287,10 @@ impl LossConfig {
                     return Err(Error::Invalid(format!(
                         "queries have {dq} dimensions but keys have {dk}"
                     )));
+                }
+                if self.selective {
+                    let s = l2_normalise(q).matmul(l2_normalise(k).transpose());
+                    return margin::selective_triplet(s, map, self.mining, t);
                 }
                 let (q, k) = if self.normalize {
                     (l2_normalise(q), l2_normalise(k))

@@ -34,6 +34,7 @@ use crate::eval::knn::Features;
 use crate::eval::{self, Evaluation, Scores};
 use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Pairing, Queue};
 use crate::loss::mutual_info::info_nce_bound;
+use crate::loss::LossConfig;
 use crate::model::Model;
 use crate::views::cluster::Prototypes;
 use crate::views::modalities::ModalityViews;
@@ -123,6 +124,8 @@ pub struct Trainer {
     /// Cluster assignments for the `cluster` relation.
     prototypes: Option<Prototypes>,
     pos: Position,
+    /// The loss as it applies in the current epoch ([`LossConfig::for_epoch`]).
+    loss: LossConfig,
     log: MetricsLog,
     metrics_lines: usize,
     best_knn: Option<f64>,
@@ -238,6 +241,7 @@ impl Trainer {
                 cfg.views.clusters,
             )
         });
+        let loss = cfg.loss.for_epoch(0);
         Ok(Self {
             cfg,
             dir: dir.to_path_buf(),
@@ -258,6 +262,7 @@ impl Trainer {
             support,
             prototypes,
             pos: Position { epoch: 0, step: 0 },
+            loss,
             log,
             metrics_lines: 0,
             best_knn: None,
@@ -301,6 +306,7 @@ impl Trainer {
         let mut final_loss = f32::NAN;
         while self.pos.epoch < self.cfg.train.epochs {
             let epoch = self.pos.epoch;
+            self.loss = self.cfg.loss.for_epoch(epoch);
             let bar = progress_bar(self.opts.progress, self.steps, epoch, self.cfg.train.epochs);
             let t0 = Instant::now();
             let mut ran = 0usize;
@@ -499,7 +505,7 @@ impl Trainer {
             Pairing::Joint => self.joint_loss(views)?,
             Pairing::Cross => self.cross_loss(views, global)?,
             Pairing::Context => {
-                pairing::context_loss(&self.model, &self.cfg.loss, views, |g| self.input(g))?
+                pairing::context_loss(&self.model, &self.loss, views, |g| self.input(g))?
             }
             Pairing::Predictive => {
                 let q = &self.cfg.head.quantizer;
@@ -509,7 +515,7 @@ impl Trainer {
                     weight: q.diversity_weight,
                 };
                 let input = |g: &Group| self.input(g);
-                pairing::predictive_loss(&self.model, &self.cfg.loss, views, input, step)?
+                pairing::predictive_loss(&self.model, &self.loss, views, input, step)?
             }
         };
         let value = loss.clone().into_scalar::<f32>();
@@ -559,9 +565,9 @@ impl Trainer {
         }
         let critic = self.model.critic.as_ref();
         let loss = match pairing::anchors(&map) {
-            None => self.cfg.loss.compute(z.clone(), z, &map, critic)?,
+            None => self.loss.compute(z.clone(), z, &map, critic)?,
             Some((rows, sub)) if !rows.is_empty() => {
-                let loss = self.cfg.loss.compute(select(&z, &rows), z, &sub, critic)?;
+                let loss = self.loss.compute(select(&z, &rows), z, &sub, critic)?;
                 return Ok((loss, sub));
             }
             Some(_) => return Err(Error::Invalid("no row of the batch has a positive".into())),
@@ -590,10 +596,7 @@ impl Trainer {
             let (kz, ktags) = bank.gather(&idx);
             let k = keys::device_rows(kz, bank.dim, &self.ad);
             let map = self.map(&g.tags, &ktags, false);
-            let loss = self
-                .cfg
-                .loss
-                .compute(q, k, &map, self.model.critic.as_ref())?;
+            let loss = self.loss.compute(q, k, &map, self.model.critic.as_ref())?;
             let first: Vec<usize> = (0..g.tags.len()).filter(|&i| g.tags[i].view == 0).collect();
             let rows = keys::host(&select(&z_all, &first));
             let inst: Vec<u32> = first.iter().map(|&i| g.tags[i].instance).collect();
