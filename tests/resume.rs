@@ -178,39 +178,57 @@ fn queues_banks_and_prototypes_resume_exactly() {
 }
 
 /// A batch-hard triplet run with a one-epoch semi-hard warm-up trains exactly as a
-/// semi-hard run in its first epoch and differently after it, and a kill in its second
-/// epoch resumes with batch-hard mining.
+/// semi-hard run in its first epoch and differently after it, with every view as a query
+/// (joint pairing) or one view against the other (cross); a kill in its second epoch
+/// resumes with batch-hard mining.
 #[test]
 fn mining_warm_up_ends_on_time_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let preset = "triplet-fashion-mnist";
-    let warm = ["loss.mining_warmup_epochs=1"];
-    let (w, s, k) = (
-        tmp.path().join("warm"),
-        tmp.path().join("semi"),
-        tmp.path().join("killed"),
-    );
-    for (run, extra) in [(&w, &warm[..]), (&s, &["loss.mining=semi-hard"][..])] {
-        assert!(train_preset(run, preset, extra)
-            .output()
-            .unwrap()
-            .status
-            .success());
-    }
     let steps = |run: &Path| -> Vec<serde_json::Value> {
         records(run)
             .into_iter()
             .filter(|r| r.get("lr").is_some())
             .collect()
     };
-    let (warm_steps, semi_steps) = (steps(&w), steps(&s));
-    assert_eq!(warm_steps.len(), 18);
-    // 8 steps and the epoch's summary
-    assert_eq!(warm_steps[..9], semi_steps[..9], "first epoch: semi-hard");
-    assert_ne!(warm_steps[9..], semi_steps[9..], "second epoch: batch-hard");
+    for pairing in ["keys.pairing=joint", "keys.pairing=cross"] {
+        let (w, s) = (
+            tmp.path().join(format!("warm-{pairing}")),
+            tmp.path().join(format!("semi-{pairing}")),
+        );
+        let warm = [pairing, "loss.mining_warmup_epochs=1"];
+        let semi = [pairing, "loss.mining=semi-hard"];
+        for (run, extra) in [(&w, &warm[..]), (&s, &semi[..])] {
+            assert!(train_preset(run, preset, extra)
+                .output()
+                .unwrap()
+                .status
+                .success());
+        }
+        let (warm_steps, semi_steps) = (steps(&w), steps(&s));
+        assert_eq!(warm_steps.len(), 18);
+        // 8 steps and the epoch's summary
+        assert_eq!(
+            warm_steps[..9],
+            semi_steps[..9],
+            "{pairing}: first epoch semi-hard"
+        );
+        assert_ne!(
+            warm_steps[9..],
+            semi_steps[9..],
+            "{pairing}: then batch-hard"
+        );
+    }
+    let k = tmp.path().join("killed");
+    let warm = ["loss.mining_warmup_epochs=1"];
     kill_run_after(train_preset(&k, preset, &warm), &k, 15);
     resume(&k);
-    assert_eq!(records(&k), records(&w), "resumed warm-up run differs");
+    let uninterrupted = tmp.path().join("warm-keys.pairing=joint");
+    assert_eq!(
+        records(&k),
+        records(&uninterrupted),
+        "resumed warm-up run differs"
+    );
 }
 
 #[test]

@@ -94,8 +94,9 @@ pub fn triplet(
 /// averaged over the triplets. A triplet whose negative is nearer than its positive only
 /// pushes that negative away: pulling the far positive in at the same time is what drives
 /// batch-hard training to the collapsed solution ("Hard negative examples are hard, but
-/// useful", ECCV 2020, section 3). Mining ranks keys by `-s`, the order of distances
-/// between unit vectors. No triplet gives 0.
+/// useful", ECCV 2020, section 3). The paper pairs it with easy positives; with
+/// batch-hard's hardest positive nearly every triplet is of the first kind. Mining ranks
+/// keys by `-s`, the order of distances between unit vectors. No triplet gives 0.
 pub fn selective_triplet(
     s: Tensor<2>,
     map: &PositiveMap,

@@ -660,11 +660,7 @@ impl Trainer {
                 _ => (k_batch.clone(), k_tags.clone()),
             };
             let map = self.map(&tags_of(qr), &all_tags, false);
-            losses.push(
-                self.cfg
-                    .loss
-                    .compute(q, k, &map, self.model.critic.as_ref())?,
-            );
+            losses.push(self.loss.compute(q, k, &map, self.model.critic.as_ref())?);
             pushed.push((k_own.detach(), k_tags));
             first_map.get_or_insert(map);
         }
