@@ -167,55 +167,54 @@ fn invalid_parameters_and_maps_are_clear_errors() {
             .to_string()
     };
 
-    let e = err(
-        LossConfig {
-            temperature: 0.0,
-            ..LossConfig::default()
-        },
-        &map,
-    );
-    assert!(e.contains("loss.temperature") && e.contains("> 0"), "{e}");
-    let e = err(
-        LossConfig {
-            kind: LossKind::Triplet,
-            margin: -1.0,
-            ..LossConfig::default()
-        },
-        &map,
-    );
-    assert!(e.contains("loss.margin"), "{e}");
-    let e = err(
-        LossConfig {
-            kind: LossKind::Triplet,
-            selective: true,
-            soft_margin: true,
-            ..LossConfig::default()
-        },
-        &map,
-    );
-    assert!(
-        e.contains("loss.selective") && e.contains("loss.soft_margin = false"),
-        "{e}"
-    );
-    let e = err(
-        LossConfig {
-            kind: LossKind::Pair,
-            selective: true,
-            ..LossConfig::default()
-        },
-        &map,
-    );
-    assert!(e.contains("loss.selective") && e.contains("triplet"), "{e}");
-    let e = err(
-        LossConfig {
-            kind: LossKind::Triplet,
-            mining: Mining::All,
-            mining_warmup_epochs: 1,
-            ..LossConfig::default()
-        },
-        &map,
-    );
-    assert!(e.contains("loss.mining_warmup_epochs"), "{e}");
+    let triplet = LossConfig {
+        kind: LossKind::Triplet,
+        ..LossConfig::default()
+    };
+    let invalid = [
+        (
+            LossConfig {
+                temperature: 0.0,
+                ..LossConfig::default()
+            },
+            &["loss.temperature", "> 0"][..],
+        ),
+        (
+            LossConfig {
+                margin: -1.0,
+                ..triplet.clone()
+            },
+            &["loss.margin"],
+        ),
+        (
+            LossConfig {
+                selective: true,
+                soft_margin: true,
+                ..triplet.clone()
+            },
+            &["loss.selective", "loss.soft_margin = false"],
+        ),
+        (
+            LossConfig {
+                kind: LossKind::Pair,
+                selective: true,
+                ..LossConfig::default()
+            },
+            &["loss.selective", "triplet"],
+        ),
+        (
+            LossConfig {
+                mining: Mining::All,
+                mining_warmup_epochs: 1,
+                ..triplet
+            },
+            &["loss.mining_warmup_epochs"],
+        ),
+    ];
+    for (cfg, needles) in invalid {
+        let e = err(cfg, &map);
+        assert!(needles.iter().all(|n| e.contains(n)), "{e}");
+    }
     // each query's only candidate is its positive: no negative
     let e = err(LossConfig::default(), &map);
     assert!(e.contains("query 0 has no negative"), "{e}");

@@ -6,7 +6,7 @@ use burn::tensor::{Int, TensorData};
 
 use super::infonce::check_map;
 use super::masks::{softplus, Masks};
-use super::mining::{mine, Mining};
+use super::mining::{mine, Mining, Triplet};
 use crate::error::{Error, Result};
 use crate::views::PositiveMap;
 
@@ -54,23 +54,9 @@ pub fn triplet(
     if let Some(m) = margin {
         check_margin(m)?;
     }
-    let [rows, cols] = d.dims();
-    check_map(rows, cols, map)?;
-    let device = d.device();
-    let values: Vec<f32> = d.clone().into_data().iter::<f32>().collect();
-    let triplets = mine(mining, &values, map);
-    if triplets.is_empty() {
+    let Some((ap, an)) = mined_pairs(&d, map, mining, 1.0)? else {
         return Ok(d.sum().mul_scalar(0.0).reshape([1]));
-    }
-    let index = |f: fn(&(usize, usize, usize)) -> usize| -> Tensor<1, Int> {
-        let v: Vec<i64> = triplets.iter().map(|t| f(t) as i64).collect();
-        Tensor::from_data(TensorData::new(v, [triplets.len()]), &device)
     };
-    let flat = d.reshape([rows * cols]);
-    let ap = flat
-        .clone()
-        .select(0, index(|t| t.0) * (cols as i64) + index(|t| t.1));
-    let an = flat.select(0, index(|t| t.0) * (cols as i64) + index(|t| t.2));
     let loss = match margin {
         None => softplus(ap - an).mean(),
         Some(m) => {
@@ -103,31 +89,50 @@ pub fn selective_triplet(
     mining: Mining,
     temperature: f64,
 ) -> Result<Tensor<1>> {
-    let [rows, cols] = s.dims();
-    check_map(rows, cols, map)?;
-    let device = s.device();
-    let values: Vec<f32> = s.clone().into_data().iter::<f32>().collect();
-    let negated: Vec<f32> = values.iter().map(|v| -v).collect();
-    let triplets = mine(mining, &negated, map);
-    if triplets.is_empty() {
+    let Some((ap, an)) = mined_pairs(&s, map, mining, -1.0)? else {
         return Ok(s.sum().mul_scalar(0.0).reshape([1]));
-    }
-    let n = triplets.len();
-    let at = |i: usize, j: usize| (i * cols + j) as i64;
-    let ap_index: Vec<i64> = triplets.iter().map(|&(a, p, _)| at(a, p)).collect();
-    let an_index: Vec<i64> = triplets.iter().map(|&(a, _, n)| at(a, n)).collect();
-    let hard: Vec<f32> = triplets
-        .iter()
-        .map(|&(a, p, n)| f32::from(values[a * cols + n] > values[a * cols + p]))
+    };
+    let nca = softplus((an.clone() - ap.clone()).div_scalar(temperature));
+    Ok(nca
+        .mask_where(an.clone().greater(ap), an)
+        .mean()
+        .reshape([1]))
+}
+
+/// The `(anchor, positive)` and `(anchor, negative)` entries of `m` for the triplets
+/// `mining` selects, reading `sign * m` as distances (`-1` for similarities); `None` when
+/// the batch has no triplet.
+fn mined_pairs(
+    m: &Tensor<2>,
+    map: &PositiveMap,
+    mining: Mining,
+    sign: f32,
+) -> Result<Option<(Tensor<1>, Tensor<1>)>> {
+    let [rows, cols] = m.dims();
+    check_map(rows, cols, map)?;
+    let d: Vec<f32> = m
+        .clone()
+        .into_data()
+        .iter::<f32>()
+        .map(|v| sign * v)
         .collect();
-    let flat = s.reshape([rows * cols]);
-    let index = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &device);
-    let ap = flat.clone().select(0, index(ap_index));
-    let an = flat.select(0, index(an_index));
-    let hard = Tensor::<1>::from_data(TensorData::new(hard, [n]), &device);
-    let nca = softplus((an.clone() - ap).div_scalar(temperature));
-    let loss = hard.clone() * an + hard.neg().add_scalar(1.0) * nca;
-    Ok(loss.mean().reshape([1]))
+    let triplets = mine(mining, &d, map);
+    if triplets.is_empty() {
+        return Ok(None);
+    }
+    let device = m.device();
+    let index = |pick: fn(&Triplet) -> usize| {
+        let v: Vec<i64> = triplets
+            .iter()
+            .map(|t| (t.0 * cols + pick(t)) as i64)
+            .collect();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [triplets.len()]), &device)
+    };
+    let flat = m.clone().reshape([rows * cols]);
+    Ok(Some((
+        flat.clone().select(0, index(|t| t.1)),
+        flat.select(0, index(|t| t.2)),
+    )))
 }
 
 fn values_above_zero(l: &Tensor<1>) -> usize {

@@ -289,7 +289,7 @@ impl LossConfig {
                     )));
                 }
                 if self.selective {
-                    let s = l2_normalise(q).matmul(l2_normalise(k).transpose());
+                    let s = score_matrix(Score::Cosine, q, k, 1.0, None)?;
                     return margin::selective_triplet(s, map, self.mining, t);
                 }
                 let (q, k) = if self.normalize {
