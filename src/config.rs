@@ -266,6 +266,10 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Also checkpoint every N steps within an epoch (0: only at the end of each epoch).
     pub checkpoint_every: usize,
+    /// Start the encoder from another run's (a run directory or a `.ckpt` file of this
+    /// tool, whose `[encoder]` must equal this run's); heads start fresh. Read only when a
+    /// run starts, not when it resumes.
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -278,6 +282,7 @@ impl Default for TrainConfig {
             device: "flex".into(),
             keep_checkpoints: 2,
             checkpoint_every: 0,
+            init: None,
         }
     }
 }

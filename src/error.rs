@@ -5,11 +5,12 @@ use std::path::PathBuf;
 /// Everything the library can refuse.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An operating-system error on a named file.
-    #[error("{}: {source}", path.display())]
+    /// An operating-system error on a named file. (`cause`, not `source`: as a source it
+    /// would be printed a second time in the CLI's error chain.)
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A dataset file whose content is not what its format promises.
     #[error("{}: {msg}", path.display())]
@@ -58,7 +59,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 

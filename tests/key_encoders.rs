@@ -9,20 +9,9 @@ use contrastive::keys::{self, Queue};
 use contrastive::model::Model;
 use contrastive::views::{PositiveMap, Relation, Tag};
 
-/// Every float parameter of a model, flattened, in visiting order.
-struct Values(Vec<Vec<f32>>);
+mod common;
 
-impl ModuleVisitor for Values {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.push(param.val().into_data().iter::<f32>().collect());
-    }
-}
-
-fn values(m: &Model) -> Vec<Vec<f32>> {
-    let mut v = Values(Vec::new());
-    m.visit(&mut v);
-    v.0
-}
+use common::param_values as values;
 
 fn model(device: &Device) -> (Config, Model) {
     let cfg = Config::parse(

@@ -7,42 +7,53 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{bin, data_dir};
+use burn::prelude::*;
+use common::{bin, data_dir, param_values};
+use contrastive::config::Config;
 use contrastive::train::metrics;
+use contrastive::train::saved::SavedRun;
+use contrastive::train::trainer::{Progress, TrainOptions, Trainer};
 
 fn train_cmd(out: &Path) -> Command {
     train_preset(out, "simclr-fashion-mnist", &[])
 }
 
-/// `contrastive train` of preset `name` on 1,024 images for 2 epochs of 8 steps, with a
-/// checkpoint every 3 steps, plus `extra` overrides.
-fn train_preset(out: &Path, name: &str, extra: &[&str]) -> Command {
+/// The path of preset `name`.
+fn preset(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml"))
+}
+
+/// The overrides of a short test run on 1,024 images, 2 epochs of 8 steps, with a
+/// checkpoint every 3 steps, plus `extra`.
+fn overrides(extra: &[&str]) -> Vec<String> {
     let data = data_dir().join("fashion-mnist");
     assert!(
         data.exists(),
         "{} is missing: run scripts/test.sh",
         data.display()
     );
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml"));
-    let mut c = bin();
-    c.args(["train", "--quiet", "--config"])
-        .arg(cfg)
-        .arg("--set")
-        .arg(format!("data.dir={}", data.display()));
-    for s in [
-        "data.limit=1024",
-        "train.batch_size=128",
-        "train.epochs=2",
-        "train.checkpoint_every=3",
-        "train.keep_checkpoints=3",
-        "eval.linear_epochs=2",
-        "eval.test_limit=500",
-        "eval.baseline=false",
+    [
+        format!("data.dir={}", data.display()),
+        "data.limit=1024".into(),
+        "train.batch_size=128".into(),
+        "train.epochs=2".into(),
+        "train.checkpoint_every=3".into(),
+        "train.keep_checkpoints=3".into(),
+        "eval.linear_epochs=2".into(),
+        "eval.test_limit=500".into(),
+        "eval.baseline=false".into(),
     ]
-    .iter()
-    .chain(extra)
-    {
-        c.args(["--set", s]);
+    .into_iter()
+    .chain(extra.iter().map(|s| s.to_string()))
+    .collect()
+}
+
+/// `contrastive train` of preset `name` with the [`overrides`] of a short test run.
+fn train_preset(out: &Path, name: &str, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(["train", "--quiet", "--config"]).arg(preset(name));
+    for s in overrides(extra) {
+        c.args(["--set", &s]);
     }
     c.arg("--out").arg(out);
     c
@@ -254,4 +265,79 @@ fn a_corrupt_only_checkpoint_is_a_clear_error() {
         last.starts_with("error: ") && last.contains("checksum mismatch"),
         "{err}"
     );
+}
+
+/// `train.init` starts the encoder from another run's, and a momentum key encoder with it,
+/// while heads start fresh; a run of another encoder is refused in one line;
+/// a run that resumes does not read the init run again, and resumes exactly.
+#[test]
+fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let init = format!("train.init={}", src.display());
+    assert!(
+        train_preset(&src, "simclr-fashion-mnist", &["train.epochs=1"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let shape = [1, 28, 28];
+    let saved = SavedRun::open(&src, &[])
+        .unwrap()
+        .model(shape, &Device::flex())
+        .unwrap();
+    let (encoder, head) = (param_values(&saved.encoder), param_values(&saved.head));
+    let opts = TrainOptions {
+        progress: Progress::Quiet,
+    };
+    for name in ["triplet-fashion-mnist", "moco-v2-fashion-mnist"] {
+        let cfg = Config::load(&preset(name), &overrides(&[init.as_str()])).unwrap();
+        let t = Trainer::new(cfg, &tmp.path().join(name), opts.clone()).unwrap();
+        let m = t.model();
+        assert!(param_values(&m.encoder) == encoder, "{name}: encoder");
+        assert!(param_values(&m.head) != head, "{name}: head not fresh");
+        if let Some(k) = t.key_model() {
+            assert!(param_values(&k.encoder) == encoder, "{name}: key encoder");
+        }
+    }
+
+    let refused = |extra: &[&str]| -> String {
+        let o = bin()
+            .args(["train", "--quiet", "--config"])
+            .arg(preset("triplet-fashion-mnist"))
+            .args(overrides(extra).iter().flat_map(|s| ["--set", s.as_str()]))
+            .arg("--out")
+            .arg(tmp.path().join("refused"))
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        err
+    };
+    let err = refused(&[init.as_str(), "encoder.channels=[16, 32, 64, 128]"]);
+    assert!(
+        err.contains("`train.init`")
+            && err.contains("[encoder]")
+            && err.contains("[32,64,128,256]"),
+        "{err}"
+    );
+    let err = refused(&["train.init=no/such/run"]);
+    assert!(
+        err.contains("no/such/run") && err.matches("No such file").count() == 1,
+        "{err}"
+    );
+
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let extra = [init.as_str()];
+    assert!(train_preset(&a, "triplet-fashion-mnist", &extra)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    kill_run_after(train_preset(&b, "triplet-fashion-mnist", &extra), &b, 15);
+    std::fs::rename(&src, tmp.path().join("gone")).unwrap();
+    resume(&b);
+    assert_eq!(records(&b), records(&a), "resumed run differs");
 }

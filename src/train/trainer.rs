@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, EpochLoader};
 use crate::data::{self, Dataset, Split};
 use crate::encoder::onnx::OnnxEncoder;
+use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::eval::geometry::Geometry;
 use crate::eval::knn::Features;
@@ -144,14 +145,14 @@ impl Trainer {
         std::fs::write(&cfg_path, cfg.to_toml()).map_err(|e| Error::io(&cfg_path, e))?;
         let metrics = dir.join("metrics.jsonl");
         std::fs::write(&metrics, "").map_err(|e| Error::io(&metrics, e))?;
-        Self::build(cfg, dir, opts)
+        Self::build(cfg, dir, opts, true)
     }
 
     /// The run in `dir`, restored from its newest checkpoint that reads back intact (a
     /// corrupt or truncated one is reported and skipped).
     pub fn resume(dir: &Path, opts: TrainOptions) -> Result<Self> {
         let cfg = Config::load(&dir.join("config.toml"), &[])?;
-        let mut t = Self::build(cfg, dir, opts)?;
+        let mut t = Self::build(cfg, dir, opts, false)?;
         let mut ckpts = list_checkpoints(&dir.join("checkpoints"))?;
         ckpts.reverse();
         let mut reasons = Vec::new();
@@ -182,7 +183,19 @@ impl Trainer {
         })
     }
 
-    fn build(cfg: Config, dir: &Path, opts: TrainOptions) -> Result<Self> {
+    /// The model being trained.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The key encoder (momentum, snapshot or teacher), if the run has one.
+    pub fn key_model(&self) -> Option<&Model> {
+        self.key_model.as_ref()
+    }
+
+    /// The trainer of `cfg`; a `fresh` run starts its encoder from `train.init` (a resumed
+    /// one restores it from its own checkpoint, so the init run may be gone by then).
+    fn build(cfg: Config, dir: &Path, opts: TrainOptions, fresh: bool) -> Result<Self> {
         let log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
         let ds = load_data(&cfg, opts.progress)?;
         let train = Arc::new(ds.train.clone().truncate(cfg.data.limit));
@@ -193,7 +206,10 @@ impl Trainer {
         let device = crate::backend::device(&cfg.train.device)?;
         device.seed(cfg.train.seed);
         let ad = device.clone().autodiff();
-        let model = Model::new(&cfg, train.shape, &ad)?;
+        let mut model = Model::new(&cfg, train.shape, &ad)?;
+        if let (true, Some(path)) = (fresh, &cfg.train.init) {
+            model.encoder = init_encoder(&cfg, path, train.shape, &ad)?;
+        }
         let optim = optimizer(&cfg);
         let batch = cfg.train.batch_size;
         if train.len() < batch {
@@ -1056,6 +1072,32 @@ fn load_teacher(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Mod
         cfg.head.output_dim(cfg.encoder.output_dim()),
     )?;
     Ok(teacher.no_grad())
+}
+
+/// The encoder of the run at `path` (`train.init`), which must have this run's
+/// `[encoder]` and encoder input.
+fn init_encoder(cfg: &Config, path: &Path, sample: [usize; 3], device: &Device) -> Result<Encoder> {
+    let saved = SavedRun::open(path, &[])?;
+    let theirs = &saved.config;
+    if theirs.encoder != cfg.encoder {
+        return Err(Error::config(
+            "train.init",
+            path.display(),
+            format!(
+                "a run with this run's [encoder]; that run's is {}",
+                serde_json::to_string(&theirs.encoder).unwrap_or_default()
+            ),
+        ));
+    }
+    let input = theirs.views.model_input(sample);
+    if input != cfg.views.model_input(sample) {
+        return Err(Error::config(
+            "train.init",
+            path.display(),
+            format!("a run whose encoder reads this run's input; that run's reads {input:?}"),
+        ));
+    }
+    Ok(saved.model(sample, device)?.encoder)
 }
 
 fn is_onnx(path: &Path) -> bool {

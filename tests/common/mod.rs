@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -58,4 +59,17 @@ pub fn data_dir() -> PathBuf {
 /// The `contrastive` binary built for these tests.
 pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_contrastive"))
+}
+
+/// Every float parameter of a module, flattened, in visiting order.
+pub fn param_values<M: Module>(m: &M) -> Vec<Vec<f32>> {
+    struct Values(Vec<Vec<f32>>);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().into_data().iter::<f32>().collect());
+        }
+    }
+    let mut v = Values(Vec::new());
+    m.visit(&mut v);
+    v.0
 }
