@@ -260,6 +260,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Drop the last incomplete batch of each epoch.
     pub drop_last: bool,
+    /// P x K batches: `classes_per_batch` classes with `batch_size / classes_per_batch`
+    /// samples each (0: shuffled batches). See [`crate::data::loader::Batching`].
+    pub classes_per_batch: usize,
     /// Compute device (see `backend`).
     pub device: String,
     /// Checkpoints kept besides the best one.
@@ -279,6 +282,7 @@ impl Default for TrainConfig {
             batch_size: 256,
             seed: 0,
             drop_last: true,
+            classes_per_batch: 0,
             device: "flex".into(),
             keep_checkpoints: 2,
             checkpoint_every: 0,

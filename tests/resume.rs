@@ -188,6 +188,34 @@ fn queues_banks_and_prototypes_resume_exactly() {
     }
 }
 
+/// P x K batches are drawn from the seed and the epoch alone, so a run killed in its
+/// second epoch resumes on the same batches; they train differently from shuffled ones.
+#[test]
+fn class_balanced_batches_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    let pk = ["train.classes_per_batch=4"];
+    let preset = "triplet-fashion-mnist";
+    assert!(train_preset(&a, preset, &pk)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    kill_run_after(train_preset(&b, preset, &pk), &b, 15);
+    resume(&b);
+    assert_eq!(records(&b), records(&a), "resumed run differs");
+    assert!(train_preset(&c, preset, &[])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    assert_ne!(records(&c)[0], records(&a)[0]);
+}
+
 /// A batch-hard triplet run with a one-epoch semi-hard warm-up trains exactly as a
 /// semi-hard run in its first epoch and differently after it, with every view as a query
 /// (joint pairing) or one view against the other (cross); a kill in its second epoch

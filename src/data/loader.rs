@@ -4,11 +4,14 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
+
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::Split;
+use crate::error::{Error, Result};
 use crate::views::transform::mix;
 use crate::views::{Sampler, ViewBatch};
 
@@ -16,6 +19,9 @@ use crate::views::{Sampler, ViewBatch};
 const SHUFFLE: u64 = 0x5348_5546;
 /// Batches prepared ahead of the trainer.
 const PREFETCH: usize = 2;
+
+/// Salt of the class-balanced batch RNG.
+const BALANCED: u64 = 0x5042_4154;
 
 /// The order in which epoch `epoch` visits the `n` samples.
 pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
@@ -26,6 +32,102 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
         SHUFFLE,
     )));
     order
+}
+
+/// How an epoch's batches are drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Batching {
+    /// A seeded permutation of all samples, cut into consecutive batches.
+    Shuffled,
+    /// P x K batches (Hermans et al. 2017; pytorch-metric-learning's `MPerClassSampler`):
+    /// each batch takes `classes` distinct classes, drawn uniformly from those with at
+    /// least `per_class` samples, and `per_class` distinct samples of each. Samples are
+    /// drawn afresh for every batch, so an epoch (as many batches as a shuffled one) may
+    /// visit a sample twice or not at all.
+    Balanced {
+        classes: usize,
+        per_class: usize,
+        /// The samples of each eligible class.
+        members: Vec<Vec<usize>>,
+    },
+}
+
+impl Batching {
+    /// Shuffled batches when `classes` is 0, else `classes` x (`batch` / `classes`)
+    /// batches over `labels`; refused, naming `train.classes_per_batch`, when `classes`
+    /// does not divide `batch` or the data have fewer classes with enough samples.
+    pub fn new(classes: usize, batch: usize, labels: &[u32]) -> Result<Self> {
+        if classes == 0 {
+            return Ok(Batching::Shuffled);
+        }
+        let key = "train.classes_per_batch";
+        if classes < 2 || batch % classes != 0 {
+            return Err(Error::config(
+                key,
+                classes,
+                format!("0 (shuffled batches), or at least 2 and a divisor of train.batch_size = {batch}"),
+            ));
+        }
+        let per_class = batch / classes;
+        let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, &y) in labels.iter().enumerate() {
+            by_class.entry(y).or_default().push(i);
+        }
+        let members: Vec<Vec<usize>> = by_class
+            .into_values()
+            .filter(|m| m.len() >= per_class)
+            .collect();
+        if members.len() < classes {
+            return Err(Error::config(
+                key,
+                classes,
+                format!(
+                    "at most the {} classes with at least {per_class} (train.batch_size / classes) training samples",
+                    members.len()
+                ),
+            ));
+        }
+        Ok(Batching::Balanced {
+            classes,
+            per_class,
+            members,
+        })
+    }
+
+    /// The samples that epoch `epoch`'s `steps` batches of `batch` visit, batch after
+    /// batch (the last shuffled batch may be short).
+    pub fn order(
+        &self,
+        n: usize,
+        batch: usize,
+        steps: usize,
+        seed: u64,
+        epoch: usize,
+    ) -> Vec<usize> {
+        match self {
+            Batching::Shuffled => {
+                let mut order = epoch_order(seed, epoch, n);
+                order.truncate(steps * batch);
+                order
+            }
+            Batching::Balanced {
+                classes,
+                per_class,
+                members,
+            } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, epoch as u64, BALANCED));
+                let mut order = Vec::with_capacity(steps * batch);
+                for _ in 0..steps {
+                    let start = order.len();
+                    for m in members.choose_multiple(&mut rng, *classes) {
+                        order.extend(m.choose_multiple(&mut rng, *per_class));
+                    }
+                    order[start..].shuffle(&mut rng);
+                }
+                order
+            }
+        }
+    }
 }
 
 /// Number of batches of an epoch.
@@ -45,22 +147,21 @@ pub struct EpochLoader {
 
 impl EpochLoader {
     /// Starts preparing the batches of `epoch`. Batch `s` holds the samples at positions
-    /// `s*batch..(s+1)*batch` of [`epoch_order`], viewed with seed `mix(seed, epoch, s)`,
-    /// so any step can be reproduced without replaying the ones before it.
+    /// `s*batch..(s+1)*batch` of `order` (from [`Batching::order`]), viewed with seed
+    /// `mix(seed, epoch, s)`, so any step can be reproduced without replaying the ones
+    /// before it.
     pub fn new(
         split: Arc<Split>,
         sampler: Arc<dyn Sampler>,
+        order: Vec<usize>,
         batch: usize,
-        drop_last: bool,
         seed: u64,
         epoch: usize,
         start: usize,
     ) -> Self {
         let (tx, rx) = sync_channel(PREFETCH);
         let worker = std::thread::spawn(move || {
-            let order = epoch_order(seed, epoch, split.len());
-            let steps = steps_per_epoch(split.len(), batch, drop_last);
-            for s in start..steps {
+            for s in start..order.len().div_ceil(batch) {
                 let idx = &order[s * batch..((s + 1) * batch).min(order.len())];
                 let views = sampler.sample(&split, idx, mix(seed, epoch as u64, s as u64));
                 if tx.send((s, views)).is_err() {
@@ -89,6 +190,71 @@ impl Drop for EpochLoader {
         drop(std::mem::replace(&mut self.rx, dead));
         if let Some(w) = self.worker.take() {
             let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 10 classes of 10 samples, then 2 of class 10 (too few for K = 4).
+    fn labels() -> Vec<u32> {
+        (0..100u32).map(|i| i % 10).chain([10, 10]).collect()
+    }
+
+    #[test]
+    fn balanced_batches_hold_p_classes_of_k_distinct_samples() {
+        let labels = labels();
+        let b = Batching::new(4, 16, &labels).unwrap();
+        let order = b.order(labels.len(), 16, 6, 7, 0);
+        assert_eq!(order.len(), 6 * 16);
+        for batch in order.chunks(16) {
+            let mut seen = batch.to_vec();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), 16, "a sample twice in {batch:?}");
+            let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+            for &i in batch {
+                *count.entry(labels[i]).or_default() += 1;
+            }
+            assert_eq!(count.len(), 4, "{count:?}");
+            assert!(count.values().all(|&k| k == 4), "{count:?}");
+            assert!(
+                !count.contains_key(&10),
+                "class 10 has fewer than K samples"
+            );
+        }
+        assert_eq!(order, b.order(labels.len(), 16, 6, 7, 0));
+        assert_ne!(order, b.order(labels.len(), 16, 6, 7, 1));
+        assert_ne!(order, b.order(labels.len(), 16, 6, 8, 0));
+    }
+
+    #[test]
+    fn shuffled_batches_are_the_epoch_permutation() {
+        let labels = labels();
+        let b = Batching::new(0, 16, &labels).unwrap();
+        assert_eq!(b, Batching::Shuffled);
+        let order = b.order(labels.len(), 16, 6, 7, 2);
+        assert_eq!(order, epoch_order(7, 2, labels.len())[..96]);
+        assert_eq!(b.order(labels.len(), 16, 7, 7, 2).len(), 102);
+    }
+
+    #[test]
+    fn impossible_class_counts_are_refused_by_key() {
+        let labels = labels();
+        for (p, batch, want) in [
+            (1, 16, "at least 2 and a divisor of train.batch_size = 16"),
+            (3, 16, "a divisor"),
+            (12, 24, "at most the 11 classes with at least 2"),
+            (4, 48, "at most the 0 classes with at least 12"),
+        ] {
+            let e = Batching::new(p, batch, &labels).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("config key `train.classes_per_batch` = {p}"))
+                    && e.contains(want),
+                "{e}"
+            );
         }
     }
 }

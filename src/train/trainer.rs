@@ -25,7 +25,7 @@ use super::saved::SavedRun;
 use super::schedule::learning_rate;
 use super::sgd::Sgd;
 use crate::config::Config;
-use crate::data::loader::{steps_per_epoch, EpochLoader};
+use crate::data::loader::{steps_per_epoch, Batching, EpochLoader};
 use crate::data::{self, Dataset, Split};
 use crate::encoder::onnx::OnnxEncoder;
 use crate::encoder::Encoder;
@@ -113,6 +113,8 @@ pub struct Trainer {
     mean: Vec<f32>,
     std: Vec<f32>,
     sampler: Arc<dyn Sampler>,
+    /// How the epoch's samples are cut into batches.
+    batching: Batching,
     model: Model,
     optim: ModuleOptimizer,
     key_model: Option<Model>,
@@ -220,6 +222,7 @@ impl Trainer {
             ));
         }
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
+        let batching = Batching::new(cfg.train.classes_per_batch, batch, &train.labels)?;
         let z_dim = cfg.head.output_dim(cfg.encoder.output_dim());
         let (key_model, onnx_teacher) = match cfg.keys.encoder {
             KeyEncoderKind::Shared => (None, None),
@@ -269,6 +272,7 @@ impl Trainer {
             mean,
             std,
             sampler,
+            batching,
             model,
             optim,
             key_model,
@@ -326,11 +330,18 @@ impl Trainer {
             let bar = progress_bar(self.opts.progress, self.steps, epoch, self.cfg.train.epochs);
             let t0 = Instant::now();
             let mut ran = 0usize;
+            let order = self.batching.order(
+                self.train.len(),
+                batch,
+                self.steps,
+                self.cfg.train.seed,
+                epoch,
+            );
             let loader = EpochLoader::new(
                 self.train.clone(),
                 self.sampler.clone(),
+                order,
                 batch,
-                self.cfg.train.drop_last,
                 self.cfg.train.seed,
                 epoch,
                 self.pos.step,
