@@ -258,7 +258,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Seed of everything random: initialisation, data order, augmentations.
     pub seed: u64,
-    /// Drop the last incomplete batch of each epoch.
+    /// Drop the last incomplete batch of each epoch (with P x K batches, which are always
+    /// full, it only sets their number: `n / batch_size`, or one more without dropping).
     pub drop_last: bool,
     /// P x K batches: `classes_per_batch` classes with `batch_size / classes_per_batch`
     /// samples each (0: shuffled batches). See [`crate::data::loader::Batching`].
@@ -534,6 +535,39 @@ impl Config {
                 "at least 2",
             ));
         }
+        let p = self.train.classes_per_batch;
+        if p == 1 || (p > 0 && self.train.batch_size % p != 0) {
+            return Err(Error::config(
+                "train.classes_per_batch",
+                p,
+                format!(
+                    "0 (shuffled batches), or at least 2 and a divisor of train.batch_size = {}",
+                    self.train.batch_size
+                ),
+            ));
+        }
+        if p > 0 {
+            // These key states expect every sample once per epoch, which P x K batches
+            // do not promise.
+            let once = [
+                (
+                    self.keys.source == KeySourceKind::Bank,
+                    "keys.source = \"bank\"",
+                ),
+                (
+                    self.views.relation == Relation::Cluster,
+                    "views.relation = \"cluster\"",
+                ),
+                (self.keys.neighbours, "keys.neighbours = true"),
+            ];
+            if let Some((_, what)) = once.iter().find(|(on, _)| *on) {
+                return Err(Error::config(
+                    "train.classes_per_batch",
+                    p,
+                    format!("0 with {what}, whose state needs every sample once per epoch"),
+                ));
+            }
+        }
         crate::backend::device(&self.train.device)?;
         if self.eval.knn_k == 0 {
             return Err(Error::config("eval.knn_k", 0, "at least 1"));
@@ -695,6 +729,35 @@ mod tests {
             .starts_with("config key `head.kind` = identity"));
         let ok = ["keys.pairing=context", "keys.local_stage=4"].map(String::from);
         assert!(Config::parse("[views]\nn = 1\n", Path::new("x"), &ok).is_ok());
+    }
+
+    #[test]
+    fn classes_per_batch_divides_the_batch_and_needs_no_once_per_epoch_state() {
+        let parse = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::parse("[train]\nbatch_size = 32\n", Path::new("x"), &sets)
+        };
+        let err = |sets: &[&str]| parse(sets).unwrap_err().to_string();
+        let key = "config key `train.classes_per_batch` =";
+        for p in ["1", "3"] {
+            let e = err(&[&format!("train.classes_per_batch={p}")]);
+            assert!(e.starts_with(&format!("{key} {p}: expected 0 (shuffled batches), or at least 2 and a divisor of train.batch_size = 32")), "{e}");
+        }
+        for (sets, what) in [
+            (&["keys.source=bank"][..], "keys.source = \"bank\""),
+            (&["views.relation=cluster"], "views.relation = \"cluster\""),
+            (
+                &["keys.neighbours=true", "keys.pairing=cross"],
+                "keys.neighbours = true",
+            ),
+        ] {
+            let e = err(&[&["train.classes_per_batch=4"], sets].concat());
+            assert!(
+                e.starts_with(&format!("{key} 4: expected 0 with {what}")),
+                "{e}"
+            );
+        }
+        assert!(parse(&["train.classes_per_batch=4"]).is_ok());
     }
 
     #[test]

@@ -347,9 +347,31 @@ fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
     let err = refused(&[init.as_str(), "encoder.channels=[16, 32, 64, 128]"]);
     assert!(
         err.contains("`train.init`")
-            && err.contains("[encoder]")
-            && err.contains("[32,64,128,256]"),
+            && err.contains("encoder.channels is [32,64,128,256], here [16,32,64,128]"),
         "{err}"
+    );
+    let config = std::fs::read(src.join("config.toml")).unwrap();
+    let o = bin()
+        .args(["train", "--quiet", "--config"])
+        .arg(preset("triplet-fashion-mnist"))
+        .args(
+            overrides(&[init.as_str()])
+                .iter()
+                .flat_map(|s| ["--set", s.as_str()]),
+        )
+        .arg("--out")
+        .arg(&src)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("outside this run's output directory"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(src.join("config.toml")).unwrap(),
+        config,
+        "init run overwritten"
     );
     let err = refused(&["train.init=no/such/run"]);
     assert!(

@@ -39,50 +39,48 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
 pub enum Batching {
     /// A seeded permutation of all samples, cut into consecutive batches.
     Shuffled,
-    /// P x K batches (Hermans et al. 2017; pytorch-metric-learning's `MPerClassSampler`):
-    /// each batch takes `classes` distinct classes, drawn uniformly from those with at
-    /// least `per_class` samples, and `per_class` distinct samples of each. Samples are
-    /// drawn afresh for every batch, so an epoch (as many batches as a shuffled one) may
-    /// visit a sample twice or not at all.
+    /// P x K batches (Hermans et al. 2017): each batch takes `classes` distinct classes,
+    /// drawn uniformly from the labelled classes with at least `per_class` samples, and
+    /// `per_class` distinct samples of each. Samples are drawn afresh for every batch, so an
+    /// epoch (as many batches as a shuffled one) may visit a sample twice or not at all.
+    /// (pytorch-metric-learning's `MPerClassSampler` differs: it cycles through the
+    /// classes and samples small ones with replacement.)
     Balanced {
         classes: usize,
         per_class: usize,
         /// The samples of each eligible class.
         members: Vec<Vec<usize>>,
+        /// Labelled classes left out for having fewer than `per_class` samples.
+        left_out: usize,
     },
 }
 
 impl Batching {
     /// Shuffled batches when `classes` is 0, else `classes` x (`batch` / `classes`)
-    /// batches over `labels`; refused, naming `train.classes_per_batch`, when `classes`
-    /// does not divide `batch` or the data have fewer classes with enough samples.
+    /// batches over `labels` (unlabelled samples, `u32::MAX`, are never drawn); refused,
+    /// naming `train.classes_per_batch`, when the data have fewer than `classes` classes
+    /// with enough samples. ([`crate::config::Config::validate`] has checked that
+    /// `classes` divides `batch`.)
     pub fn new(classes: usize, batch: usize, labels: &[u32]) -> Result<Self> {
         if classes == 0 {
             return Ok(Batching::Shuffled);
         }
-        let key = "train.classes_per_batch";
-        if classes < 2 || batch % classes != 0 {
-            return Err(Error::config(
-                key,
-                classes,
-                format!("0 (shuffled batches), or at least 2 and a divisor of train.batch_size = {batch}"),
-            ));
-        }
         let per_class = batch / classes;
         let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, &y) in labels.iter().enumerate() {
+        for (i, &y) in labels.iter().enumerate().filter(|(_, &y)| y != u32::MAX) {
             by_class.entry(y).or_default().push(i);
         }
+        let labelled = by_class.len();
         let members: Vec<Vec<usize>> = by_class
             .into_values()
             .filter(|m| m.len() >= per_class)
             .collect();
         if members.len() < classes {
             return Err(Error::config(
-                key,
+                "train.classes_per_batch",
                 classes,
                 format!(
-                    "at most the {} classes with at least {per_class} (train.batch_size / classes) training samples",
+                    "at most the {} labelled classes with at least {per_class} (train.batch_size / classes) training samples",
                     members.len()
                 ),
             ));
@@ -90,6 +88,7 @@ impl Batching {
         Ok(Batching::Balanced {
             classes,
             per_class,
+            left_out: labelled - members.len(),
             members,
         })
     }
@@ -114,7 +113,13 @@ impl Batching {
                 classes,
                 per_class,
                 members,
+                ..
             } => {
+                debug_assert_eq!(
+                    batch,
+                    classes * per_class,
+                    "batch size of the P x K batching"
+                );
                 let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, epoch as u64, BALANCED));
                 let mut order = Vec::with_capacity(steps * batch);
                 for _ in 0..steps {
@@ -198,15 +203,20 @@ impl Drop for EpochLoader {
 mod tests {
     use super::*;
 
-    /// 10 classes of 10 samples, then 2 of class 10 (too few for K = 4).
+    /// 10 classes of 10 samples, 2 of class 10 (too few for K = 4), and 20 unlabelled.
     fn labels() -> Vec<u32> {
-        (0..100u32).map(|i| i % 10).chain([10, 10]).collect()
+        (0..100u32)
+            .map(|i| i % 10)
+            .chain([10, 10])
+            .chain([u32::MAX; 20])
+            .collect()
     }
 
     #[test]
     fn balanced_batches_hold_p_classes_of_k_distinct_samples() {
         let labels = labels();
         let b = Batching::new(4, 16, &labels).unwrap();
+        assert!(matches!(b, Batching::Balanced { left_out: 1, .. }), "{b:?}");
         let order = b.order(labels.len(), 16, 6, 7, 0);
         assert_eq!(order.len(), 6 * 16);
         for batch in order.chunks(16) {
@@ -237,24 +247,19 @@ mod tests {
         assert_eq!(b, Batching::Shuffled);
         let order = b.order(labels.len(), 16, 6, 7, 2);
         assert_eq!(order, epoch_order(7, 2, labels.len())[..96]);
-        assert_eq!(b.order(labels.len(), 16, 7, 7, 2).len(), 102);
+        assert_eq!(b.order(labels.len(), 16, 8, 7, 2).len(), 122);
     }
 
     #[test]
-    fn impossible_class_counts_are_refused_by_key() {
+    fn too_few_classes_are_refused_by_key() {
         let labels = labels();
-        for (p, batch, want) in [
-            (1, 16, "at least 2 and a divisor of train.batch_size = 16"),
-            (3, 16, "a divisor"),
-            (12, 24, "at most the 11 classes with at least 2"),
-            (4, 48, "at most the 0 classes with at least 12"),
-        ] {
+        for (p, batch, n) in [(12, 24, 11), (4, 48, 0)] {
             let e = Batching::new(p, batch, &labels).unwrap_err().to_string();
-            assert!(
-                e.starts_with(&format!("config key `train.classes_per_batch` = {p}"))
-                    && e.contains(want),
-                "{e}"
+            let want = format!(
+                "config key `train.classes_per_batch` = {p}: expected at most the {n} labelled classes with at least {}",
+                batch / p
             );
+            assert!(e.starts_with(&want), "{e}");
         }
     }
 }

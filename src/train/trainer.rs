@@ -141,6 +141,15 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run of `cfg` in `dir` (created; an existing `metrics.jsonl` is replaced).
     pub fn new(cfg: Config, dir: &Path, opts: TrainOptions) -> Result<Self> {
+        if let (Some(init), Ok(out)) = (&cfg.train.init, dir.canonicalize()) {
+            if init.canonicalize().is_ok_and(|i| i.starts_with(&out)) {
+                return Err(Error::config(
+                    "train.init",
+                    init.display(),
+                    "a run outside this run's output directory, which a fresh run overwrites",
+                ));
+            }
+        }
         let ckpt_dir = dir.join("checkpoints");
         std::fs::create_dir_all(&ckpt_dir).map_err(|e| Error::io(&ckpt_dir, e))?;
         let cfg_path = dir.join("config.toml");
@@ -261,7 +270,7 @@ impl Trainer {
             )
         });
         let loss = cfg.loss.for_epoch(0);
-        Ok(Self {
+        let t = Self {
             cfg,
             dir: dir.to_path_buf(),
             opts,
@@ -288,7 +297,18 @@ impl Trainer {
             best_knn: None,
             steps,
             epoch_sums: (0.0, 0.0, 0),
-        })
+        };
+        if let Batching::Balanced {
+            left_out: n @ 1..,
+            per_class,
+            ..
+        } = t.batching
+        {
+            t.say(&format!(
+                "P x K batches leave out {n} classes with fewer than {per_class} training samples"
+            ));
+        }
+        Ok(t)
     }
 
     fn say(&self, msg: &str) {
@@ -1086,29 +1106,34 @@ fn load_teacher(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Mod
 }
 
 /// The encoder of the run at `path` (`train.init`), which must have this run's
-/// `[encoder]` and encoder input.
+/// `[encoder]`, encoder input and data channels.
 fn init_encoder(cfg: &Config, path: &Path, sample: [usize; 3], device: &Device) -> Result<Encoder> {
+    let refuse = |what: String| Error::config("train.init", path.display(), what);
     let saved = SavedRun::open(path, &[])?;
-    let theirs = &saved.config;
-    if theirs.encoder != cfg.encoder {
-        return Err(Error::config(
-            "train.init",
-            path.display(),
-            format!(
-                "a run with this run's [encoder]; that run's is {}",
-                serde_json::to_string(&theirs.encoder).unwrap_or_default()
-            ),
-        ));
+    let json = |e: &crate::encoder::EncoderConfig| serde_json::to_value(e).unwrap_or_default();
+    let (theirs, ours) = (json(&saved.config.encoder), json(&cfg.encoder));
+    let differs = ours
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find(|(k, v)| theirs.get(k.as_str()) != Some(*v));
+    if let Some((key, here)) = differs {
+        let there = theirs.get(key.as_str()).cloned().unwrap_or_default();
+        return Err(refuse(format!(
+            "a run with this run's [encoder]; its encoder.{key} is {there}, here {here}"
+        )));
     }
-    let input = theirs.views.model_input(sample);
+    let input = saved.config.views.model_input(sample);
     if input != cfg.views.model_input(sample) {
-        return Err(Error::config(
-            "train.init",
-            path.display(),
-            format!("a run whose encoder reads this run's input; that run's reads {input:?}"),
-        ));
+        return Err(refuse(format!(
+            "a run whose encoder reads this run's input; that run's reads {input:?}"
+        )));
     }
-    Ok(saved.model(sample, device)?.encoder)
+    saved.model(sample, device).map(|m| m.encoder).map_err(|e| {
+        refuse(format!(
+            "a checkpoint whose encoder fits this run's data ({e})"
+        ))
+    })
 }
 
 fn is_onnx(path: &Path) -> bool {
