@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import peer_r1
 from peer_r1 import ROOT, r1
 
 QUEUE, MOCO_M, MOCO_T = 4096, 0.99, 0.2
@@ -86,59 +87,46 @@ def main():
         for x in key.parameters():
             x.requires_grad_(False)
         queue = torch.zeros(0, 128)
-    lr0 = r1.BASE_LR * r1.BATCH / 256
-    opt = torch.optim.SGD(model.parameters(), lr=lr0, momentum=r1.MOMENTUM, weight_decay=r1.WEIGHT_DECAY)
+    opt = peer_r1.sgd(model)
     g_aug = torch.Generator().manual_seed(r1.SEED_AUG + 10 * a.seed)
-    g_shuf = torch.Generator().manual_seed(r1.SEED_SHUFFLE + 10 * a.seed)
     g_neg = torch.Generator().manual_seed(4 + 10 * a.seed)
     n = xtr.shape[0]
-    steps = n // r1.BATCH
-    total = steps * a.epochs
-    step, t0 = 0, time.time()
-    for ep in range(a.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=g_shuf)
-        for b in range(steps):
-            lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * step / total))
-            for pg in opt.param_groups:
-                pg["lr"] = lr
-            idx = perm[b * r1.BATCH:(b + 1) * r1.BATCH]
-            xb = xtr[idx]
-            if a.method == "moco":
-                v = [r1.augment(xb, g_aug, mean, std), r1.augment(xb, g_aug, mean, std)]
-                _, z = model(torch.cat(v))
-                zq = F.normalize(z, dim=1).split(r1.BATCH)
-                with torch.no_grad():
-                    zk = [F.normalize(key(v[i])[1], dim=1) for i in (1, 0)]
-                losses = []
-                for qi, k in zip(zq, zk):
-                    k_all = torch.cat([k, queue])
-                    losses.append(info_nce(qi, k_all, torch.arange(r1.BATCH), MOCO_T))
-                loss = sum(losses) / 2
-            else:
-                v = r1.augment(xb, g_aug, mean, std)
-                _, z = model(v)
-                sampled = torch.randint(0, n, (BANK_NEG,), generator=g_neg)
-                keys = torch.cat([torch.unique(idx), sampled])
-                loss, zq = instdisc_loss(z, bank, idx, keys)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    model.train()
+    t0 = time.time()
+    for step, total, idx in peer_r1.batches(opt, n, a.epochs, a.seed):
+        xb = xtr[idx]
+        if a.method == "moco":
+            v = [r1.augment(xb, g_aug, mean, std), r1.augment(xb, g_aug, mean, std)]
+            _, z = model(torch.cat(v))
+            zq = F.normalize(z, dim=1).split(r1.BATCH)
             with torch.no_grad():
-                if a.method == "moco":
-                    for pk, pq in zip(key.state_dict().values(), model.state_dict().values()):
-                        if pk.dtype.is_floating_point:
-                            pk.mul_(MOCO_M).add_(pq, alpha=1 - MOCO_M)
-                    queue = torch.cat([queue, zk[0], zk[1]])[-QUEUE:]
-                else:
-                    update_bank(bank, idx, zq)
-            step += 1
-            if step % 50 == 0:
-                print(f"  step {step}/{total} loss {loss.item():.4f} {step * r1.BATCH / (time.time() - t0):.0f} img/s", flush=True)
+                zk = [F.normalize(key(v[i])[1], dim=1) for i in (1, 0)]
+            losses = []
+            for qi, k in zip(zq, zk):
+                k_all = torch.cat([k, queue])
+                losses.append(info_nce(qi, k_all, torch.arange(r1.BATCH), MOCO_T))
+            loss = sum(losses) / 2
+        else:
+            v = r1.augment(xb, g_aug, mean, std)
+            _, z = model(v)
+            sampled = torch.randint(0, n, (BANK_NEG,), generator=g_neg)
+            keys = torch.cat([torch.unique(idx), sampled])
+            loss, zq = instdisc_loss(z, bank, idx, keys)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            if a.method == "moco":
+                for pk, pq in zip(key.state_dict().values(), model.state_dict().values()):
+                    if pk.dtype.is_floating_point:
+                        pk.mul_(MOCO_M).add_(pq, alpha=1 - MOCO_M)
+                queue = torch.cat([queue, zk[0], zk[1]])[-QUEUE:]
+            else:
+                update_bank(bank, idx, zq)
+        if (step + 1) % 50 == 0:
+            print(f"  step {step + 1}/{total} loss {loss.item():.4f} {(step + 1) * r1.BATCH / (time.time() - t0):.0f} img/s", flush=True)
     train_s = time.time() - t0
-    ntr, nte = (xtr - mean) / std, (xte - mean) / std
-    ftr, fte = r1.extract(model.encoder, ntr), r1.extract(model.encoder, nte)
-    res = r1.evaluate(ftr, ytr, fte, yte)
+    res = peer_r1.evaluate_h(model.encoder, xtr, ytr, xte, yte, mean, std)
     res.update({"method": a.method, "epochs": a.epochs, "seed": a.seed, "train_s": train_s,
                 "img_per_s": total * r1.BATCH / train_s})
     print("RESULT " + json.dumps(res), flush=True)

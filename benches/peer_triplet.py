@@ -18,7 +18,6 @@ usage: python benches/peer_triplet.py [--mining hard|semi-hard] [--epochs 1] [--
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners, reducers
 
+import peer_r1
 from peer_r1 import ROOT, r1
 
 MARGIN = 0.2
@@ -72,39 +72,25 @@ def main():
     model = r1.SimCLR()
     loss_fn = losses.TripletMarginLoss(margin=MARGIN, reducer=reducers.MeanReducer())
     miner = miners.BatchHardMiner()
-    lr0 = r1.BASE_LR * r1.BATCH / 256
-    opt = torch.optim.SGD(model.parameters(), lr=lr0, momentum=r1.MOMENTUM, weight_decay=r1.WEIGHT_DECAY)
+    opt = peer_r1.sgd(model)
     g_aug = torch.Generator().manual_seed(r1.SEED_AUG)
-    g_shuf = torch.Generator().manual_seed(r1.SEED_SHUFFLE)
-    n = xtr.shape[0]
-    steps = n // r1.BATCH
-    total = steps * a.epochs
-    step, t0 = 0, time.time()
-    for _ in range(a.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=g_shuf)
-        for b in range(steps):
-            lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * step / total))
-            for pg in opt.param_groups:
-                pg["lr"] = lr
-            idx = perm[b * r1.BATCH:(b + 1) * r1.BATCH]
-            xb = xtr[idx]
-            v = torch.cat([r1.augment(xb, g_aug, mean, std), r1.augment(xb, g_aug, mean, std)])
-            z = F.normalize(model(v)[1], dim=1)
-            labels = ytr[idx].repeat(2)
-            triples = miner(z, labels) if a.mining == "hard" else semi_hard(z, labels)
-            loss = loss_fn(z, labels, triples)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % 50 == 0:
-                print(f"  step {step}/{total} loss {loss.item():.4f} {step * r1.BATCH / (time.time() - t0):.0f} img/s", flush=True)
+    model.train()
+    t0 = time.time()
+    for step, total, idx in peer_r1.batches(opt, xtr.shape[0], a.epochs):
+        xb = xtr[idx]
+        v = torch.cat([r1.augment(xb, g_aug, mean, std), r1.augment(xb, g_aug, mean, std)])
+        z = F.normalize(model(v)[1], dim=1)
+        labels = ytr[idx].repeat(2)
+        triples = miner(z, labels) if a.mining == "hard" else semi_hard(z, labels)
+        loss = loss_fn(z, labels, triples)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % 50 == 0:
+            print(f"  step {step + 1}/{total} loss {loss.item():.4f} {(step + 1) * r1.BATCH / (time.time() - t0):.0f} img/s", flush=True)
     train_s = time.time() - t0
-    ntr, nte = (xtr - mean) / std, (xte - mean) / std
-    ftr, fte = r1.extract(model.encoder, ntr), r1.extract(model.encoder, nte)
-    res = r1.evaluate(ftr, ytr, fte, yte)
-    res.update({"mining": a.mining, "epochs": a.epochs, "z_spread": spread(model, nte),
+    res = peer_r1.evaluate_h(model.encoder, xtr, ytr, xte, yte, mean, std)
+    res.update({"mining": a.mining, "epochs": a.epochs, "z_spread": spread(model, (xte - mean) / std),
                 "train_s": train_s, "img_per_s": total * r1.BATCH / train_s})
     print("RESULT " + json.dumps(res), flush=True)
 
