@@ -18,7 +18,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import sys
 import time
 
@@ -27,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import peer_r1
-from peer_r1 import ROOT, r1
+from peer_r1 import r1
 
 QUEUE, MOCO_M, MOCO_T = 4096, 0.99, 0.2
 BANK_NEG, BANK_M, NCE_T = 4096, 0.5, 0.07
@@ -69,13 +68,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("method", choices=["moco", "instdisc"])
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="added to every seed (model, augmentation, order, negatives)")
-    p.add_argument("--data-dir", default=os.path.join(ROOT, "data"))
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    r1.DATA_DIR = a.data_dir
-    xtr, ytr, xte, yte = r1.load_dataset("fmnist")
+    a, xtr, ytr, xte, yte = peer_r1.parse_and_load(p)
     mean, std = 0.2860, 0.3530
     torch.manual_seed(r1.SEED_MODEL + 10 * a.seed)
     model = r1.SimCLR()

@@ -41,3 +41,15 @@ def evaluate_h(encoder, xtr, ytr, xte, yte, mean, std):
     """R1's evaluation (kNN and linear probe) of the representation h of normalised images."""
     ntr, nte = (xtr - mean) / std, (xte - mean) / std
     return r1.evaluate(r1.extract(encoder, ntr), ytr, r1.extract(encoder, nte), yte)
+
+
+def parse_and_load(p):
+    """Adds R1's `--threads` and `--data-dir` to parser `p`, parses the command line, and
+    loads Fashion-MNIST: `(args, xtr, ytr, xte, yte)`."""
+    import torch
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data-dir", default=os.path.join(ROOT, "data"))
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    r1.DATA_DIR = a.data_dir
+    return (a, *r1.load_dataset("fmnist"))

@@ -18,7 +18,6 @@ usage: python benches/peer_triplet.py [--mining hard|semi-hard] [--epochs 1] [--
 """
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners, reducers
 
 import peer_r1
-from peer_r1 import ROOT, r1
+from peer_r1 import r1
 
 MARGIN = 0.2
 
@@ -61,12 +60,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mining", choices=["hard", "semi-hard"], default="hard")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--data-dir", default=os.path.join(ROOT, "data"))
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    r1.DATA_DIR = a.data_dir
-    xtr, ytr, xte, yte = r1.load_dataset("fmnist")
+    a, xtr, ytr, xte, yte = peer_r1.parse_and_load(p)
     mean, std = 0.2860, 0.3530
     torch.manual_seed(r1.SEED_MODEL)
     model = r1.SimCLR()
