@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::encoder::EncoderConfig;
 use crate::error::{Error, Result};
 use crate::head::HeadConfig;
-use crate::keys::{KeySourceKind, KeysConfig, Pairing};
+use crate::keys::{KeyEncoderKind, KeySourceKind, KeysConfig, Pairing};
 use crate::loss::LossConfig;
 use crate::views::augment::AugmentConfig;
 use crate::views::Relation;
@@ -366,6 +366,15 @@ impl Config {
     /// Checks the similarity distribution's own values and its fit with the pairing.
     fn validate_views(&self) -> Result<()> {
         let v = &self.views;
+        if self.encoder.per_view
+            && (v.kind != "modalities" || self.keys.encoder != KeyEncoderKind::Shared)
+        {
+            return Err(Error::config(
+                "encoder.per_view",
+                true,
+                "false unless views.kind = \"modalities\" and keys.encoder = \"shared\"",
+            ));
+        }
         match v.kind.as_str() {
             "transform" => {}
             "modalities" => {
@@ -758,6 +767,25 @@ mod tests {
             );
         }
         assert!(parse(&["train.classes_per_batch=4"]).is_ok());
+    }
+
+    #[test]
+    fn per_view_encoders_need_modalities_and_a_shared_key_encoder() {
+        let modal = "[views]\nkind = \"modalities\"\nmodalities = [[0], [1]]\n[keys]\npairing = \"cross\"\n";
+        let parse = |text: &str, sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::parse(text, Path::new("x"), &sets)
+        };
+        let want = "config key `encoder.per_view` = true: expected false unless views.kind = \"modalities\" and keys.encoder = \"shared\"";
+        let e = parse("", &["encoder.per_view=true"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, want);
+        let e = parse(modal, &["encoder.per_view=true", "keys.encoder=momentum"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, want);
+        assert!(parse(modal, &["encoder.per_view=true"]).is_ok());
     }
 
     #[test]

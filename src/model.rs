@@ -2,7 +2,7 @@
 
 use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::tensor::Gradients;
+use burn::tensor::{Gradients, TensorData};
 
 use crate::config::Config;
 use crate::encoder::Encoder;
@@ -17,6 +17,9 @@ use crate::score::Bilinear;
 #[derive(Module, Debug)]
 pub struct Model {
     pub encoder: Encoder,
+    /// The encoders of views 1, 2, ... when each view has its own (`encoder.per_view`);
+    /// view 0 uses `encoder`.
+    pub view_encoders: Vec<Encoder>,
     pub head: Option<Projection>,
     pub predictor: Option<Projection>,
     pub critic: Option<Bilinear>,
@@ -32,7 +35,16 @@ impl Model {
     /// Builds the model of `cfg` for data samples of shape `[c, h, w]`; the encoder reads
     /// what the views make of them ([`crate::config::ViewsConfig::model_input`]).
     pub fn new(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Self> {
-        let encoder = cfg.encoder.init(cfg.views.model_input(sample), device)?;
+        let input = cfg.views.model_input(sample);
+        let encoder = cfg.encoder.init(input, device)?;
+        let views = if cfg.encoder.per_view {
+            cfg.views.modalities.len()
+        } else {
+            1
+        };
+        let view_encoders = (1..views)
+            .map(|_| cfg.encoder.init(input, device))
+            .collect::<Result<Vec<_>>>()?;
         let head = cfg.head.init(cfg.encoder.output_dim(), device)?;
         let z = cfg.head.output_dim(cfg.encoder.output_dim());
         let predictor = cfg.head.init_predictor(z, device);
@@ -53,6 +65,7 @@ impl Model {
         };
         Ok(Self {
             encoder,
+            view_encoders,
             head,
             predictor,
             critic,
@@ -71,6 +84,52 @@ impl Model {
             None => h.clone(),
         };
         (h, z)
+    }
+
+    /// Like [`Model::forward`], with row `i` of `x` from view `views[i]` read by that
+    /// view's encoder; the rows keep their order.
+    pub fn forward_views(&self, x: Tensor<4>, views: &[u16]) -> (Tensor<2>, Tensor<2>) {
+        if self.view_encoders.is_empty() {
+            return self.forward(x);
+        }
+        let device = x.device();
+        let rows = |idx: &[usize]| {
+            let idx: Vec<i64> = idx.iter().map(|&r| r as i64).collect();
+            let n = idx.len();
+            Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &device)
+        };
+        let mut order = Vec::with_capacity(views.len());
+        let mut parts = Vec::new();
+        for (v, encoder) in std::iter::once(&self.encoder)
+            .chain(&self.view_encoders)
+            .enumerate()
+        {
+            let mine: Vec<usize> = (0..views.len())
+                .filter(|&i| usize::from(views[i]) == v)
+                .collect();
+            if !mine.is_empty() {
+                parts.push(encoder.forward(x.clone().select(0, rows(&mine))));
+                order.extend(mine);
+            }
+        }
+        let mut back = vec![0; order.len()];
+        for (k, &r) in order.iter().enumerate() {
+            back[r] = k;
+        }
+        let h = Tensor::cat(parts, 0).select(0, rows(&back));
+        let z = self.project(h.clone());
+        (h, z)
+    }
+
+    /// The model that reads every input as view `v` would be read: `v`'s encoder in
+    /// place of view 0's, for evaluating one sense at a time.
+    pub fn for_view(&self, v: usize) -> Model {
+        let mut m = self.clone();
+        if let Some(e) = v.checked_sub(1).and_then(|i| self.view_encoders.get(i)) {
+            m.encoder = e.clone();
+        }
+        m.view_encoders.clear();
+        m
     }
 
     /// Embeddings of the local features of `x` (feature-map positions, time steps) and of
@@ -153,5 +212,87 @@ impl ModuleVisitor for Collect<'_> {
             values: t.into_data().iter::<f32>().collect(),
             grad,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// Two one-channel senses of 6x6 samples, each with its own small ConvNet.
+    fn per_view_model(device: &Device) -> Model {
+        let cfg = Config::parse(
+            "[views]\nkind = \"modalities\"\nmodalities = [[0], [1]]\n[keys]\npairing = \"cross\"\n\
+             [encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\nper_view = true\n\
+             [head]\nkind = \"mlp\"\nhidden = 8\nout = 4\n",
+            std::path::Path::new("test.toml"),
+            &[],
+        )
+        .unwrap();
+        Model::new(&cfg, [2, 6, 6], device).unwrap()
+    }
+
+    fn rows(x: &Tensor<4>, r: &[i64]) -> Tensor<4> {
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(r.to_vec(), [r.len()]), &x.device());
+        x.clone().select(0, idx)
+    }
+
+    fn close(a: Tensor<2>, b: Tensor<2>) -> bool {
+        let (a, b) = (a.into_data(), b.into_data());
+        let close = a
+            .iter::<f32>()
+            .zip(b.iter::<f32>())
+            .all(|(x, y)| (x - y).abs() < 1e-5);
+        close
+    }
+
+    #[test]
+    fn each_view_is_read_by_its_own_encoder_in_row_order() {
+        let device = Device::flex();
+        let m = per_view_model(&device);
+        assert_eq!(m.view_encoders.len(), 1);
+        let x = Tensor::<4>::random([4, 1, 6, 6], Distribution::Normal(0.0, 1.0), &device);
+        let (h, z) = m.forward_views(x.clone(), &[0, 1, 1, 0]);
+        let h0 = m.encoder.forward(rows(&x, &[0, 3]));
+        let h1 = m.view_encoders[0].forward(rows(&x, &[1, 2]));
+        let want = Tensor::cat(
+            vec![
+                h0.clone().narrow(0, 0, 1),
+                h1.clone().narrow(0, 0, 1),
+                h1.clone().narrow(0, 1, 1),
+                h0.clone().narrow(0, 1, 1),
+            ],
+            0,
+        );
+        assert!(close(h.clone(), want.clone()), "h");
+        assert!(close(z, m.project(want)), "z = g(h)");
+        assert!(
+            !close(h0, m.view_encoders[0].forward(rows(&x, &[0, 3]))),
+            "encoders differ"
+        );
+        let (h_as_1, _) = m.for_view(1).forward(rows(&x, &[1, 2]));
+        assert!(close(h_as_1, h1), "for_view(1) reads with view 1's encoder");
+    }
+
+    #[test]
+    fn gradients_reach_every_view_encoder() {
+        let device = Device::flex().autodiff();
+        let m = per_view_model(&device);
+        let x = Tensor::<4>::random([4, 1, 6, 6], Distribution::Normal(0.0, 1.0), &device);
+        let (_, z) = m.forward_views(x, &[0, 0, 1, 1]);
+        let grads = z.powf_scalar(2.0).sum().backward();
+        for prefix in ["encoder.", "view_encoders."] {
+            let got: Vec<NamedParam> = m
+                .named_params(Some(&grads))
+                .into_iter()
+                .filter(|p| p.path.starts_with(prefix) && p.path.ends_with("weight"))
+                .collect();
+            assert!(!got.is_empty(), "{prefix}");
+            for p in got {
+                let g = p.grad.unwrap_or_default();
+                assert!(g.iter().any(|v| *v != 0.0), "no gradient for {}", p.path);
+            }
+        }
     }
 }

@@ -391,3 +391,65 @@ fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
     resume(&b);
     assert_eq!(records(&b), records(&a), "resumed run differs");
 }
+
+/// With one encoder per sense (`encoder.per_view`), `train.init` loads every sense's
+/// encoder, and refuses a run with another number of senses.
+#[test]
+fn init_loads_every_view_encoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, name) = (tmp.path().join("src"), "cmc-basic-motions");
+    let sets = |extra: &[&str]| -> Vec<String> {
+        let data = data_dir().join("ucr/BasicMotions");
+        [
+            format!("data.dir={}", data.display()),
+            "encoder.per_view=true".into(),
+            "train.epochs=2".into(),
+            "eval.linear_epochs=0".into(),
+            "eval.baseline=false".into(),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect()
+    };
+    let train = |out: &Path, extra: &[&str]| {
+        bin()
+            .args(["train", "--quiet", "--config"])
+            .arg(preset(name))
+            .args(sets(extra).iter().flat_map(|s| ["--set", s.as_str()]))
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    assert!(train(&src, &[]).status.success());
+    let saved = SavedRun::open(&src, &[])
+        .unwrap()
+        .model([6, 1, 100], &Device::flex())
+        .unwrap();
+    let init = format!("train.init={}", src.display());
+    let cfg = Config::load(&preset(name), &sets(&[init.as_str()])).unwrap();
+    let opts = TrainOptions {
+        progress: Progress::Quiet,
+    };
+    let t = Trainer::new(cfg, &tmp.path().join("b"), opts).unwrap();
+    assert!(param_values(&t.model().encoder) == param_values(&saved.encoder));
+    assert_eq!(t.model().view_encoders.len(), 1);
+    assert!(param_values(&t.model().view_encoders) == param_values(&saved.view_encoders));
+    assert!(param_values(&saved.encoder) != param_values(&saved.view_encoders));
+
+    let o = train(
+        &tmp.path().join("c"),
+        &[
+            init.as_str(),
+            "views.modalities=[[0, 1, 2], [3, 4, 5], [0, 1, 2]]",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.trim().lines().count() == 1
+            && err.contains("`train.init`")
+            && err.contains("this run's 3 encoders (encoder.per_view), not 2"),
+        "{err}"
+    );
+}

@@ -31,6 +31,10 @@ pub struct EncoderConfig {
     pub bn: bool,
     /// Kernel length of `conv1d` (odd).
     pub kernel: usize,
+    /// One encoder of this kind per view instead of one for all (CMC's `f_1`, `f_2`:
+    /// each sense its own encoder); only with `views.kind = "modalities"`. The views share
+    /// the head.
+    pub per_view: bool,
 }
 
 impl Default for EncoderConfig {
@@ -43,6 +47,7 @@ impl Default for EncoderConfig {
             stem: "cifar".into(),
             bn: false,
             kernel: 7,
+            per_view: false,
         }
     }
 }

@@ -84,10 +84,18 @@ pub fn extract_output(
         .views
         .modalities
         .iter()
-        .map(|channels| {
+        .enumerate()
+        .map(|(v, channels)| {
             let sub = split.channels(channels);
             let pick = |v: &[f32]| -> Vec<f32> { channels.iter().map(|&c| v[c]).collect() };
-            encode(model, &sub, &pick(mean), &pick(std), device, output)
+            encode(
+                &model.for_view(v),
+                &sub,
+                &pick(mean),
+                &pick(std),
+                device,
+                output,
+            )
         })
         .collect();
     let dim: usize = parts.iter().map(|p| p.dim).sum();
@@ -182,5 +190,61 @@ pub fn evaluate(
         },
         knn,
         linear,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// With one encoder per sense, each sense's half of the features is its own encoder's
+    /// `h` of that sense's channel.
+    #[test]
+    fn each_sense_is_encoded_by_its_own_encoder() {
+        let cfg = Config::parse(
+            "[views]\nkind = \"modalities\"\nmodalities = [[0], [1]]\n[keys]\npairing = \"cross\"\n\
+             [encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\nper_view = true\n",
+            std::path::Path::new("test.toml"),
+            &[],
+        )
+        .unwrap();
+        let device = Device::flex();
+        let model = Model::new(&cfg, [2, 6, 6], &device).unwrap();
+        let data: Vec<f32> = (0..3 * 2 * 36)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let split = Split {
+            data,
+            shape: [2, 6, 6],
+            labels: vec![0, 1, 2],
+        };
+        let f = extract(&cfg, &model, &split, &[0.0, 0.0], &[1.0, 1.0], &device);
+        assert_eq!(f.dim, 16);
+        let sense = |c: usize| {
+            let x: Vec<f32> = (0..3)
+                .flat_map(|i| split.data[(i * 2 + c) * 36..(i * 2 + c + 1) * 36].to_vec())
+                .collect();
+            Tensor::<4>::from_data(TensorData::new(x, [3, 1, 6, 6]), &device)
+        };
+        let h0: Vec<f32> = model
+            .encoder
+            .forward(sense(0))
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let h1: Vec<f32> = model.view_encoders[0]
+            .forward(sense(1))
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        for i in 0..3 {
+            let want: Vec<f32> = [&h0[i * 8..(i + 1) * 8], &h1[i * 8..(i + 1) * 8]].concat();
+            let got = f.row(i);
+            assert!(
+                got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5),
+                "sample {i}: {got:?} vs {want:?}"
+            );
+        }
     }
 }

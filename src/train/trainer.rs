@@ -28,7 +28,6 @@ use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, Batching, EpochLoader};
 use crate::data::{self, Dataset, Split};
 use crate::encoder::onnx::OnnxEncoder;
-use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::eval::geometry::Geometry;
 use crate::eval::knn::Features;
@@ -219,7 +218,19 @@ impl Trainer {
         let ad = device.clone().autodiff();
         let mut model = Model::new(&cfg, train.shape, &ad)?;
         if let (true, Some(path)) = (fresh, &cfg.train.init) {
-            model.encoder = init_encoder(&cfg, path, train.shape, &ad)?;
+            let init = init_encoders(&cfg, path, train.shape, &ad)?;
+            if init.view_encoders.len() != model.view_encoders.len() {
+                return Err(Error::config(
+                    "train.init",
+                    path.display(),
+                    format!(
+                        "a run with this run's {} encoders (encoder.per_view), not {}",
+                        model.view_encoders.len() + 1,
+                        init.view_encoders.len() + 1
+                    ),
+                ));
+            }
+            (model.encoder, model.view_encoders) = (init.encoder, init.view_encoders);
         }
         let optim = optimizer(&cfg);
         let batch = cfg.train.batch_size;
@@ -596,7 +607,7 @@ impl Trainer {
         let z: Vec<Tensor<2>> = views
             .groups
             .iter()
-            .map(|g| self.model.forward(self.input(g)).1)
+            .map(|g| self.model.forward_views(self.input(g), &g.views()).1)
             .collect();
         let z = Tensor::cat(z, 0);
         let tags = views.tags();
@@ -628,7 +639,7 @@ impl Trainer {
             .groups
             .first()
             .ok_or_else(|| Error::Invalid("a batch without views".into()))?;
-        let (_, z_all) = self.model.forward(self.input(g));
+        let (_, z_all) = self.model.forward_views(self.input(g), &g.views());
         if let Some(bank) = &self.bank {
             // InstDisc: every view is a query against the bank entries of the batch's
             // instances and sampled negatives.
@@ -1105,9 +1116,9 @@ fn load_teacher(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Mod
     Ok(teacher.no_grad())
 }
 
-/// The encoder of the run at `path` (`train.init`), which must have this run's
-/// `[encoder]`, encoder input and data channels.
-fn init_encoder(cfg: &Config, path: &Path, sample: [usize; 3], device: &Device) -> Result<Encoder> {
+/// The model of the run at `path` (`train.init`), which must have this run's `[encoder]`,
+/// encoder input and data channels; the caller takes its encoders.
+fn init_encoders(cfg: &Config, path: &Path, sample: [usize; 3], device: &Device) -> Result<Model> {
     let refuse = |what: String| Error::config("train.init", path.display(), what);
     let saved = SavedRun::open(path, &[])?;
     let json = |e: &crate::encoder::EncoderConfig| serde_json::to_value(e).unwrap_or_default();
@@ -1129,7 +1140,7 @@ fn init_encoder(cfg: &Config, path: &Path, sample: [usize; 3], device: &Device) 
             "a run whose encoder reads this run's input; that run's reads {input:?}"
         )));
     }
-    saved.model(sample, device).map(|m| m.encoder).map_err(|e| {
+    saved.model(sample, device).map_err(|e| {
         refuse(format!(
             "a checkpoint whose encoder fits this run's data ({e})"
         ))

@@ -51,6 +51,13 @@ pub struct Group {
     pub tags: Vec<Tag>,
 }
 
+impl Group {
+    /// The view of every row.
+    pub fn views(&self) -> Vec<u16> {
+        self.tags.iter().map(|t| t.view).collect()
+    }
+}
+
 /// Everything a training step needs from the data side.
 #[derive(Debug, Clone)]
 pub struct ViewBatch {
