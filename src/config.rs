@@ -366,13 +366,20 @@ impl Config {
     /// Checks the similarity distribution's own values and its fit with the pairing.
     fn validate_views(&self) -> Result<()> {
         let v = &self.views;
+        // Each sense's encoder must see a loss: joint pairing reads every view, cross
+        // pairing without a bank only views 0 and 1, context pairing only view 0's encoder.
+        let read = match self.keys.pairing {
+            Pairing::Joint => true,
+            Pairing::Cross => v.modalities.len() <= 2 || self.keys.source == KeySourceKind::Bank,
+            _ => false,
+        };
         if self.encoder.per_view
-            && (v.kind != "modalities" || self.keys.encoder != KeyEncoderKind::Shared)
+            && (v.kind != "modalities" || self.keys.encoder != KeyEncoderKind::Shared || !read)
         {
             return Err(Error::config(
                 "encoder.per_view",
                 true,
-                "false unless views.kind = \"modalities\" and keys.encoder = \"shared\"",
+                "false unless views.kind = \"modalities\", keys.encoder = \"shared\" and every sense reaches the loss (joint pairing, or cross pairing of two senses)",
             ));
         }
         match v.kind.as_str() {
@@ -776,7 +783,7 @@ mod tests {
             let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
             Config::parse(text, Path::new("x"), &sets)
         };
-        let want = "config key `encoder.per_view` = true: expected false unless views.kind = \"modalities\" and keys.encoder = \"shared\"";
+        let want = "config key `encoder.per_view` = true: expected false unless views.kind = \"modalities\", keys.encoder = \"shared\" and every sense reaches the loss (joint pairing, or cross pairing of two senses)";
         let e = parse("", &["encoder.per_view=true"])
             .unwrap_err()
             .to_string();
@@ -785,6 +792,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, want);
+        let three = ["encoder.per_view=true", "views.modalities=[[0], [1], [0]]"];
+        assert_eq!(parse(modal, &three).unwrap_err().to_string(), want);
+        let e = parse(modal, &["encoder.per_view=true", "keys.pairing=context"]).unwrap_err();
+        assert_eq!(e.to_string(), want);
+        assert!(parse(modal, &[&three[..], &["keys.pairing=joint"]].concat()).is_ok());
         assert!(parse(modal, &["encoder.per_view=true"]).is_ok());
     }
 

@@ -92,6 +92,13 @@ impl Model {
         if self.view_encoders.is_empty() {
             return self.forward(x);
         }
+        debug_assert_eq!(views.len(), x.dims()[0], "one view per row");
+        debug_assert!(
+            views
+                .iter()
+                .all(|&v| usize::from(v) <= self.view_encoders.len()),
+            "a view without an encoder"
+        );
         let device = x.device();
         let rows = |idx: &[usize]| {
             let idx: Vec<i64> = idx.iter().map(|&r| r as i64).collect();
@@ -124,6 +131,7 @@ impl Model {
     /// The model that reads every input as view `v` would be read: `v`'s encoder in
     /// place of view 0's, for evaluating one sense at a time.
     pub fn for_view(&self, v: usize) -> Model {
+        debug_assert!(v <= self.view_encoders.len(), "view {v} has no encoder");
         let mut m = self.clone();
         if let Some(e) = v.checked_sub(1).and_then(|i| self.view_encoders.get(i)) {
             m.encoder = e.clone();
@@ -239,6 +247,7 @@ mod tests {
     }
 
     fn close(a: Tensor<2>, b: Tensor<2>) -> bool {
+        assert_eq!(a.dims(), b.dims());
         let (a, b) = (a.into_data(), b.into_data());
         let close = a
             .iter::<f32>()

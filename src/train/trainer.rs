@@ -219,17 +219,6 @@ impl Trainer {
         let mut model = Model::new(&cfg, train.shape, &ad)?;
         if let (true, Some(path)) = (fresh, &cfg.train.init) {
             let init = init_encoders(&cfg, path, train.shape, &ad)?;
-            if init.view_encoders.len() != model.view_encoders.len() {
-                return Err(Error::config(
-                    "train.init",
-                    path.display(),
-                    format!(
-                        "a run with this run's {} encoders (encoder.per_view), not {}",
-                        model.view_encoders.len() + 1,
-                        init.view_encoders.len() + 1
-                    ),
-                ));
-            }
             (model.encoder, model.view_encoders) = (init.encoder, init.view_encoders);
         }
         let optim = optimizer(&cfg);
@@ -674,7 +663,12 @@ impl Trainer {
         }
         let keys_of = |rows: &[usize]| -> Result<Tensor<2>> {
             Ok(match (&self.key_model, &self.onnx_teacher) {
-                (Some(km), _) => km.forward(select_rows(g, rows, &self.ad)).1.detach(),
+                (Some(km), _) => {
+                    let views: Vec<u16> = rows.iter().map(|&i| g.tags[i].view).collect();
+                    km.forward_views(select_rows(g, rows, &self.ad), &views)
+                        .1
+                        .detach()
+                }
                 (None, Some(t)) => {
                     let z = t.embed(&rows_data(g, rows), rows.len())?;
                     keys::device_rows(z, t.dim, &self.ad)
@@ -1132,6 +1126,12 @@ fn init_encoders(cfg: &Config, path: &Path, sample: [usize; 3], device: &Device)
         let there = theirs.get(key.as_str()).cloned().unwrap_or_default();
         return Err(refuse(format!(
             "a run with this run's [encoder]; its encoder.{key} is {there}, here {here}"
+        )));
+    }
+    let senses = &saved.config.views.modalities;
+    if cfg.encoder.per_view && *senses != cfg.views.modalities {
+        return Err(refuse(format!(
+            "a run with this run's views.modalities, whose senses its encoders read; that run's are {senses:?}"
         )));
     }
     let input = saved.config.views.model_input(sample);

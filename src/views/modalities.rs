@@ -6,7 +6,7 @@ use crate::data::Split;
 /// View `v` of a sample is its channels `groups[v]`, e.g. BasicMotions' accelerometer
 /// (channels 0-2) and gyroscope (3-5). The positive of a view is the same sample's other
 /// sense under [`super::Relation::Instance`]. Groups have equal sizes, so that one
-/// encoder reads every sense.
+/// encoder can read every sense (or each its own, with `encoder.per_view`).
 #[derive(Debug, Clone)]
 pub struct ModalityViews {
     pub groups: Vec<Vec<usize>>,
