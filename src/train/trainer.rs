@@ -663,12 +663,7 @@ impl Trainer {
         }
         let keys_of = |rows: &[usize]| -> Result<Tensor<2>> {
             Ok(match (&self.key_model, &self.onnx_teacher) {
-                (Some(km), _) => {
-                    let views: Vec<u16> = rows.iter().map(|&i| g.tags[i].view).collect();
-                    km.forward_views(select_rows(g, rows, &self.ad), &views)
-                        .1
-                        .detach()
-                }
+                (Some(km), _) => model_keys(km, g, rows, &self.ad),
                 (None, Some(t)) => {
                     let z = t.embed(&rows_data(g, rows), rows.len())?;
                     keys::device_rows(z, t.dim, &self.ad)
@@ -954,6 +949,15 @@ fn select(z: &Tensor<2>, rows: &[usize]) -> Tensor<2> {
     )
 }
 
+/// The keys of rows `rows` of `g` from key encoder `km`, each row read by its own view's
+/// encoder (a per-sense teacher), without gradient.
+fn model_keys(km: &Model, g: &Group, rows: &[usize], device: &Device) -> Tensor<2> {
+    let views: Vec<u16> = rows.iter().map(|&i| g.tags[i].view).collect();
+    km.forward_views(select_rows(g, rows, device), &views)
+        .1
+        .detach()
+}
+
 /// Rows `rows` of a group as an input tensor.
 fn select_rows(g: &Group, rows: &[usize], device: &Device) -> Tensor<4> {
     Tensor::from_data(
@@ -1229,4 +1233,56 @@ fn progress_bar(
         b.set_style(style);
         b
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A per-sense teacher's key for a row is that row's sense through that sense's
+    /// encoder and the head.
+    #[test]
+    fn a_per_sense_key_encoder_reads_each_row_with_its_senses_encoder() {
+        let cfg = Config::parse(
+            "[views]\nkind = \"modalities\"\nmodalities = [[0], [1]]\n[keys]\npairing = \"cross\"\n\
+             [encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\nper_view = true\n",
+            Path::new("test.toml"),
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let device = Device::flex();
+        let km = Model::new(&cfg, [2, 6, 6], &device).unwrap_or_else(|e| panic!("{e}"));
+        let g = Group {
+            data: (0..4 * 36)
+                .map(|i| ((i * 29) % 97) as f32 / 48.0 - 1.0)
+                .collect(),
+            shape: [4, 1, 6, 6],
+            tags: [0u16, 0, 1, 1]
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Tag::new(i as u32 % 2, 0, v))
+                .collect(),
+        };
+        let got: Vec<f32> = model_keys(&km, &g, &[2, 0, 3], &device)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let one = |v: usize, r: usize| -> Vec<f32> {
+            let x = select_rows(&g, &[r], &device);
+            km.for_view(v)
+                .forward(x)
+                .1
+                .into_data()
+                .iter::<f32>()
+                .collect()
+        };
+        let want = [one(1, 2), one(0, 0), one(1, 3)].concat();
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{got:?} vs {want:?}"
+        );
+        let shared = [one(0, 2), one(0, 0), one(0, 3)].concat();
+        assert!(got.iter().zip(&shared).any(|(a, b)| (a - b).abs() > 1e-3));
+    }
 }
