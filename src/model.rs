@@ -224,12 +224,13 @@ impl ModuleVisitor for Collect<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
-    /// Two one-channel senses of 6x6 samples, each with its own small ConvNet.
-    fn per_view_model(device: &Device) -> Model {
+    /// Two one-channel senses of 6x6 samples, each with its own small ConvNet, and the
+    /// model of that config (for the tests of every module that routes senses).
+    pub(crate) fn per_view_model(device: &Device) -> (Config, Model) {
         let cfg = Config::parse(
             "[views]\nkind = \"modalities\"\nmodalities = [[0], [1]]\n[keys]\npairing = \"cross\"\n\
              [encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\nper_view = true\n\
@@ -237,8 +238,9 @@ mod tests {
             std::path::Path::new("test.toml"),
             &[],
         )
-        .unwrap();
-        Model::new(&cfg, [2, 6, 6], device).unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let model = Model::new(&cfg, [2, 6, 6], device).unwrap_or_else(|e| panic!("{e}"));
+        (cfg, model)
     }
 
     fn rows(x: &Tensor<4>, r: &[i64]) -> Tensor<4> {
@@ -259,7 +261,7 @@ mod tests {
     #[test]
     fn each_view_is_read_by_its_own_encoder_in_row_order() {
         let device = Device::flex();
-        let m = per_view_model(&device);
+        let (_, m) = per_view_model(&device);
         assert_eq!(m.view_encoders.len(), 1);
         let x = Tensor::<4>::random([4, 1, 6, 6], Distribution::Normal(0.0, 1.0), &device);
         let (h, z) = m.forward_views(x.clone(), &[0, 1, 1, 0]);
@@ -287,7 +289,7 @@ mod tests {
     #[test]
     fn gradients_reach_every_view_encoder() {
         let device = Device::flex().autodiff();
-        let m = per_view_model(&device);
+        let (_, m) = per_view_model(&device);
         let x = Tensor::<4>::random([4, 1, 6, 6], Distribution::Normal(0.0, 1.0), &device);
         let (_, z) = m.forward_views(x, &[0, 0, 1, 1]);
         let grads = z.powf_scalar(2.0).sum().backward();

@@ -196,21 +196,13 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     /// With one encoder per sense, each sense's half of the features is its own encoder's
     /// `h` of that sense's channel.
     #[test]
     fn each_sense_is_encoded_by_its_own_encoder() {
-        let cfg = Config::parse(
-            "[views]\nkind = \"modalities\"\nmodalities = [[0], [1]]\n[keys]\npairing = \"cross\"\n\
-             [encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\nper_view = true\n",
-            std::path::Path::new("test.toml"),
-            &[],
-        )
-        .unwrap();
         let device = Device::flex();
-        let model = Model::new(&cfg, [2, 6, 6], &device).unwrap();
+        let (cfg, model) = crate::model::tests::per_view_model(&device);
         let data: Vec<f32> = (0..3 * 2 * 36)
             .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
             .collect();

@@ -1243,15 +1243,8 @@ mod tests {
     /// encoder and the head.
     #[test]
     fn a_per_sense_key_encoder_reads_each_row_with_its_senses_encoder() {
-        let cfg = Config::parse(
-            "[views]\nkind = \"modalities\"\nmodalities = [[0], [1]]\n[keys]\npairing = \"cross\"\n\
-             [encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\nper_view = true\n",
-            Path::new("test.toml"),
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
         let device = Device::flex();
-        let km = Model::new(&cfg, [2, 6, 6], &device).unwrap_or_else(|e| panic!("{e}"));
+        let (_, km) = crate::model::tests::per_view_model(&device);
         let g = Group {
             data: (0..4 * 36)
                 .map(|i| ((i * 29) % 97) as f32 / 48.0 - 1.0)
