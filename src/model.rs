@@ -99,12 +99,6 @@ impl Model {
                 .all(|&v| usize::from(v) <= self.view_encoders.len()),
             "a view without an encoder"
         );
-        let device = x.device();
-        let rows = |idx: &[usize]| {
-            let idx: Vec<i64> = idx.iter().map(|&r| r as i64).collect();
-            let n = idx.len();
-            Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &device)
-        };
         let mut order = Vec::with_capacity(views.len());
         let mut parts = Vec::new();
         for (v, encoder) in std::iter::once(&self.encoder)
@@ -115,7 +109,7 @@ impl Model {
                 .filter(|&i| usize::from(views[i]) == v)
                 .collect();
             if !mine.is_empty() {
-                parts.push(encoder.forward(x.clone().select(0, rows(&mine))));
+                parts.push(encoder.forward(select(&x, &mine)));
                 order.extend(mine);
             }
         }
@@ -123,7 +117,7 @@ impl Model {
         for (k, &r) in order.iter().enumerate() {
             back[r] = k;
         }
-        let h = Tensor::cat(parts, 0).select(0, rows(&back));
+        let h = select(&Tensor::cat(parts, 0), &back);
         let z = self.project(h.clone());
         (h, z)
     }
@@ -186,6 +180,16 @@ impl Model {
     }
 }
 
+/// Rows `rows` of `t`, in that order.
+pub fn select<const D: usize>(t: &Tensor<D>, rows: &[usize]) -> Tensor<D> {
+    let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    let n = idx.len();
+    t.clone().select(
+        0,
+        Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &t.device()),
+    )
+}
+
 /// One entry of [`Model::named_params`].
 #[derive(Debug, Clone)]
 pub struct NamedParam {
@@ -243,11 +247,6 @@ pub(crate) mod tests {
         (cfg, model)
     }
 
-    fn rows(x: &Tensor<4>, r: &[i64]) -> Tensor<4> {
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(r.to_vec(), [r.len()]), &x.device());
-        x.clone().select(0, idx)
-    }
-
     fn close(a: Tensor<2>, b: Tensor<2>) -> bool {
         assert_eq!(a.dims(), b.dims());
         let (a, b) = (a.into_data(), b.into_data());
@@ -265,8 +264,8 @@ pub(crate) mod tests {
         assert_eq!(m.view_encoders.len(), 1);
         let x = Tensor::<4>::random([4, 1, 6, 6], Distribution::Normal(0.0, 1.0), &device);
         let (h, z) = m.forward_views(x.clone(), &[0, 1, 1, 0]);
-        let h0 = m.encoder.forward(rows(&x, &[0, 3]));
-        let h1 = m.view_encoders[0].forward(rows(&x, &[1, 2]));
+        let h0 = m.encoder.forward(select(&x, &[0, 3]));
+        let h1 = m.view_encoders[0].forward(select(&x, &[1, 2]));
         let want = Tensor::cat(
             vec![
                 h0.clone().narrow(0, 0, 1),
@@ -279,10 +278,10 @@ pub(crate) mod tests {
         assert!(close(h.clone(), want.clone()), "h");
         assert!(close(z, m.project(want)), "z = g(h)");
         assert!(
-            !close(h0, m.view_encoders[0].forward(rows(&x, &[0, 3]))),
+            !close(h0, m.view_encoders[0].forward(select(&x, &[0, 3]))),
             "encoders differ"
         );
-        let (h_as_1, _) = m.for_view(1).forward(rows(&x, &[1, 2]));
+        let (h_as_1, _) = m.for_view(1).forward(select(&x, &[1, 2]));
         assert!(close(h_as_1, h1), "for_view(1) reads with view 1's encoder");
     }
 

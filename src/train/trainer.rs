@@ -35,7 +35,7 @@ use crate::eval::{self, Evaluation, Scores};
 use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Pairing, Queue};
 use crate::loss::mutual_info::info_nce_bound;
 use crate::loss::LossConfig;
-use crate::model::Model;
+use crate::model::{select, Model};
 use crate::views::cluster::Prototypes;
 use crate::views::modalities::ModalityViews;
 use crate::views::sequence::WindowViews;
@@ -937,16 +937,6 @@ impl Trainer {
         self.metrics_lines = lines;
         Ok(())
     }
-}
-
-/// Rows `rows` of `z`.
-fn select(z: &Tensor<2>, rows: &[usize]) -> Tensor<2> {
-    let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-    let n = idx.len();
-    z.clone().select(
-        0,
-        Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &z.device()),
-    )
 }
 
 /// The keys of rows `rows` of `g` from key encoder `km`, each row read by its own view's
