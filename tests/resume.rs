@@ -50,10 +50,15 @@ fn overrides(extra: &[&str]) -> Vec<String> {
 
 /// `contrastive train` of preset `name` with the [`overrides`] of a short test run.
 fn train_preset(out: &Path, name: &str, extra: &[&str]) -> Command {
+    train_with(out, name, &overrides(extra))
+}
+
+/// `contrastive train` of preset `name` with overrides `sets`, into `out`.
+fn train_with(out: &Path, name: &str, sets: &[String]) -> Command {
     let mut c = bin();
     c.args(["train", "--quiet", "--config"]).arg(preset(name));
-    for s in overrides(extra) {
-        c.args(["--set", &s]);
+    for s in sets {
+        c.args(["--set", s]);
     }
     c.arg("--out").arg(out);
     c
@@ -331,12 +336,7 @@ fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
     }
 
     let refused = |extra: &[&str]| -> String {
-        let o = bin()
-            .args(["train", "--quiet", "--config"])
-            .arg(preset("triplet-fashion-mnist"))
-            .args(overrides(extra).iter().flat_map(|s| ["--set", s.as_str()]))
-            .arg("--out")
-            .arg(tmp.path().join("refused"))
+        let o = train_preset(&tmp.path().join("refused"), "triplet-fashion-mnist", extra)
             .output()
             .unwrap();
         assert!(!o.status.success());
@@ -351,16 +351,7 @@ fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
         "{err}"
     );
     let config = std::fs::read(src.join("config.toml")).unwrap();
-    let o = bin()
-        .args(["train", "--quiet", "--config"])
-        .arg(preset("triplet-fashion-mnist"))
-        .args(
-            overrides(&[init.as_str()])
-                .iter()
-                .flat_map(|s| ["--set", s.as_str()]),
-        )
-        .arg("--out")
-        .arg(&src)
+    let o = train_preset(&src, "triplet-fashion-mnist", &[init.as_str()])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -411,16 +402,7 @@ fn init_loads_every_view_encoder() {
         .chain(extra.iter().map(|s| s.to_string()))
         .collect()
     };
-    let train = |out: &Path, extra: &[&str]| {
-        bin()
-            .args(["train", "--quiet", "--config"])
-            .arg(preset(name))
-            .args(sets(extra).iter().flat_map(|s| ["--set", s.as_str()]))
-            .arg("--out")
-            .arg(out)
-            .output()
-            .unwrap()
-    };
+    let train = |out: &Path, extra: &[&str]| train_with(out, name, &sets(extra)).output().unwrap();
     assert!(train(&src, &[]).status.success());
     let saved = SavedRun::open(&src, &[])
         .unwrap()
