@@ -9,10 +9,13 @@ InfoNCE with cosine scores at temperature 0.2 against the batch's keys and a FIF
 of 4096 earlier keys, symmetrised; after both directions the batch's keys enter the queue.
 InstDisc: one view; a linear head to 128-d; a memory bank of unit vectors per training
 image (momentum 0.5); each query against the bank entries of the batch's images plus 4096
-uniformly drawn entries, NCE with Z estimated per query from the batch, temperature 0.07.
+uniformly drawn entries, NCE at temperature 0.07 with Z estimated per query from each
+batch (`--nce-z batch`) or once from every score of the first batch and then held
+(`--nce-z first-batch`, lemniscate's NCEAverage; the preset's `loss.nce_z`).
 Both: SGD lr 0.06, momentum 0.9, weight decay 5e-4, batch 256, cosine decay per step.
 
 usage: python benches/peer_moco_instdisc.py moco|instdisc [--epochs 1] [--seed 0] [--data-dir data]
+       [--nce-z batch|first-batch]
 """
 import argparse
 import copy
@@ -38,24 +41,34 @@ def info_nce(q, k_all, pos, t):
     return F.cross_entropy(logits, pos)
 
 
-def nce(scores, pos_mask):
-    """Our NCE: c = logsumexp(s) - log(n_cand) + log(n_neg), held constant;
+HELD = {}
+
+
+def nce(scores, pos_mask, z="batch"):
+    """Our NCE: c = log mean exp(s) + log(n_neg), held constant, the mean over each row
+    ("batch") or over every score of the first batch, then fixed ("first-batch");
     mean_p softplus(c - s_p) + sum_n softplus(s_n - c)."""
     n_cand = scores.shape[1]
     n_pos = pos_mask.sum(1, keepdim=True)
     n_neg = n_cand - n_pos
-    c = (torch.logsumexp(scores, 1, keepdim=True) - math.log(n_cand) + torch.log(n_neg)).detach()
+    if z == "first-batch":
+        if "log_mean" not in HELD:
+            HELD["log_mean"] = (torch.logsumexp(scores.reshape(-1), 0) - math.log(scores.numel())).detach()
+        log_mean = HELD["log_mean"]
+    else:
+        log_mean = torch.logsumexp(scores, 1, keepdim=True) - math.log(n_cand)
+    c = (log_mean + torch.log(n_neg)).detach()
     pos = (F.softplus(c - scores) * pos_mask).sum(1, keepdim=True) / n_pos
     neg = (F.softplus(scores - c) * (1 - pos_mask)).sum(1, keepdim=True)
     return (pos + neg).mean()
 
 
-def instdisc_loss(z, bank, idx, keys):
+def instdisc_loss(z, bank, idx, keys, nce_z="batch"):
     """NCE of the normalised queries against bank[keys]; a key is positive for the queries
     of its own instance. Returns the loss and the normalised queries."""
     zq = F.normalize(z, dim=1)
     scores = zq @ bank[keys].t() / NCE_T
-    return nce(scores, (idx.view(-1, 1) == keys.view(1, -1)).float()), zq
+    return nce(scores, (idx.view(-1, 1) == keys.view(1, -1)).float(), nce_z), zq
 
 
 @torch.no_grad()
@@ -69,6 +82,8 @@ def main():
     p.add_argument("method", choices=["moco", "instdisc"])
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="added to every seed (model, augmentation, order, negatives)")
+    p.add_argument("--nce-z", choices=["batch", "first-batch"], default="batch",
+                   help="InstDisc's partition function: per query per batch, or fixed from the first batch")
     a, xtr, ytr, xte, yte = peer_r1.parse_and_load(p)
     mean, std = 0.2860, 0.3530
     torch.manual_seed(r1.SEED_MODEL + 10 * a.seed)
@@ -105,7 +120,7 @@ def main():
             _, z = model(v)
             sampled = torch.randint(0, n, (BANK_NEG,), generator=g_neg)
             keys = torch.cat([torch.unique(idx), sampled])
-            loss, zq = instdisc_loss(z, bank, idx, keys)
+            loss, zq = instdisc_loss(z, bank, idx, keys, a.nce_z)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -121,7 +136,7 @@ def main():
             print(f"  step {step + 1}/{total} loss {loss.item():.4f} {(step + 1) * r1.BATCH / (time.time() - t0):.0f} img/s", flush=True)
     train_s = time.time() - t0
     res = peer_r1.evaluate_h(model.encoder, xtr, ytr, xte, yte, mean, std)
-    res.update({"method": a.method, "epochs": a.epochs, "seed": a.seed, "train_s": train_s,
+    res.update({"method": a.method, "epochs": a.epochs, "seed": a.seed, "nce_z": a.nce_z, "train_s": train_s,
                 "img_per_s": total * r1.BATCH / train_s})
     print("RESULT " + json.dumps(res), flush=True)
 

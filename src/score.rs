@@ -4,6 +4,7 @@
 use burn::module::Param;
 use burn::nn::Initializer;
 use burn::prelude::*;
+use burn::tensor::{Bool, IndexingUpdateOp, Int, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -52,17 +53,65 @@ pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
-/// Squared Euclidean distances `|q_i - k_j|^2`, `[q, k]`, clamped at 0 against rounding.
+/// Entries of the product form whose squared distance is at most this fraction of
+/// `|q|^2 + |k|^2` are recomputed from differences: there the product form has lost
+/// `log10(1 / REFINE)` digits or more to cancellation, the direct sum loses none.
+const REFINE: f32 = 1e-2;
+
+/// Squared Euclidean distances `|q_i - k_j|^2`, `[q, k]`, exact for close rows.
+///
+/// The product form `|q|^2 + |k|^2 - 2 q.k` costs one matrix product but cancels where
+/// two rows nearly coincide (two views of one image often do): in f32 it leaves an error of
+/// about `1e-7 (|q|^2 + |k|^2)`, so rows `1e-4` apart get a distance of noise and a
+/// gradient `(q - k) / d` that explodes. Entries within [`REFINE`] of cancelling are
+/// recomputed as `sum_d (q_id - k_jd)^2`, which is exact to rounding and whose gradient is
+/// `2 (q_i - k_j)`. PyTorch's `cdist` switches between the same two forms by batch size
+/// only (its product form has the same cancellation); here the switch is per entry, so a
+/// batch of well-separated rows pays one host read and nothing else.
 pub fn sq_distances(q: Tensor<2>, k: Tensor<2>) -> Tensor<2> {
+    let ([rows, _], [cols, _]) = (q.dims(), k.dims());
     let qq = q.clone().powi_scalar(2).sum_dim(1);
     let kk = k.clone().powi_scalar(2).sum_dim(1).transpose();
-    (qq + kk - q.matmul(k.transpose()).mul_scalar(2.0)).clamp_min(0.0)
+    let scale: Vec<f32> = (qq.clone() + kk.clone())
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let d2 = (qq + kk - q.clone().matmul(k.clone().transpose()).mul_scalar(2.0)).clamp_min(0.0);
+    let product: Vec<f32> = d2.clone().into_data().iter::<f32>().collect();
+    let close: Vec<usize> = (0..rows * cols)
+        .filter(|&e| product[e] <= REFINE * scale[e])
+        .collect();
+    if close.is_empty() {
+        return d2;
+    }
+    let device = q.device();
+    let ints =
+        |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+    let (qi, kj) = (
+        ints(close.iter().map(|&e| (e / cols) as i64).collect()),
+        ints(close.iter().map(|&e| (e % cols) as i64).collect()),
+    );
+    let exact = (q.select(0, qi) - k.select(0, kj))
+        .powi_scalar(2)
+        .sum_dim(1)
+        .reshape([close.len()]);
+    let mut mask = vec![false; rows * cols];
+    for &e in &close {
+        mask[e] = true;
+    }
+    let mask = Tensor::<1, Bool>::from_data(TensorData::new(mask, [rows * cols]), &device);
+    let flat = ints(close.iter().map(|&e| e as i64).collect());
+    d2.reshape([rows * cols])
+        .mask_fill(mask, 0.0)
+        .scatter(0, flat, exact, IndexingUpdateOp::Add)
+        .reshape([rows, cols])
 }
 
-/// Euclidean distances `sqrt(|q_i - k_j|^2 + 1e-12)` (the offset keeps the gradient
-/// finite where two embeddings coincide).
+/// Euclidean distances `|q_i - k_j|` from [`sq_distances`], with the subgradient 0 where
+/// two rows coincide (`sqrt` has no derivative at 0; below `f32::MIN_POSITIVE` the square
+/// is clamped, which stops the gradient there).
 pub fn distances(q: Tensor<2>, k: Tensor<2>) -> Tensor<2> {
-    sq_distances(q, k).add_scalar(1e-12).sqrt()
+    sq_distances(q, k).clamp_min(f32::MIN_POSITIVE).sqrt()
 }
 
 /// The `[q, k]` matrix of `score(q_i, k_j) / temperature`. `bilinear` holds `W` for

@@ -117,16 +117,25 @@ proptest! {
         }
     }
 
-    /// Scores as large as ±1e4 give finite losses and gradients.
+    /// Scores as large as ±1e4, and as large as ±1e12 (beyond any finite mask sentinel),
+    /// give finite losses and gradients.
     #[test]
-    fn finite_for_extreme_scores(s in prop::collection::vec(-1e4f32..1e4, 3 * 5)) {
+    fn finite_for_extreme_scores(
+        s in prop::collection::vec(-1e4f32..1e4, 3 * 5),
+        scale in prop::sample::select(vec![1f32, 1e5, 1e8]),
+    ) {
+        let s: Vec<f32> = s.iter().map(|v| v * scale).collect();
         let positive = [1., 0., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0., 1., 1., 0.];
         let candidate = [1., 1., 1., 1., 1., 0., 1., 1., 1., 1., 1., 1., 1., 1., 1.];
         let map = PositiveMap::from_dense(3, 5, &positive, &candidate).unwrap();
-        let losses: [(&str, ScoreLoss); 6] = [
+        let losses: [(&str, ScoreLoss); 7] = [
             ("info-nce", infonce::info_nce),
             ("supcon-in", infonce::supcon_in),
-            ("nce", nce::nce),
+            ("nce", |x, m| nce::nce(x, m, None)),
+            ("nce first-batch", |x, m| {
+                let held = nce::log_mean_exp(&x, m)?;
+                nce::nce(x, m, Some(held))
+            }),
             ("negative-sampling", nce::negative_sampling),
             ("dim-jsd", mutual_info::jensen_shannon),
             ("dim-dv", mutual_info::donsker_varadhan),

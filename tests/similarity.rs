@@ -230,7 +230,10 @@ fn context_pairs_every_local_feature_with_its_own_global_summary() {
     );
     let views = three_images(&cfg);
     let (loss, map) =
-        pairing::context_loss(&model, &cfg.loss, &views, |g| tensor(g, &device)).unwrap();
+        pairing::context_loss(&model, &cfg.loss, &mut Default::default(), &views, |g| {
+            tensor(g, &device)
+        })
+        .unwrap();
     assert!(loss.into_scalar::<f32>().is_finite());
     // 4x4 positions per image after the stride-2 block.
     assert_eq!((map.rows, map.cols), (48, 3));
@@ -267,7 +270,10 @@ fn context_pairing_can_take_its_local_features_from_an_earlier_stage() {
     let got: Vec<f32> = zl.into_data().iter::<f32>().collect();
     assert_eq!(got, expected);
     let (loss, map) =
-        pairing::context_loss(&model, &cfg.loss, &views, |g| tensor(g, &device)).unwrap();
+        pairing::context_loss(&model, &cfg.loss, &mut Default::default(), &views, |g| {
+            tensor(g, &device)
+        })
+        .unwrap();
     assert_eq!((map.rows, map.cols), (48, 3));
     assert_eq!(map.positives_of(17), vec![1]);
     // The local head, the global head and the block only the summary reads all learn.
@@ -320,8 +326,15 @@ fn predictive_coding_targets_the_window_k_steps_ahead_of_the_same_series() {
         seed: 0,
         weight: 0.0,
     };
-    let (loss, map) =
-        pairing::predictive_loss(&model, &cfg.loss, &views, |g| tensor(g, &device), step).unwrap();
+    let (loss, map) = pairing::predictive_loss(
+        &model,
+        &cfg.loss,
+        &mut Default::default(),
+        &views,
+        |g| tensor(g, &device),
+        step,
+    )
+    .unwrap();
     assert!(loss.into_scalar::<f32>().is_finite());
     // k = 1: query (i, t) for t in 0..3 predicts window t + 1 of series i, row (t + 1) * 3 + i.
     assert_eq!((map.rows, map.cols), (9, 12));

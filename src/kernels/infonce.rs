@@ -117,8 +117,9 @@ pub fn exp(x: f32) -> f32 {
 const LANES: usize = 16;
 
 simd! {
-/// The log-sum-exp of a row's candidate scores and the sum of its weights.
-fn row_lse(s: &[f32], c: &[f32]) -> (f32, f32) {
+/// A row's largest candidate score `m`, `ln sum_j exp(s_j - m)` over its candidates (the
+/// log-sum-exp is their sum), and the sum of its weights.
+fn row_lse(s: &[f32], c: &[f32]) -> (f32, f32, f32) {
     let (sc, cc) = (s.chunks_exact(LANES), c.chunks_exact(LANES));
     let (st, ct) = (sc.remainder(), cc.remainder());
     let mut mx = [f32::NEG_INFINITY; LANES];
@@ -148,7 +149,7 @@ fn row_lse(s: &[f32], c: &[f32]) -> (f32, f32) {
         total += exp(v - m);
         wtotal += w;
     }
-    (m + total.ln(), wtotal)
+    (m, total.ln(), wtotal)
 }
 }
 
@@ -162,7 +163,9 @@ fn row_grad(d: &mut [MaybeUninit<f32>], s: &[f32], c: &[f32], lse: f32, wsum: f3
 }
 
 /// Per row: the loss `sum_j w_ij (lse_i - s_ij)`, the log-sum-exp of its candidate scores
-/// and the sum of its weights.
+/// and the sum of its weights. Each term is summed as `(m - s_ij) + ln sum exp(s - m)`:
+/// `m - s_ij` is exact where the two are close, so a small loss keeps the precision of
+/// ulp(1) rather than the ulp(1 / t) of an absolute log-sum-exp.
 fn row_stats(scores: &[f32], map: &Packed, cols: usize) -> Vec<(f64, f32, f32)> {
     scores
         .par_chunks(cols)
@@ -171,13 +174,13 @@ fn row_stats(scores: &[f32], map: &Packed, cols: usize) -> Vec<(f64, f32, f32)> 
             || vec![0.0; cols],
             |code, (i, s)| {
                 map.code_row(i, code);
-                let (lse, wsum) = row_lse(s, code);
+                let (m, log_sum, wsum) = row_lse(s, code);
                 let (pos, w) = map.positives(i);
                 let loss = pos
                     .iter()
-                    .map(|&j| f64::from(w) * f64::from(lse - s[j as usize]))
+                    .map(|&j| f64::from(w) * (f64::from(m - s[j as usize]) + f64::from(log_sum)))
                     .sum();
-                (loss, lse, wsum)
+                (loss, m + log_sum, wsum)
             },
         )
         .collect()

@@ -2,9 +2,8 @@
 //! hard-negative variants.
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
-use super::masks::{masked_logsumexp, softplus, Masks, MASKED};
+use super::masks::{masked_logsumexp, row_max, softplus, Masks};
 use crate::error::{Error, Result};
 use crate::views::PositiveMap;
 
@@ -23,12 +22,14 @@ pub fn info_nce(scores: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
         return Ok(loss);
     }
     let m = Masks::new(map, &scores.device());
-    let logp = log_softmax(scores.mask_fill(m.excluded, MASKED), 1);
-    Ok((logp * m.pos / m.n_pos)
-        .sum_dim(1)
-        .mean()
-        .neg()
-        .reshape([1]))
+    // -log softmax(s_i)_p = lse_i - s_ip, averaged over the row's positives, with both
+    // terms shifted by the row's largest candidate score: a small loss then keeps the
+    // precision of ulp(1), not ulp(1 / t)
+    let max = row_max(&scores, &m.excluded);
+    let s = scores - max;
+    let lse = masked_logsumexp(s.clone(), m.excluded);
+    let pos = (s * m.pos).sum_dim(1) / m.n_pos;
+    Ok((lse - pos).mean().reshape([1]))
 }
 
 /// SupCon's `L_in` (Khosla et al. 2020, eq. 3): the mean over positives inside the log,
@@ -38,8 +39,11 @@ pub fn supcon_in(scores: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
     let [rows, cols] = scores.dims();
     check_map(rows, cols, map)?;
     let m = Masks::new(map, &scores.device());
-    let all = masked_logsumexp(scores.clone(), m.excluded);
-    let pos = masked_logsumexp(scores, m.not_pos) - m.n_pos.log();
+    // both log-sum-exps relative to the row's largest candidate score (see `info_nce`)
+    let max = row_max(&scores, &m.excluded);
+    let s = scores - max;
+    let all = masked_logsumexp(s.clone(), m.excluded);
+    let pos = masked_logsumexp(s, m.not_pos) - m.n_pos.log();
     Ok((all - pos).mean().reshape([1]))
 }
 

@@ -41,8 +41,8 @@ pub fn pair(d: Tensor<2>, map: &PositiveMap, margin: f64) -> Result<Tensor<1>> {
 /// (2017)'s soft margin `l(a, p, n) = ln(1 + exp(d(a, p) - d(a, n)))` for `None`, which
 /// keeps pulling where the hinge has gone flat,
 ///
-/// over the triplets `mining` selects. Batch-all with the hinge averages over the
-/// triplets with a non-zero loss (Hermans et al. 2017; pytorch-metric-learning's
+/// over the triplets `mining` selects. Batch-all and `semi-hard-all` with the hinge average
+/// over the triplets with a non-zero loss (Hermans et al. 2017; pytorch-metric-learning's
 /// reduction); otherwise every selected triplet counts (a soft-margin loss is never 0).
 /// No triplet gives 0.
 pub fn triplet(
@@ -54,14 +54,15 @@ pub fn triplet(
     if let Some(m) = margin {
         check_margin(m)?;
     }
-    let Some((ap, an)) = mined_pairs(&d, map, mining, 1.0)? else {
+    let band = margin.unwrap_or(0.0) as f32;
+    let Some((ap, an)) = mined_pairs(&d, map, mining, 1.0, band)? else {
         return Ok(d.sum().mul_scalar(0.0).reshape([1]));
     };
     let loss = match margin {
         None => softplus(ap - an).mean(),
         Some(m) => {
             let l = (ap - an).add_scalar(m).clamp_min(0.0);
-            if matches!(mining, Mining::All) {
+            if matches!(mining, Mining::All | Mining::SemiHardAll) {
                 let active = values_above_zero(&l);
                 l.sum().div_scalar(active.max(1) as f64)
             } else {
@@ -89,7 +90,7 @@ pub fn selective_triplet(
     mining: Mining,
     temperature: f64,
 ) -> Result<Tensor<1>> {
-    let Some((ap, an)) = mined_pairs(&s, map, mining, -1.0)? else {
+    let Some((ap, an)) = mined_pairs(&s, map, mining, -1.0, 0.0)? else {
         return Ok(s.sum().mul_scalar(0.0).reshape([1]));
     };
     let nca = softplus((an.clone() - ap.clone()).div_scalar(temperature));
@@ -101,12 +102,13 @@ pub fn selective_triplet(
 
 /// The `(anchor, positive)` and `(anchor, negative)` entries of `m` for the triplets
 /// `mining` selects, reading `sign * m` as distances (`-1` for similarities); `None` when
-/// the batch has no triplet.
+/// the batch has no triplet. `band` is [`Mining::SemiHardAll`]'s margin.
 fn mined_pairs(
     m: &Tensor<2>,
     map: &PositiveMap,
     mining: Mining,
     sign: f32,
+    band: f32,
 ) -> Result<Option<(Tensor<1>, Tensor<1>)>> {
     let [rows, cols] = m.dims();
     check_map(rows, cols, map)?;
@@ -116,7 +118,7 @@ fn mined_pairs(
         .iter::<f32>()
         .map(|v| sign * v)
         .collect();
-    let triplets = mine(mining, &d, map);
+    let triplets = mine(mining, &d, map, band);
     if triplets.is_empty() {
         return Ok(None);
     }

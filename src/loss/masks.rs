@@ -5,9 +5,6 @@ use burn::tensor::{Bool, TensorData};
 
 use crate::views::PositiveMap;
 
-/// Stands for minus infinity in masked logits; finite so that `0 * it` stays 0.
-pub const MASKED: f32 = -1e9;
-
 /// Masks of one map on one device.
 pub struct Masks {
     /// 1 on (query, key) pairs that are positives and candidates.
@@ -54,10 +51,28 @@ impl Masks {
 }
 
 /// `log sum_j exp(x_ij)` over the entries of each row not masked by `masked`, `[rows, 1]`.
+///
+/// Masked entries are `-inf`, not a finite stand-in: a sentinel such as `-1e9` wins the
+/// sum as soon as every real score of the row lies below it (distance scores of large
+/// embeddings do). A row with every entry masked sums nothing and gives `-inf`, with a
+/// zero gradient (its sum is taken as 1 before the log, then the result is replaced).
 pub fn masked_logsumexp(x: Tensor<2>, masked: Tensor<2, Bool>) -> Tensor<2> {
-    let x = x.mask_fill(masked, MASKED);
-    let m = x.clone().max_dim(1).detach();
-    (x - m.clone()).exp().sum_dim(1).log() + m
+    let empty = masked.clone().all_dim(1);
+    let x = x.mask_fill(masked, f32::NEG_INFINITY);
+    let m = x.clone().max_dim(1).detach().mask_fill(empty.clone(), 0.0);
+    let sum = (x - m.clone()).exp().sum_dim(1) + empty.clone().float();
+    (sum.log() + m).mask_fill(empty, f32::NEG_INFINITY)
+}
+
+/// The largest score of each row among the entries `excluded` does not mask, `[rows, 1]`,
+/// without gradient: the shift that keeps a log-sum-exp and the terms beside it at the
+/// precision of their difference, not of their size.
+pub fn row_max(scores: &Tensor<2>, excluded: &Tensor<2, Bool>) -> Tensor<2> {
+    scores
+        .clone()
+        .mask_fill(excluded.clone(), f32::NEG_INFINITY)
+        .max_dim(1)
+        .detach()
 }
 
 /// `log(1 + exp(x))`, computed as `-log_sigmoid(-x)` (stable for large `|x|`).

@@ -96,6 +96,28 @@ pub struct LossConfig {
     /// Drop from the candidates keys that share the query's label without being positive
     /// (false negatives, when labels are known).
     pub exclude_false_negatives: bool,
+    /// How `nce` estimates its partition function `Z`.
+    pub nce_z: NceZ,
+}
+
+/// How NCE estimates its partition function `Z = n mean e^s` ([`nce::nce`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NceZ {
+    /// Per query, from its own candidates in each batch.
+    Batch,
+    /// One scalar from every score of the first batch, then held for the rest of training
+    /// (InstDisc's own code, lemniscate's `NCEAverage`); kept in checkpoints.
+    FirstBatch,
+}
+
+/// What a loss estimates once and then holds for the rest of training: written to every
+/// checkpoint so that a resumed run uses the same values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossState {
+    /// `log mean e^s` of NCE's first batch, under `nce_z = "first-batch"`.
+    pub nce_log_mean_exp: Option<f64>,
 }
 
 impl Default for LossConfig {
@@ -115,6 +137,7 @@ impl Default for LossConfig {
             weight: 1.0,
             lambda: 5e-3,
             exclude_false_negatives: false,
+            nce_z: NceZ::Batch,
         }
     }
 }
@@ -161,6 +184,24 @@ impl LossConfig {
                 "loss.mining_warmup_epochs",
                 self.mining_warmup_epochs,
                 "0 unless loss.kind = \"triplet\" and loss.mining = \"hard\"",
+            ));
+        }
+        if self.mining == Mining::SemiHardAll
+            && self.kind == LossKind::Triplet
+            && (self.soft_margin || self.selective || self.margin == 0.0)
+        {
+            return Err(Error::config(
+                "loss.mining",
+                "semi-hard-all",
+                "a hinge with loss.margin > 0 (its band is 0 < d_an - d_ap <= margin), not \
+                 loss.soft_margin or loss.selective",
+            ));
+        }
+        if self.nce_z != NceZ::Batch && self.kind != LossKind::Nce {
+            return Err(Error::config(
+                "loss.nce_z",
+                "first-batch",
+                "\"batch\" unless loss.kind = \"nce\"",
             ));
         }
         if !(0.0..1.0).contains(&self.tau_plus) {
@@ -226,13 +267,27 @@ impl LossConfig {
     }
 
     /// The loss of queries `q` against keys `k` under `map`; `bilinear` is the learned
-    /// matrix when the score is bilinear.
+    /// matrix when the score is bilinear. A value the loss holds across steps
+    /// ([`LossState`]) is estimated from this batch alone.
     pub fn compute(
         &self,
         q: Tensor<2>,
         k: Tensor<2>,
         map: &PositiveMap,
         bilinear: Option<&Bilinear>,
+    ) -> Result<Tensor<1>> {
+        self.compute_with(q, k, map, bilinear, &mut LossState::default())
+    }
+
+    /// [`Self::compute`] during training: values the loss holds across steps are read from
+    /// `state`, and set there from this batch when they are not yet.
+    pub fn compute_with(
+        &self,
+        q: Tensor<2>,
+        k: Tensor<2>,
+        map: &PositiveMap,
+        bilinear: Option<&Bilinear>,
+        state: &mut LossState,
     ) -> Result<Tensor<1>> {
         self.validate().map_err(|e| Error::Invalid(e.to_string()))?;
         let ([rq, dq], [rk, dk]) = (q.dims(), k.dims());
@@ -272,7 +327,19 @@ impl LossConfig {
                 self.beta,
                 t,
             ),
-            LossKind::Nce => nce::nce(score_matrix(self.score, q, k, t, bilinear)?, map),
+            LossKind::Nce => {
+                let s = score_matrix(self.score, q, k, t, bilinear)?;
+                let held = match (self.nce_z, state.nce_log_mean_exp) {
+                    (NceZ::Batch, _) => None,
+                    (NceZ::FirstBatch, Some(l)) => Some(l),
+                    (NceZ::FirstBatch, None) => {
+                        let l = nce::log_mean_exp(&s, map)?;
+                        state.nce_log_mean_exp = Some(l);
+                        Some(l)
+                    }
+                };
+                nce::nce(s, map, held)
+            }
             LossKind::NegativeSampling => {
                 nce::negative_sampling(score_matrix(self.score, q, k, t, bilinear)?, map)
             }

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::loss::LossConfig;
+use crate::loss::{LossConfig, LossState};
 use crate::model::Model;
 use crate::views::{PositiveMap, Relation, Rule, Tag, ViewBatch};
 
@@ -15,6 +15,7 @@ use crate::views::{PositiveMap, Relation, Rule, Tag, ViewBatch};
 pub fn context_loss(
     model: &Model,
     loss: &LossConfig,
+    state: &mut LossState,
     views: &ViewBatch,
     input: impl Fn(&crate::views::Group) -> Tensor<4>,
 ) -> Result<(Tensor<1>, PositiveMap)> {
@@ -35,7 +36,7 @@ pub fn context_loss(
     }
     let (q, k) = (Tensor::cat(locals, 0), Tensor::cat(globals, 0));
     let map = PositiveMap::build(Relation::Instance, &q_tags, &k_tags, false);
-    let value = loss.compute(q, k, &map, model.critic.as_ref())?;
+    let value = loss.compute_with(q, k, &map, model.critic.as_ref(), state)?;
     Ok((value, map))
 }
 
@@ -47,6 +48,7 @@ pub fn context_loss(
 pub fn predictive_loss(
     model: &Model,
     loss: &LossConfig,
+    state: &mut LossState,
     views: &ViewBatch,
     input: impl Fn(&crate::views::Group) -> Tensor<4>,
     quantize: QuantizeStep,
@@ -96,7 +98,7 @@ pub fn predictive_loss(
             max_gap: 0,
         };
         let map = PositiveMap::build(rule, &tags, &g.tags, false);
-        losses.push(loss.compute(pred, keys.clone(), &map, model.critic.as_ref())?);
+        losses.push(loss.compute_with(pred, keys.clone(), &map, model.critic.as_ref(), state)?);
         first.get_or_insert(map);
     }
     let n = losses.len() as f64;

@@ -34,7 +34,7 @@ use crate::eval::knn::Features;
 use crate::eval::{self, Evaluation, Scores};
 use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Pairing, Queue};
 use crate::loss::mutual_info::info_nce_bound;
-use crate::loss::LossConfig;
+use crate::loss::{LossConfig, LossState};
 use crate::model::{select, Model};
 use crate::views::cluster::Prototypes;
 use crate::views::modalities::ModalityViews;
@@ -128,6 +128,8 @@ pub struct Trainer {
     pos: Position,
     /// The loss as it applies in the current epoch ([`LossConfig::for_epoch`]).
     loss: LossConfig,
+    /// Values the loss holds across steps (NCE's first-batch `Z`).
+    loss_state: LossState,
     log: MetricsLog,
     metrics_lines: usize,
     best_knn: Option<f64>,
@@ -292,6 +294,7 @@ impl Trainer {
             prototypes,
             pos: Position { epoch: 0, step: 0 },
             loss,
+            loss_state: LossState::default(),
             log,
             metrics_lines: 0,
             best_knn: None,
@@ -552,7 +555,9 @@ impl Trainer {
             Pairing::Joint => self.joint_loss(views)?,
             Pairing::Cross => self.cross_loss(views, global)?,
             Pairing::Context => {
-                pairing::context_loss(&self.model, &self.loss, views, |g| self.input(g))?
+                let input = |g: &Group| group_input(g, &self.ad);
+                let state = &mut self.loss_state;
+                pairing::context_loss(&self.model, &self.loss, state, views, input)?
             }
             Pairing::Predictive => {
                 let q = &self.cfg.head.quantizer;
@@ -561,8 +566,9 @@ impl Trainer {
                     seed: mix(self.cfg.train.seed, global as u64, 0x9b),
                     weight: q.diversity_weight,
                 };
-                let input = |g: &Group| self.input(g);
-                pairing::predictive_loss(&self.model, &self.loss, views, input, step)?
+                let input = |g: &Group| group_input(g, &self.ad);
+                let state = &mut self.loss_state;
+                pairing::predictive_loss(&self.model, &self.loss, state, views, input, step)?
             }
         };
         let value = loss.clone().into_scalar::<f32>();
@@ -612,9 +618,13 @@ impl Trainer {
         }
         let critic = self.model.critic.as_ref();
         let loss = match pairing::anchors(&map) {
-            None => self.loss.compute(z.clone(), z, &map, critic)?,
+            None => {
+                let state = &mut self.loss_state;
+                self.loss.compute_with(z.clone(), z, &map, critic, state)?
+            }
             Some((rows, sub)) if !rows.is_empty() => {
-                let loss = self.loss.compute(select(&z, &rows), z, &sub, critic)?;
+                let (q, state) = (select(&z, &rows), &mut self.loss_state);
+                let loss = self.loss.compute_with(q, z, &sub, critic, state)?;
                 return Ok((loss, sub));
             }
             Some(_) => return Err(Error::Invalid("no row of the batch has a positive".into())),
@@ -643,7 +653,10 @@ impl Trainer {
             let (kz, ktags) = bank.gather(&idx);
             let k = keys::device_rows(kz, bank.dim, &self.ad);
             let map = self.map(&g.tags, &ktags, false);
-            let loss = self.loss.compute(q, k, &map, self.model.critic.as_ref())?;
+            let critic = self.model.critic.as_ref();
+            let loss = self
+                .loss
+                .compute_with(q, k, &map, critic, &mut self.loss_state)?;
             let first: Vec<usize> = (0..g.tags.len()).filter(|&i| g.tags[i].view == 0).collect();
             let rows = keys::host(&select(&z_all, &first));
             let inst: Vec<u32> = first.iter().map(|&i| g.tags[i].instance).collect();
@@ -707,7 +720,11 @@ impl Trainer {
                 _ => (k_batch.clone(), k_tags.clone()),
             };
             let map = self.map(&tags_of(qr), &all_tags, false);
-            losses.push(self.loss.compute(q, k, &map, self.model.critic.as_ref())?);
+            let critic = self.model.critic.as_ref();
+            losses.push(
+                self.loss
+                    .compute_with(q, k, &map, critic, &mut self.loss_state)?,
+            );
             pushed.push((k_own.detach(), k_tags));
             first_map.get_or_insert(map);
         }
@@ -757,7 +774,7 @@ impl Trainer {
     }
 
     fn input(&self, g: &Group) -> Tensor<4> {
-        Tensor::from_data(TensorData::new(g.data.clone(), g.shape), &self.ad)
+        group_input(g, &self.ad)
     }
 
     /// Writes a checkpoint of the current position, then prunes old ones.
@@ -818,6 +835,7 @@ impl Trainer {
                 "epoch": self.pos.epoch, "step": self.pos.step, "metrics_lines": self.metrics_lines,
                 "best_knn": self.best_knn, "steps_per_epoch": self.steps,
                 "epoch_sums": [self.epoch_sums.0, self.epoch_sums.1, self.epoch_sums.2],
+                "loss_state": self.loss_state,
             }),
             sections,
         }
@@ -917,6 +935,11 @@ impl Trainer {
                 .ok_or_else(|| bad("corrupt `epoch_sums`".into()))
         };
         self.epoch_sums = (num(0)?, num(1)?, num(2)? as usize);
+        self.loss_state = match c.meta.get("loss_state") {
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| bad(format!("corrupt `loss_state`: {e}")))?,
+            None => LossState::default(),
+        };
         let lines = field("metrics_lines")?;
         let path = self.dir.join("metrics.jsonl");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -937,6 +960,11 @@ impl Trainer {
         self.metrics_lines = lines;
         Ok(())
     }
+}
+
+/// The views of `g` as one input tensor on `device`.
+fn group_input(g: &Group, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(g.data.clone(), g.shape), device)
 }
 
 /// The keys of rows `rows` of `g` from key encoder `km`, each row read by its own view's
