@@ -67,6 +67,9 @@ pub struct DataConfig {
     pub limit: usize,
     /// Fetch the dataset into `dir` when its files are missing.
     pub fetch: bool,
+    /// Largest image, in pixels (width x height), an image folder may hold; larger ones
+    /// are refused before they are decoded.
+    pub max_pixels: u64,
 }
 
 impl Default for DataConfig {
@@ -78,6 +81,7 @@ impl Default for DataConfig {
             std: PerChannel::One(0.3530),
             limit: 0,
             fetch: true,
+            max_pixels: crate::data::MAX_PIXELS,
         }
     }
 }
@@ -598,6 +602,24 @@ impl Config {
         if self.eval.linear_batch == 0 {
             return Err(Error::config("eval.linear_batch", 0, "at least 1"));
         }
+        if !(self.eval.linear_lr > 0.0 && self.eval.linear_lr.is_finite()) {
+            return Err(Error::config(
+                "eval.linear_lr",
+                self.eval.linear_lr,
+                "a finite value > 0",
+            ));
+        }
+        let finite = match &self.data.mean {
+            PerChannel::One(m) => m.is_finite(),
+            PerChannel::Each(m) => m.iter().all(|m| m.is_finite()),
+        };
+        if !finite {
+            return Err(Error::config(
+                "data.mean",
+                format!("{:?}", self.data.mean),
+                "finite values",
+            ));
+        }
         let positive = |s: &f32| s.is_finite() && *s > 0.0;
         let ok = match &self.data.std {
             PerChannel::One(s) => positive(s),
@@ -628,6 +650,33 @@ impl Config {
     }
 }
 
+/// The most parts a `--set` key may have: the deepest key of a config has four, and each
+/// part nests a table (60,000 of them overflowed the stack when serialised).
+const MAX_KEY_PARTS: usize = 8;
+
+/// The first key (dotted, in sorted order) whose value differs between `a` and `b`, with
+/// both values as TOML (`(absent)` where a table lacks the key).
+pub fn first_difference(a: &toml::Table, b: &toml::Table) -> Option<(String, String, String)> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&toml::Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x == y {
+            continue;
+        }
+        if let (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) = (x, y) {
+            if let Some((sub, old, new)) = first_difference(x, y) {
+                return Some((format!("{k}.{sub}"), old, new));
+            }
+            continue;
+        }
+        return Some((k.clone(), show(x), show(y)));
+    }
+    None
+}
+
 /// Sets `a.b.c=value` in `table`; the value is parsed as TOML, else taken as a string.
 fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let Some((key, raw)) = assignment.split_once('=') else {
@@ -644,11 +693,11 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let parts: Vec<&str> = key.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
+    if parts.iter().any(|p| p.is_empty()) || parts.len() > MAX_KEY_PARTS {
         return Err(Error::config(
             "--set",
-            assignment,
-            "a dotted key such as train.epochs",
+            one_line(&assignment.chars().take(80).collect::<String>()),
+            format!("a dotted key such as train.epochs, of at most {MAX_KEY_PARTS} parts"),
         ));
     }
     let mut t = table;
@@ -671,6 +720,48 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_difference_is_named_with_both_values() {
+        let a: toml::Table = "[optim]\nlr = 0.06\nkind = \"sgd\"\n[train]\nseed = 0\n"
+            .parse()
+            .unwrap();
+        let b: toml::Table = "[optim]\nlr = 0.1\nkind = \"sgd\"\n[train]\nseed = 1\n"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            first_difference(&a, &b),
+            Some(("optim.lr".into(), "0.06".into(), "0.1".into()))
+        );
+        assert_eq!(first_difference(&a, &a), None);
+    }
+
+    /// Issue 18, item 12: values that were accepted and gave silently wrong results.
+    #[test]
+    fn non_finite_means_and_probe_rates_are_refused() {
+        for (set, key) in [
+            ("data.mean=nan", "data.mean"),
+            ("data.mean=[0.1, inf, 0.2]", "data.mean"),
+            ("eval.linear_lr=0", "eval.linear_lr"),
+            ("eval.linear_lr=nan", "eval.linear_lr"),
+            ("eval.linear_lr=-1", "eval.linear_lr"),
+        ] {
+            let e = Config::parse("", Path::new("x.toml"), &[set.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{set}: {e}");
+        }
+    }
+
+    /// Issue 18, item 10: a key of 60,000 dotted parts overflowed the stack.
+    #[test]
+    fn a_key_of_too_many_parts_is_refused() {
+        let key = vec!["a"; 60_000].join(".");
+        let e = Config::parse("", Path::new("x.toml"), &[format!("{key}=1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 8 parts") && e.len() < 300, "{e}");
+    }
 
     #[test]
     fn override_sets_nested_and_typed_values() {

@@ -25,6 +25,20 @@ pub enum Error {
     /// A configuration file that cannot be parsed.
     #[error("{}: {msg}", path.display())]
     ConfigFile { path: PathBuf, msg: String },
+    /// A run directory that cannot be used as asked (in use, holds another run).
+    #[error("run directory {}: {msg}", path.display())]
+    RunDir { path: PathBuf, msg: String },
+    /// Training stopped by a signal after writing a checkpoint of where it stood.
+    #[error(
+        "stopped by {} at epoch {epoch}, step {step}, checkpoint written: continue with `contrastive train --resume {}`",
+        signal_name(*signal), dir.display()
+    )]
+    Interrupted {
+        signal: i32,
+        epoch: usize,
+        step: usize,
+        dir: PathBuf,
+    },
     /// A checkpoint that cannot be read or fails its checksum.
     #[error("checkpoint {}: {msg}", path.display())]
     Checkpoint { path: PathBuf, msg: String },
@@ -35,13 +49,16 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// Training produced a loss that is NaN or infinite.
-    #[error(
-        "non-finite loss {loss} at step {step} (epoch {epoch}); the last good checkpoint is kept"
-    )]
+    #[error("non-finite loss {loss} at step {step} (epoch {epoch}); {}", match kept {
+        Some(p) => format!("the last good checkpoint, {}, is kept", p.display()),
+        None => "no checkpoint had been written yet".to_string(),
+    })]
     NonFinite {
         step: usize,
         epoch: usize,
         loss: f32,
+        /// The newest checkpoint on disk, if any.
+        kept: Option<PathBuf>,
     },
     /// A plot, picture, page or array file that could not be drawn or written.
     #[error("{}: {msg}", path.display())]
@@ -49,6 +66,14 @@ pub enum Error {
     /// No source could provide a dataset.
     #[error("could not fetch {dataset}: {msg}")]
     Fetch { dataset: String, msg: String },
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        s => format!("signal {s}"),
+    }
 }
 
 /// Result with the library's [`Error`].
@@ -82,5 +107,28 @@ impl Error {
             value: value.to_string(),
             allowed: allowed.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18, item 14: the message names the checkpoint that is kept, or says there is
+    /// none yet, instead of promising one that does not exist.
+    #[test]
+    fn a_non_finite_loss_names_only_a_checkpoint_that_exists() {
+        let e = |kept: Option<&str>| {
+            Error::NonFinite {
+                step: 2,
+                epoch: 1,
+                loss: f32::NAN,
+                kept: kept.map(PathBuf::from),
+            }
+            .to_string()
+        };
+        assert!(e(None).ends_with("no checkpoint had been written yet"));
+        assert!(e(Some("r/checkpoints/step-1.ckpt"))
+            .ends_with("the last good checkpoint, r/checkpoints/step-1.ckpt, is kept"));
     }
 }

@@ -95,6 +95,42 @@ fn corrupt_gzip_is_named() {
     );
 }
 
+/// Issue 18, item 11: a stream that goes on far past what its IDX header declares is read
+/// to the header's size plus one byte, not to its end (an endless one here; a gzip bomb
+/// is one such stream, decompressed as it is parsed).
+#[test]
+fn a_stream_is_read_no_further_than_its_header_declares() {
+    use std::io::Read;
+    let header = idx::encode(&[3], &[1, 2, 3]);
+    let endless = header.as_slice().chain(std::io::repeat(0));
+    let e = idx::read_stream(Path::new("bomb"), endless)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bomb") && e.contains("trailing bytes"), "{e}");
+    let exact = idx::read_stream(Path::new("ok"), header.as_slice()).unwrap();
+    assert_eq!(exact.data, vec![1, 2, 3]);
+}
+
+/// Items 10 and 12: labels outside the classes and images of no pixels are refused when
+/// the data is loaded, naming the file or folder.
+#[test]
+fn impossible_labels_and_empty_images_are_refused_at_load() {
+    let d = tempfile::tempdir().unwrap();
+    write_set(d.path(), 3, 3);
+    let f = d.path().join("train-labels-idx1-ubyte");
+    std::fs::write(&f, idx::encode(&[3], &[1, 12, 2])).unwrap();
+    let e = data::load("fashion-mnist", d.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("label 12") && e.contains("10 classes"), "{e}");
+    write_set(d.path(), 3, 3);
+    for img in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"] {
+        std::fs::write(d.path().join(img), idx::encode(&[3, 0, 0], &[])).unwrap();
+    }
+    let e = load_err(d.path());
+    assert!(e.contains("[1, 0, 0]") && e.contains("no values"), "{e}");
+}
+
 #[test]
 fn the_cli_prints_one_line_and_fails() {
     let d = tempfile::tempdir().unwrap();
@@ -135,4 +171,30 @@ fn an_unknown_config_key_is_named_by_the_cli() {
         err.contains("train.epoch") && err.contains("unknown field"),
         "{err}"
     );
+}
+
+/// Every input of the fuzz corpora (`fuzz/corpus/<reader>/`: the seeds and what the
+/// fuzzer kept) and every crash it found (`fuzz/regressions/<reader>/`) goes through its
+/// reader again, on stable: an error is fine, a panic fails the test and names the file.
+#[test]
+fn the_fuzz_corpora_replay_without_a_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut replayed = 0;
+    for (name, read) in contrastive::fuzz::READERS {
+        let mut seen = 0;
+        for sub in ["corpus", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(root.join(sub).join(name)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let bytes = std::fs::read(e.path()).unwrap();
+                let ran = std::panic::catch_unwind(|| read(&bytes));
+                assert!(ran.is_ok(), "{name}: {} panicked", e.path().display());
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no corpus for {name}");
+        replayed += seen;
+    }
+    eprintln!("replayed {replayed} fuzz inputs");
 }

@@ -39,11 +39,14 @@ fn a_diverging_run_stops_at_the_first_non_finite_loss() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    let ckpts = list_checkpoints(&run.join("checkpoints")).unwrap();
     assert_eq!(
         err.trim(),
-        "error: non-finite loss NaN at step 9 (epoch 2); the last good checkpoint is kept"
+        format!(
+            "error: non-finite loss NaN at step 9 (epoch 2); the last good checkpoint, {}, is kept",
+            ckpts[0].display()
+        )
     );
-    let ckpts = list_checkpoints(&run.join("checkpoints")).unwrap();
     assert_eq!(ckpts.len(), 1, "the end-of-epoch-1 checkpoint");
     let c = Checkpoint::load(&ckpts[0]).unwrap();
     assert_eq!(c.meta["epoch"], 1);

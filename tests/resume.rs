@@ -321,9 +321,7 @@ fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
         .model(shape, &Device::flex())
         .unwrap();
     let (encoder, head) = (param_values(&saved.encoder), param_values(&saved.head));
-    let opts = TrainOptions {
-        progress: Progress::Quiet,
-    };
+    let opts = TrainOptions::new(Progress::Quiet);
     for name in ["triplet-fashion-mnist", "moco-v2-fashion-mnist"] {
         let cfg = Config::load(&preset(name), &overrides(&[init.as_str()])).unwrap();
         let t = Trainer::new(cfg, &tmp.path().join(name), opts.clone()).unwrap();
@@ -410,9 +408,7 @@ fn init_loads_every_view_encoder() {
         .unwrap();
     let init = format!("train.init={}", src.display());
     let cfg = Config::load(&preset(name), &sets(&[init.as_str()])).unwrap();
-    let opts = TrainOptions {
-        progress: Progress::Quiet,
-    };
+    let opts = TrainOptions::new(Progress::Quiet);
     let t = Trainer::new(cfg, &tmp.path().join("b"), opts).unwrap();
     assert!(param_values(&t.model().encoder) == param_values(&saved.encoder));
     assert_eq!(t.model().view_encoders.len(), 1);
@@ -432,4 +428,266 @@ fn init_loads_every_view_encoder() {
             && err.contains("[[0, 1, 2], [3, 4, 5]]"),
         "{err}"
     );
+}
+
+/// The last line of a failed command's stderr, which must be its one-line error.
+fn error_line(o: &std::process::Output) -> String {
+    assert!(!o.status.success(), "expected a failure");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or("").to_string();
+    assert!(last.starts_with("error: "), "{err}");
+    last
+}
+
+/// Issue 18, items 1 and 14: a fresh run refuses a used `--out` and leaves it as it was;
+/// `--overwrite` empties it first; eval falls back to an older intact checkpoint; a
+/// finished run resumed is evaluated again without a "final loss NaN"; a start that
+/// fails leaves no directory behind.
+#[test]
+fn a_used_out_is_refused_and_overwrite_starts_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    let name = "simclr-fashion-mnist";
+    assert!(train_preset(&r, name, &[])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let snapshot = |r: &Path| {
+        (
+            std::fs::read(r.join("config.toml")).unwrap(),
+            std::fs::read(r.join("metrics.jsonl")).unwrap(),
+            checkpoints(r),
+        )
+    };
+    let before = snapshot(&r);
+    let again = ["train.epochs=1", "train.seed=7"];
+    let e = error_line(&train_preset(&r, name, &again).output().unwrap());
+    assert!(e.contains("--resume") && e.contains("--out"), "{e}");
+    assert!(
+        snapshot(&r) == before,
+        "the refused run changed the directory"
+    );
+
+    // eval and a finished run's resume read the newest intact checkpoint
+    let newest = checkpoints(&r).pop().unwrap();
+    let b = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &b[..b.len() - 7]).unwrap();
+    let o = bin()
+        .args(["eval", "--no-linear"])
+        .arg(&r)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("skipping"));
+    std::fs::write(&newest, &b).unwrap();
+    let out = String::from_utf8_lossy(&resume(&r).stdout).into_owned();
+    assert!(
+        out.contains("already finished") && !out.contains("NaN"),
+        "{out}"
+    );
+
+    let o = train_preset(&r, name, &again)
+        .arg("--overwrite")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config = std::fs::read_to_string(r.join("config.toml")).unwrap();
+    assert!(config.contains("seed = 7"), "{config}");
+    let steps: Vec<_> = records(&r)
+        .into_iter()
+        .filter(|r| r.get("lr").is_some())
+        .collect();
+    assert_eq!(steps.len(), 9, "one epoch of the new run only");
+    // the old run's checkpoints (steps 11 to 16) are gone; the new run's end at step 8
+    let names: Vec<String> = checkpoints(&r)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("step-000000008.ckpt"),
+        "{names:?}"
+    );
+
+    let bad = tmp.path().join("bad");
+    let e = error_line(
+        &train_preset(&bad, name, &["data.dir=/nonexistent/x", "data.fetch=false"])
+            .output()
+            .unwrap(),
+    );
+    assert!(e.contains("/nonexistent/x"), "{e}");
+    assert!(!bad.exists(), "a failed start left {}", bad.display());
+}
+
+/// Items 2, 4 and 14: a second process on a run directory is refused, naming the PID
+/// that holds it; the kernel frees the lock with a killed holder; stale `.tmp` files
+/// are removed when the run resumes.
+#[test]
+fn a_run_directory_has_one_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    let mut child = train_cmd(&r).spawn().unwrap();
+    let t0 = Instant::now();
+    while lines(&r.join("metrics.jsonl")) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(300), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = format!("PID {}", child.id());
+    let e = error_line(&bin().args(["train", "--resume"]).arg(&r).output().unwrap());
+    assert!(e.contains(&pid), "{e}");
+    let e = error_line(&train_cmd(&r).arg("--overwrite").output().unwrap());
+    assert!(e.contains(&pid), "{e}");
+    while lines(&r.join("metrics.jsonl")) < 5 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stale = [
+        r.join("checkpoints/step-000000099.ckpt.tmp"),
+        r.join("metrics.jsonl.tmp"),
+    ];
+    for p in &stale {
+        std::fs::write(p, b"half").unwrap();
+    }
+    resume(&r);
+    for p in &stale {
+        assert!(!p.exists(), "{} left", p.display());
+    }
+}
+
+/// Item 5: SIGINT and SIGTERM finish the step, write a checkpoint there and exit with
+/// 130 and 143, naming `--resume`; the resumed run equals an uninterrupted one, also when
+/// stopped in its first epoch with no periodic checkpoint to fall back on.
+#[test]
+fn a_signal_stops_at_a_checkpoint_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "simclr-fashion-mnist";
+    let extra = ["train.checkpoint_every=0"];
+    let a = tmp.path().join("a");
+    assert!(train_preset(&a, name, &extra)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    for (run, signal, after, code) in [
+        ("int", libc::SIGINT, 3, 130),
+        ("term", libc::SIGTERM, 12, 143),
+    ] {
+        let b = tmp.path().join(run);
+        let mut cmd = train_preset(&b, name, &extra);
+        let child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let t0 = Instant::now();
+        while lines(&b.join("metrics.jsonl")) < after {
+            assert!(t0.elapsed() < Duration::from_secs(300), "no progress");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: kill(2) on our own child's PID.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(code), "{run}");
+        let e = error_line(&o);
+        assert!(
+            e.contains("--resume") && e.contains("checkpoint written"),
+            "{e}"
+        );
+        assert!(!checkpoints(&b).is_empty(), "{run}: no checkpoint");
+        resume(&b);
+        assert_eq!(records(&b), records(&a), "{run}: resumed run differs");
+    }
+}
+
+/// Item 6: a config edited before `--resume` is refused, naming the first changed key
+/// with both values; `train.epochs` too (the schedule depends on it).
+#[test]
+fn an_edited_config_is_refused_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    kill_after(&r, 5);
+    let path = r.join("config.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    for (from, to, key) in [
+        ("\nlr = 0.06\n", "\nlr = 0.1\n", "optim.lr"),
+        ("\nepochs = 2\n", "\nepochs = 3\n", "train.epochs"),
+    ] {
+        assert!(original.contains(from), "{original}");
+        std::fs::write(&path, original.replacen(from, to, 1)).unwrap();
+        let e = error_line(&bin().args(["train", "--resume"]).arg(&r).output().unwrap());
+        assert!(e.contains(key) && e.contains("changed"), "{e}");
+    }
+    std::fs::write(&path, &original).unwrap();
+    resume(&r);
+}
+
+/// Items 7, 9 and 12: unlabelled images train and evaluate, saying what cannot be
+/// computed; absurd sizes and a clustering larger than the data are refused by key, in
+/// one line, before anything is allocated; `embed --limit 0` is refused.
+#[test]
+fn unlabelled_data_and_impossible_sizes_are_handled_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for i in 0..64u32 {
+        let img = image::GrayImage::from_fn(12, 12, |x, y| {
+            image::Luma([((x * 17 + y * 31 + i * 13) % 256) as u8])
+        });
+        img.save(imgs.join(format!("{i:03}.png"))).unwrap();
+    }
+    let r = tmp.path().join("u");
+    let folder = [
+        "data.dataset=folder".to_string(),
+        format!("data.dir={}", imgs.display()),
+        "data.mean=0.5".into(),
+        "data.std=0.3".into(),
+        "train.batch_size=32".into(),
+        "train.epochs=2".into(),
+        "eval.every=1".into(),
+        "eval.baseline=false".into(),
+    ];
+    let o = train_with(&r, "simclr-fashion-mnist", &folder)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("not computed: neither split has labels"),
+        "{out}"
+    );
+    let o = bin().args(["eval"]).arg(&r).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("eval.json")).unwrap()).unwrap();
+    assert!(
+        eval["knn"].is_null() && eval["uniformity"].is_number(),
+        "{eval}"
+    );
+
+    for (set, key) in [
+        ("head.hidden=1000000000", "head.hidden"),
+        ("head.depth=100000", "head.depth"),
+        ("views.n=100000", "views.n"),
+        ("views.augment.size=100000", "views.augment.size"),
+    ] {
+        let o = train_preset(&tmp.path().join("big"), "simclr-fashion-mnist", &[set])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{set}: not a clean error");
+        let e = error_line(&o);
+        assert!(e.contains(key) && e.contains("available"), "{set}: {e}");
+    }
+    let o = train_preset(
+        &tmp.path().join("k"),
+        "pcl-fashion-mnist",
+        &["views.clusters=5000"],
+    )
+    .output()
+    .unwrap();
+    let e = error_line(&o);
+    assert!(e.contains("views.clusters") && e.contains("1024"), "{e}");
+    let o = bin()
+        .args(["embed", "--limit", "0"])
+        .arg(&r)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
 }

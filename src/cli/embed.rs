@@ -35,8 +35,8 @@ pub struct EmbedArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Export N samples spread evenly over the split (index i * len / N) instead of all.
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
     /// Override a value of the run's config.toml, e.g. `--set data.dir=/data/mnist` or
     /// `--set data.limit=0` for the whole training split (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -59,7 +59,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         Which::Both => &[("train", &l.train), ("test", &l.test)],
     };
     for &(name, split) in splits {
-        let indices = spread(split.len(), a.limit);
+        let indices = spread(split.len(), a.limit.map(|n| n as usize));
         let part = subset(split, &indices);
         let f = eval::extract_output(
             &run.config,

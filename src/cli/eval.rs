@@ -64,24 +64,28 @@ pub fn run(a: EvalArgs) -> Result<()> {
         ftr.len(),
         fte.len()
     );
-    println!(
-        "{:<34} {:.4} ({}/{})",
-        format!(
-            "kNN top-1 (k={}, t={})",
-            cfg.eval.knn_k, cfg.eval.knn_temperature
-        ),
-        e.knn.top1,
-        e.knn.correct,
-        fte.len()
-    );
+    let labelled = fte.labelled(l.ds.classes).len();
+    if let Some(knn) = &e.knn {
+        println!(
+            "{:<34} {:.4} ({}/{labelled})",
+            format!(
+                "kNN top-1 (k={}, t={})",
+                cfg.eval.knn_k, cfg.eval.knn_temperature
+            ),
+            knn.top1,
+            knn.correct,
+        );
+    }
     if let Some(lin) = &e.linear {
         println!(
-            "{:<34} {:.4} ({}/{})",
+            "{:<34} {:.4} ({}/{labelled})",
             format!("linear probe top-1 ({} epochs)", cfg.eval.linear_epochs),
             lin.top1,
             lin.correct,
-            fte.len()
         );
+    }
+    if let Some(why) = &e.unlabelled {
+        println!("{why}");
     }
     if let Some(g) = &g {
         println!(
@@ -93,8 +97,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
             g.samples
         );
     }
-    print_per_class(names, &e.knn, e.linear.as_ref());
-    print_confusion(names, &e.knn);
+    if let Some(knn) = &e.knn {
+        print_per_class(names, knn, e.linear.as_ref());
+        print_confusion(names, knn);
+    }
 
     let out = if a.path.is_dir() {
         run.dir.join("eval.json")
@@ -109,8 +115,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         "checkpoint": run.checkpoint, "dataset": l.ds.name, "class_names": names,
         "representation": "h", "dim": ftr.dim,
         "train_samples": ftr.len(), "test_samples": fte.len(),
-        "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "top1": e.knn.top1,
-                "correct": e.knn.correct, "per_class": e.knn.per_class, "confusion": e.knn.confusion},
+        "knn": e.knn.as_ref().map(|knn| json!({"k": cfg.eval.knn_k,
+            "temperature": cfg.eval.knn_temperature, "top1": knn.top1, "correct": knn.correct,
+            "per_class": knn.per_class, "confusion": knn.confusion})),
+        "unlabelled": e.unlabelled,
         "linear": e.linear.as_ref().map(|lin| json!({
             "epochs": cfg.eval.linear_epochs, "lr": cfg.eval.linear_lr, "top1": lin.top1,
             "correct": lin.correct, "per_class": lin.per_class, "confusion": lin.confusion})),

@@ -36,7 +36,8 @@ enum Command {
     Presets(presets::PresetsArgs),
 }
 
-/// Runs the command line; errors are printed as one line and exit with status 1.
+/// Runs the command line; errors are printed as one line and exit with status 1 (a run
+/// stopped by a signal, with status 128 + the signal's number, as the shell reports it).
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -55,7 +56,12 @@ pub fn main() -> std::process::ExitCode {
                 "error: {}",
                 msg.split_whitespace().collect::<Vec<_>>().join(" ")
             );
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<contrastive::Error>() {
+                Some(contrastive::Error::Interrupted { signal, .. }) => {
+                    std::process::ExitCode::from((128 + signal) as u8)
+                }
+                _ => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

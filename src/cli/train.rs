@@ -1,6 +1,8 @@
 //! `contrastive train`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -25,6 +27,10 @@ pub struct TrainArgs {
     /// not stopped (its config.toml is used; --config and --set are not allowed).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "out"])]
     resume: Option<PathBuf>,
+    /// Empty --out first when it holds an earlier run (without it, a directory that holds
+    /// anything is refused; a folder that holds no run is never emptied).
+    #[arg(long, requires = "out")]
+    overwrite: bool,
     /// Print nothing while training.
     #[arg(long, short)]
     quiet: bool,
@@ -36,7 +42,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     } else {
         Progress::auto()
     };
-    let opts = TrainOptions { progress };
+    let mut opts = TrainOptions::new(progress);
+    opts.overwrite = a.overwrite;
+    opts.stop = Some(stop_on_signals()?);
     let out = match (a.resume, a.config) {
         (Some(dir), _) => train::resume(&dir, &opts)?,
         (None, Some(config)) => {
@@ -47,17 +55,24 @@ pub fn run(a: TrainArgs) -> Result<()> {
         (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
     };
     println!("run directory: {}", out.dir.display());
-    println!(
-        "training: {:.0} images/s, final loss {:.4}",
-        out.images_per_s, out.final_loss
-    );
+    match out.final_loss {
+        Some(loss) => println!(
+            "training: {:.0} images/s, final loss {loss:.4}",
+            out.images_per_s
+        ),
+        None => println!("training: already finished, evaluated again"),
+    }
     println!(
         "{:<24} {:>9} {:>12}",
         "representation", "kNN top-1", "linear top-1"
     );
     let row = |name: &str, s: &contrastive::eval::Scores| {
-        let lin = s.linear_top1.map_or("-".to_string(), |v| format!("{v:.4}"));
-        println!("{name:<24} {:>9.4} {lin:>12}", s.knn_top1);
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "{name:<24} {:>9} {:>12}",
+            show(s.knn_top1),
+            show(s.linear_top1)
+        );
     };
     if let Some(b) = &out.baseline {
         row("raw inputs", b);
@@ -66,7 +81,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
         row("random-init encoder (h)", r);
     }
     row("trained encoder (h)", &out.scores);
+    if let Some(why) = &out.unlabelled {
+        println!("{why}");
+    }
     Ok(())
+}
+
+/// A flag that the first SIGINT or SIGTERM sets to its number, so that training stops
+/// after its step with a checkpoint; a second one exits at once with status 128 + signal.
+fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGINT, SIGTERM] {
+        let asked = Arc::new(AtomicBool::new(false));
+        // registered first, so it sees `asked` still false on the first signal
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, asked.clone())?;
+        signal_hook::flag::register(signal, asked)?;
+        signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)?;
+    }
+    Ok(stop)
 }
 
 /// `runs/<stem>`, or `runs/<stem>-N` for the first N that does not exist yet.

@@ -300,12 +300,7 @@ pub fn fetch(name: &str, dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Fetche
             fetch_from(source, recipe, &staging).and_then(|()| verify_dir(recipe, &staging));
         match attempt {
             Ok(()) => {
-                for entry in std::fs::read_dir(&staging).map_err(|e| Error::io(&staging, e))? {
-                    let entry = entry.map_err(|e| Error::io(&staging, e))?;
-                    let to = dir.join(entry.file_name());
-                    std::fs::rename(entry.path(), &to).map_err(|e| Error::io(&to, e))?;
-                }
-                let _ = std::fs::remove_dir_all(&staging);
+                install(&staging, recipe, dir)?;
                 return Ok(Fetched {
                     dir: dir.to_path_buf(),
                     source: Some(source.to_string()),
@@ -322,6 +317,33 @@ pub fn fetch(name: &str, dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Fetche
         dataset: name.into(),
         msg: failures.join("; "),
     })
+}
+
+/// Moves the verified files of `staging` into `dir`, each replacing both forms of its
+/// name there, and verifies what the loader will then read.
+fn install(staging: &Path, recipe: &Recipe, dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(staging).map_err(|e| Error::io(staging, e))? {
+        let entry = entry.map_err(|e| Error::io(staging, e))?;
+        let to = dir.join(entry.file_name());
+        remove_other_form(&to)?;
+        std::fs::rename(entry.path(), &to).map_err(|e| Error::io(&to, e))?;
+    }
+    let _ = std::fs::remove_dir_all(staging);
+    verify_dir(recipe, dir)
+}
+
+/// Removes the other form of `path` (`x` for `x.gz`, `x.gz` for `x`): a stale plain file
+/// would shadow a fresh `.gz` (the loader prefers the plain one), a stale `.gz` is noise.
+fn remove_other_form(path: &Path) -> Result<()> {
+    let name = path.to_string_lossy();
+    let other = match name.strip_suffix(".gz") {
+        Some(plain) => std::path::PathBuf::from(plain),
+        None => std::path::PathBuf::from(format!("{name}.gz")),
+    };
+    match std::fs::remove_file(&other) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&other, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that every file of `recipe` is in `dir` (plain or `.gz`) with the right content.
@@ -502,6 +524,35 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    /// Issue 18, item 13: a corrupt plain file beside a freshly fetched `.gz` would shadow
+    /// it (the loader prefers the plain one); installing removes it and verifies what the
+    /// loader reads.
+    #[test]
+    fn a_stale_plain_file_cannot_shadow_a_fetched_gz() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let (dir, staging) = (d.path().join("set"), d.path().join("set/.fetch"));
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::write(dir.join("a"), b"corrupt").unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"good").unwrap();
+        std::fs::write(staging.join("a.gz"), gz.finish().unwrap()).unwrap();
+        let sha = format!("{:x}", Sha256::digest(b"good"));
+        let files = vec![FileSpec {
+            name: "a",
+            sha256: Box::leak(sha.into_boxed_str()),
+        }];
+        let recipe = Recipe {
+            name: "t",
+            files: Box::leak(files.into_boxed_slice()),
+            sources: &[],
+        };
+        assert!(verify_dir(&recipe, &dir).is_err(), "the plain file shadows");
+        install(&staging, &recipe, &dir).unwrap();
+        assert!(!dir.join("a").exists());
+        verify_dir(&recipe, &dir).unwrap();
+    }
 
     #[test]
     fn every_pinned_hash_is_sha256_hex() {

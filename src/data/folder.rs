@@ -37,8 +37,10 @@ struct Entry {
     label: u32,
 }
 
-/// Loads the image folder `dir` (either layout).
-pub fn load(dir: &Path) -> Result<Dataset> {
+/// Loads the image folder `dir` (either layout), refusing images of more than
+/// `max_pixels` pixels and a folder whose decoded size exceeds the memory available, both
+/// before decoding.
+pub fn load(dir: &Path, max_pixels: u64) -> Result<Dataset> {
     if !dir.is_dir() {
         return Err(Error::data(dir, "not found or not a folder"));
     }
@@ -63,7 +65,24 @@ pub fn load(dir: &Path) -> Result<Dataset> {
             .collect();
         (entries, Vec::new())
     };
-    let decoded: Vec<Result<Decoded>> = entries.par_iter().map(|e| decode(&e.path)).collect();
+    let (w, h) = dimensions(&entries[0].path, max_pixels)?;
+    let need = entries.len() as f64 * f64::from(w) * f64::from(h) * 3.0 * 5.0;
+    if let Some(avail) = crate::memory::available().filter(|&a| need > a as f64) {
+        return Err(Error::data(
+            dir,
+            format!(
+                "{} images of {w}x{h} need about {} decoded, {} is available (data.limit or \
+                 smaller images)",
+                entries.len(),
+                crate::memory::human(need),
+                crate::memory::human(avail as f64)
+            ),
+        ));
+    }
+    let decoded: Vec<Result<Decoded>> = entries
+        .par_iter()
+        .map(|e| decode(&e.path, max_pixels))
+        .collect();
     let decoded = decoded.into_iter().collect::<Result<Vec<_>>>()?;
     check_sizes(&entries, &decoded)?;
     let channels = if decoded.iter().any(|d| d.colour) {
@@ -190,17 +209,38 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-fn decode(path: &Path) -> Result<Decoded> {
-    let corrupt = |e: image::ImageError| {
-        let msg = e.to_string();
-        Error::data(
+/// The width and height in `path`'s header, refused above `max_pixels`.
+fn dimensions(path: &Path, max_pixels: u64) -> Result<(u32, u32)> {
+    let (w, h) = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .into_dimensions()
+        .map_err(|e| undecodable(path, e))?;
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(Error::data(
             path,
-            format!(
-                "cannot decode image: {}",
-                msg.split_whitespace().collect::<Vec<_>>().join(" ")
-            ),
-        )
-    };
+            format!("{w}x{h} image is over data.max_pixels = {max_pixels}"),
+        ));
+    }
+    Ok((w, h))
+}
+
+/// An image file the decoder refused, in one line.
+fn undecodable(path: &Path, e: image::ImageError) -> Error {
+    let msg = e.to_string();
+    Error::data(
+        path,
+        format!(
+            "cannot decode image: {}",
+            msg.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+    )
+}
+
+fn decode(path: &Path, max_pixels: u64) -> Result<Decoded> {
+    dimensions(path, max_pixels)?;
+    let corrupt = |e| undecodable(path, e);
     let img = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()

@@ -17,20 +17,33 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads `path`, or `path.gz` when `path` itself does not exist.
+/// Reads `path`, or `path.gz` when `path` itself does not exist. A compressed file is
+/// decompressed as it is parsed, and never past the size its header declares (a small
+/// gzip bomb stops at its header's promise plus one byte).
 pub fn read(path: &Path) -> Result<IdxArray> {
     let path = resolve(path)?;
-    let raw = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(&path, format!("corrupt gzip stream: {e}")))?;
-        out
+    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let mut file = std::io::BufReader::new(file);
+    let mut head = [0u8; 2];
+    let n = read_up_to(&mut file, &mut head).map_err(|e| Error::io(&path, e))?;
+    let rest = head[..n].chain(file);
+    if head[..n] == [0x1f, 0x8b] {
+        read_from(&path, GzDecoder::new(rest), "corrupt gzip stream: ")
     } else {
-        raw
-    };
-    parse(&path, bytes)
+        read_from(&path, rest, "")
+    }
+}
+
+/// Fills as much of `buf` as the reader has; returns how much.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Picks `path` or `path.gz`, whichever exists.
@@ -49,14 +62,29 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
 }
 
 /// Parses the bytes of an IDX file; `path` only names it in errors.
-pub fn parse(path: &Path, mut bytes: Vec<u8>) -> Result<IdxArray> {
-    if bytes.len() < 4 {
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<IdxArray> {
+    read_from(path, bytes.as_slice(), "")
+}
+
+/// Parses an IDX stream: the header first, then exactly the data bytes it declares and
+/// one more to tell that the stream goes on; `path` only names it in errors.
+pub fn read_stream(path: &Path, r: impl Read) -> Result<IdxArray> {
+    read_from(path, r, "")
+}
+
+/// [`read_stream`]; `io` prefixes the message of a read error (the stream's own failure,
+/// e.g. bad gzip).
+fn read_from(path: &Path, mut r: impl Read, io: &str) -> Result<IdxArray> {
+    let read_err = |e: std::io::Error| Error::data(path, format!("{io}{e}"));
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut r, &mut magic).map_err(read_err)?;
+    if got < 4 {
         return Err(Error::data(
             path,
-            format!("truncated: {} bytes, no IDX header", bytes.len()),
+            format!("truncated: {got} bytes, no IDX header"),
         ));
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let magic = u32::from_be_bytes(magic);
     let (kind, ndim) = ((magic >> 8) & 0xff, (magic & 0xff) as usize);
     if magic >> 16 != 0 || kind != 0x08 || ndim == 0 || ndim > 4 {
         return Err(Error::data(
@@ -65,23 +93,27 @@ pub fn parse(path: &Path, mut bytes: Vec<u8>) -> Result<IdxArray> {
         ));
     }
     let header = 4 + 4 * ndim;
-    if bytes.len() < header {
+    let mut sizes = vec![0u8; 4 * ndim];
+    let got = read_up_to(&mut r, &mut sizes).map_err(read_err)?;
+    if got < sizes.len() {
         return Err(Error::data(
             path,
-            format!("truncated header: {} of {header} bytes", bytes.len()),
+            format!("truncated header: {} of {header} bytes", 4 + got),
         ));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|d| {
-            let o = 4 + 4 * d;
-            u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
-        })
+    let dims: Vec<usize> = sizes
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let Some(expected) = expected else {
         return Err(Error::data(path, format!("dimensions {dims:?} overflow")));
     };
-    let have = bytes.len() - header;
+    let mut data = Vec::new();
+    r.take(expected as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
+    let have = data.len();
     if have < expected {
         return Err(Error::data(
             path,
@@ -91,14 +123,10 @@ pub fn parse(path: &Path, mut bytes: Vec<u8>) -> Result<IdxArray> {
     if have > expected {
         return Err(Error::data(
             path,
-            format!(
-                "{} trailing bytes after the {expected} that dimensions {dims:?} need",
-                have - expected
-            ),
+            format!("trailing bytes after the {expected} that dimensions {dims:?} need"),
         ));
     }
-    bytes.drain(..header);
-    Ok(IdxArray { dims, data: bytes })
+    Ok(IdxArray { dims, data })
 }
 
 /// Images `[n, rows, cols]` and their labels `[n]`, checked against each other.

@@ -114,22 +114,72 @@ pub struct Dataset {
 pub const DATASETS: &str =
     "cifar10, cifar100, digits, fashion-mnist, folder, mnist, ucr, ucr/<Name>";
 
-/// Loads dataset `name` from `dir`.
+/// The default largest image of an image folder (`data.max_pixels`): 64 megapixels, more
+/// than any phone camera's; one such image is 768 MB as RGB `f32`.
+pub const MAX_PIXELS: u64 = 64_000_000;
+
+/// Loads dataset `name` from `dir`, images of at most [`MAX_PIXELS`].
 ///
 /// `ucr` reads whichever UCR/UEA problem `dir` holds; `ucr/<Name>` (the name `data fetch`
 /// uses) also checks that it is `<Name>`.
 pub fn load(name: &str, dir: &Path) -> Result<Dataset> {
-    match name {
+    load_limited(name, dir, MAX_PIXELS)
+}
+
+/// [`load`] with images of at most `max_pixels` (`data.max_pixels`).
+pub fn load_limited(name: &str, dir: &Path, max_pixels: u64) -> Result<Dataset> {
+    let ds = match name {
         "fashion-mnist" | "mnist" => load_idx(name, dir),
         "cifar10" => cifar::load(cifar::Variant::Cifar10, dir),
         "cifar100" => cifar::load(cifar::Variant::Cifar100, dir),
         "digits" => digits::load(dir),
-        "folder" => folder::load(dir),
+        "folder" => folder::load(dir, max_pixels),
         "ucr" => series::load(dir, None),
         _ => match name.strip_prefix("ucr/") {
             Some(problem) if !problem.is_empty() => series::load(dir, Some(problem)),
             _ => Err(Error::config("data.dataset", name, DATASETS)),
         },
+    }?;
+    ds.check(dir)?;
+    Ok(ds)
+}
+
+impl Dataset {
+    /// Refuses a dataset whose labels or class names disagree with its class count, so
+    /// that no later stage (evaluation, reports) meets a label it cannot name.
+    pub fn check(&self, dir: &Path) -> Result<()> {
+        if self.train.shape.contains(&0) {
+            return Err(Error::data(
+                dir,
+                format!("samples of shape {:?}: no values", self.train.shape),
+            ));
+        }
+        if self.class_names.len() != self.classes {
+            return Err(Error::data(
+                dir,
+                format!(
+                    "{} class names for {} classes",
+                    self.class_names.len(),
+                    self.classes
+                ),
+            ));
+        }
+        for (split, name) in [(&self.train, "training"), (&self.test, "test")] {
+            let bad = split
+                .labels
+                .iter()
+                .position(|&l| l != u32::MAX && l as usize >= self.classes);
+            if let Some(i) = bad {
+                return Err(Error::data(
+                    dir,
+                    format!(
+                        "{name} sample {i} has label {}, outside the {} classes",
+                        split.labels[i], self.classes
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +230,16 @@ fn load_idx(name: &str, dir: &Path) -> Result<Dataset> {
         .chain(&test.labels)
         .max()
         .map_or(0, |&m| m as usize + 1);
+    if name == "fashion-mnist" && classes > FASHION_CLASSES.len() {
+        return Err(Error::data(
+            dir,
+            format!(
+                "label {} in the label files: Fashion-MNIST has {} classes",
+                classes - 1,
+                FASHION_CLASSES.len()
+            ),
+        ));
+    }
     Ok(Dataset {
         name: name.into(),
         train,

@@ -34,6 +34,22 @@ impl Features {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// The rows whose label is a class below `classes` (unlabelled rows, `u32::MAX`, left
+    /// out), all of them when every row is.
+    pub fn labelled(&self, classes: usize) -> Features {
+        if self.labels.iter().all(|&l| (l as usize) < classes) {
+            return self.clone();
+        }
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| (self.labels[i] as usize) < classes)
+            .collect();
+        Features {
+            data: keep.iter().flat_map(|&i| self.row(i).to_vec()).collect(),
+            dim: self.dim,
+            labels: keep.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
     /// A copy with every row scaled to unit L2 norm.
     pub fn normalised(&self) -> Features {
         let mut data = self.data.clone();
@@ -49,7 +65,8 @@ impl Features {
     }
 }
 
-/// Predicted class of every query row.
+/// Predicted class of every query row (`u32::MAX` for all of them when the memory is
+/// empty).
 pub fn predict(
     memory: &Features,
     queries: &Features,
@@ -61,7 +78,10 @@ pub fn predict(
     let mem = memory.normalised();
     let q = queries.normalised();
     let n = mem.len();
-    let k = k.min(n);
+    if n == 0 {
+        return vec![u32::MAX; q.len()];
+    }
+    let k = k.clamp(1, n);
     let mem_t =
         Tensor::<2>::from_data(TensorData::new(mem.data.clone(), [n, mem.dim]), device).transpose();
     let mut out = Vec::with_capacity(q.len());
@@ -89,9 +109,17 @@ fn vote(sims: &[f32], labels: &[u32], k: usize, t: f32, classes: usize) -> u32 {
         });
         idx.truncate(k);
     }
+    // exp(sim / t) relative to the nearest neighbour's, so that a low temperature cannot
+    // overflow (exp(1 / 0.01) is beyond f32; the ratios, which decide the vote, are not)
+    let top = idx
+        .iter()
+        .map(|&i| f64::from(sims[i as usize]))
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut score = vec![0f64; classes];
     for &i in &idx {
-        score[labels[i as usize] as usize] += f64::from((sims[i as usize] / t).exp());
+        if let Some(s) = score.get_mut(labels[i as usize] as usize) {
+            *s += ((f64::from(sims[i as usize]) - top) / f64::from(t)).exp();
+        }
     }
     argmax(&score) as u32
 }
@@ -131,5 +159,19 @@ mod tests {
         };
         let p = predict(&memory, &queries, 1, 0.1, 2, &Device::flex());
         assert_eq!(p, vec![0, 1]);
+    }
+
+    /// Issue 18, item 8: at t = 0.01, exp(sim / t) overflowed f32 and every vote tied.
+    #[test]
+    fn a_low_temperature_still_weighs_the_votes() {
+        // one near neighbour of class 1 against two far ones of class 0: at a low
+        // temperature the near one must win (overflowed, all three weighed inf, and the
+        // tie went to class 0)
+        let sims = [0.99f32, 0.95, 0.96];
+        let labels = [1u32, 0, 0];
+        for t in [0.02f32, 0.01, 0.001] {
+            assert_eq!(vote(&sims, &labels, 3, t, 2), 1, "t = {t}");
+        }
+        assert_eq!(vote(&sims, &labels, 3, 10.0, 2), 0, "a high t counts votes");
     }
 }

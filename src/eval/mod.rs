@@ -20,10 +20,11 @@ use knn::Features;
 /// Rows per forward pass when extracting features.
 const BATCH: usize = 512;
 
-/// Top-1 accuracies of one evaluation, and the seconds each part took.
+/// Top-1 accuracies of one evaluation, and the seconds each part took. The accuracies
+/// are `None` where they cannot be computed (no labelled training or test sample).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Scores {
-    pub knn_top1: f64,
+    pub knn_top1: Option<f64>,
     pub linear_top1: Option<f64>,
     pub knn_seconds: f64,
     pub linear_seconds: f64,
@@ -33,8 +34,11 @@ pub struct Scores {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     pub scores: Scores,
-    pub knn: ClassScores,
+    /// `None` when the data cannot be classified: [`Evaluation::unlabelled`] says why.
+    pub knn: Option<ClassScores>,
     pub linear: Option<ClassScores>,
+    /// Why no classifier ran, when none did.
+    pub unlabelled: Option<String>,
 }
 
 /// Which output of the model is exported or evaluated.
@@ -153,7 +157,9 @@ pub fn raw(split: &Split, mean: &[f32], std: &[f32]) -> Features {
 }
 
 /// kNN and (when `cfg.linear_epochs > 0`) linear-probe accuracy on `test`, with `train`
-/// as the kNN memory and the probe's training set.
+/// as the kNN memory and the probe's training set. Only labelled samples (labels below
+/// `classes`) take part; with none on either side no classifier runs and the evaluation
+/// says so ([`Evaluation::unlabelled`]).
 pub fn evaluate(
     train: &Features,
     test: &Features,
@@ -162,14 +168,44 @@ pub fn evaluate(
     seed: u64,
     device: &Device,
 ) -> Evaluation {
+    let empty = (train.is_empty(), test.is_empty());
+    let (train, test) = (train.labelled(classes), test.labelled(classes));
+    let missing = match (empty, train.is_empty(), test.is_empty()) {
+        ((_, true), ..) => Some("the test split is empty"),
+        ((true, _), ..) => Some("the training split is empty"),
+        (_, true, true) => Some("neither split has labels"),
+        (_, true, false) => Some("the training split has no labels"),
+        (_, false, true) => Some("the test split has no labels"),
+        (_, false, false) => None,
+    };
+    if let Some(why) = missing {
+        return Evaluation {
+            scores: Scores {
+                knn_top1: None,
+                linear_top1: None,
+                knn_seconds: 0.0,
+                linear_seconds: 0.0,
+            },
+            knn: None,
+            linear: None,
+            unlabelled: Some(format!("kNN and linear probe not computed: {why}")),
+        };
+    }
     let t0 = std::time::Instant::now();
-    let pred = knn::predict(train, test, cfg.knn_k, cfg.knn_temperature, classes, device);
+    let pred = knn::predict(
+        &train,
+        &test,
+        cfg.knn_k,
+        cfg.knn_temperature,
+        classes,
+        device,
+    );
     let knn = ClassScores::new(&pred, &test.labels, classes);
     let knn_seconds = t0.elapsed().as_secs_f64();
     let linear = (cfg.linear_epochs > 0).then(|| {
         let p = linear::probe(
-            train,
-            test,
+            &train,
+            &test,
             classes,
             linear::ProbeConfig {
                 epochs: cfg.linear_epochs,
@@ -183,19 +219,49 @@ pub fn evaluate(
     });
     Evaluation {
         scores: Scores {
-            knn_top1: knn.top1,
+            knn_top1: Some(knn.top1),
             linear_top1: linear.as_ref().map(|l| l.top1),
             knn_seconds,
             linear_seconds: t0.elapsed().as_secs_f64() - knn_seconds,
         },
-        knn,
+        knn: Some(knn),
         linear,
+        unlabelled: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18, items 7 and 10: an empty or unlabelled split is named, not scored 0 and
+    /// not a panic; unlabelled rows beside labelled ones are left out of the scores.
+    #[test]
+    fn what_cannot_be_classified_is_said() {
+        let f = |labels: Vec<u32>| Features {
+            data: labels.iter().flat_map(|&l| [l as f32 % 7.0, 1.0]).collect(),
+            dim: 2,
+            labels,
+        };
+        let cfg = EvalConfig {
+            linear_epochs: 2,
+            ..EvalConfig::default()
+        };
+        let device = Device::flex();
+        let train = f(vec![0, 1, 0, 1, u32::MAX]);
+        for (test, why) in [
+            (f(vec![]), "the test split is empty"),
+            (f(vec![u32::MAX, u32::MAX]), "the test split has no labels"),
+        ] {
+            let e = evaluate(&train, &test, 2, &cfg, 0, &device);
+            assert_eq!(e.scores.knn_top1, None);
+            assert!(e.unlabelled.as_deref().unwrap().ends_with(why), "{e:?}");
+        }
+        let e = evaluate(&train, &f(vec![0, u32::MAX, 1]), 2, &cfg, 0, &device);
+        assert_eq!(e.knn.as_ref().map(|k| k.per_class.len()), Some(2));
+        assert_eq!(e.scores.knn_top1, Some(1.0));
+        assert!(e.unlabelled.is_none());
+    }
 
     /// With one encoder per sense, each sense's half of the features is its own encoder's
     /// `h` of that sense's channel.

@@ -1,24 +1,29 @@
-//! Checkpoint files: named byte sections behind a JSON header and a SHA-256 checksum,
-//! written atomically (temporary file, fsync, rename, fsync of the folder).
+//! Checkpoint files: named byte sections behind a JSON header, sealed by a SHA-256 of
+//! every byte before it, written atomically (temporary file, fsync, rename, fsync of the
+//! folder).
 //!
-//! Layout: `CTRCKPT1` | header length (u64 LE) | header JSON | sections, back to back.
-//! The header lists each section's name and length and the SHA-256 of all section bytes.
+//! Layout: `CTRCKPT2` | header length (u64 LE) | header JSON | sections, back to back |
+//! SHA-256 of all that precedes it (32 bytes). The header lists each section's name and
+//! length. The checksum is verified before anything is parsed, so no byte that is read
+//! back (position, metrics count, config) can change unnoticed.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::rundir::atomic_write;
 use crate::error::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"CTRCKPT1";
+const MAGIC: &[u8; 8] = b"CTRCKPT2";
+/// The first format, whose checksum left the header out.
+const MAGIC_V1: &[u8; 8] = b"CTRCKPT1";
+const SHA_LEN: usize = 32;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
     meta: serde_json::Value,
     sections: Vec<(String, u64)>,
-    sha256: String,
 }
 
 /// A checkpoint's content: JSON metadata and named binary sections.
@@ -37,12 +42,8 @@ impl Checkpoint {
             .map(|(_, b)| b.as_slice())
     }
 
-    /// Writes the checkpoint to `path` atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let mut h = Sha256::new();
-        for (_, b) in &self.sections {
-            h.update(b);
-        }
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let header = Header {
             meta: self.meta.clone(),
             sections: self
@@ -50,90 +51,81 @@ impl Checkpoint {
                 .iter()
                 .map(|(n, b)| (n.clone(), b.len() as u64))
                 .collect(),
-            sha256: format!("{:x}", h.finalize()),
         };
-        let header = serde_json::to_vec(&header).map_err(|e| Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
-        let tmp = tmp_path(path);
-        let io = |e| Error::io(&tmp, e);
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(MAGIC).map_err(io)?;
-        f.write_all(&(header.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        f.write_all(&header).map_err(io)?;
+        let header = serde_json::to_vec(&header)
+            .map_err(|e| Error::Invalid(format!("checkpoint header: {e}")))?;
+        let body: usize = self.sections.iter().map(|(_, b)| b.len()).sum();
+        let mut out = Vec::with_capacity(16 + header.len() + body + SHA_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
         for (_, b) in &self.sections {
-            f.write_all(b).map_err(io)?;
+            out.extend_from_slice(b);
         }
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        if let Some(dir) = path.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        let sha = Sha256::digest(&out);
+        out.extend_from_slice(&sha);
+        Ok(out)
+    }
+
+    /// Writes the checkpoint to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        atomic_write(path, &self.to_bytes()?)
     }
 
     /// Reads and verifies the checkpoint at `path`.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bad = |msg: String| Error::Checkpoint {
+        Self::from_bytes(&bytes).map_err(|msg| Error::Checkpoint {
             path: path.to_path_buf(),
             msg,
-        };
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(bad(
-                "not a contrastive checkpoint (bad magic or truncated header)".into(),
+        })
+    }
+
+    /// Parses and verifies checkpoint bytes; the error says what is wrong with them.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        if bytes.len() >= 8 && &bytes[..8] == MAGIC_V1 {
+            return Err("written by an older version whose checksum left the header out;                         not read (train it again, or read it with that version)"
+                .into());
+        }
+        if bytes.len() < 16 + SHA_LEN || &bytes[..8] != MAGIC {
+            return Err("not a contrastive checkpoint (bad magic or truncated)".into());
+        }
+        let (content, sha) = bytes.split_at(bytes.len() - SHA_LEN);
+        if Sha256::digest(content).as_slice() != sha {
+            return Err("checksum mismatch (truncated or corrupt)".into());
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&content[8..16]);
+        let hlen = u64::from_le_bytes(len);
+        let body = usize::try_from(hlen)
+            .ok()
+            .and_then(|h| h.checked_add(16))
+            .filter(|&e| e <= content.len())
+            .ok_or_else(|| format!("header of {hlen} bytes in a file of {}", bytes.len()))?;
+        let header: Header = serde_json::from_slice(&content[16..body])
+            .map_err(|e| format!("corrupt header: {e}"))?;
+        let mut at = body;
+        let mut sections = Vec::with_capacity(header.sections.len());
+        for (name, len) in header.sections {
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|l| at.checked_add(l))
+                .filter(|&e| e <= content.len())
+                .ok_or_else(|| format!("section `{name}` of {len} bytes runs past the end"))?;
+            sections.push((name, content[at..end].to_vec()));
+            at = end;
+        }
+        if at != content.len() {
+            return Err(format!(
+                "{} bytes after the last section",
+                content.len() - at
             ));
         }
-        let hlen = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8])) as usize;
-        let body = 16usize.checked_add(hlen).filter(|&e| e <= bytes.len());
-        let Some(body) = body else {
-            return Err(bad(format!(
-                "truncated: header of {hlen} bytes, file of {}",
-                bytes.len()
-            )));
-        };
-        let header: Header = serde_json::from_slice(&bytes[16..body])
-            .map_err(|e| bad(format!("corrupt header: {e}")))?;
-        let total: u64 = header.sections.iter().map(|(_, l)| l).sum();
-        if (bytes.len() - body) as u64 != total {
-            return Err(bad(format!(
-                "truncated or padded: sections need {total} bytes, file has {}",
-                bytes.len() - body
-            )));
-        }
-        let sha = format!("{:x}", Sha256::digest(&bytes[body..]));
-        if sha != header.sha256 {
-            return Err(bad(format!(
-                "checksum mismatch: content {sha}, header {}",
-                header.sha256
-            )));
-        }
-        let mut at = body;
-        let sections = header
-            .sections
-            .into_iter()
-            .map(|(name, len)| {
-                let b = bytes[at..at + len as usize].to_vec();
-                at += len as usize;
-                (name, b)
-            })
-            .collect();
         Ok(Self {
             meta: header.meta,
             sections,
         })
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".tmp");
-    PathBuf::from(p)
 }
 
 #[cfg(test)]
@@ -172,5 +164,46 @@ mod tests {
         std::fs::write(&p, &b[..n - 10]).unwrap();
         let e = Checkpoint::load(&p).unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");
+    }
+
+    /// Issue 18, item 3: the header (epoch, step, metrics count) is under the checksum.
+    #[test]
+    fn an_edited_header_is_refused() {
+        let good = sample().to_bytes().unwrap();
+        let at = good
+            .windows(9)
+            .position(|w| w == b"\"epoch\":3")
+            .expect("the header holds the epoch");
+        let mut edited = good.clone();
+        edited[at + 8] = b'4';
+        let e = Checkpoint::from_bytes(&edited).unwrap_err();
+        assert!(e.contains("checksum mismatch"), "{e}");
+    }
+
+    /// Crafted section lengths with a valid checksum (a sealed but lying header) give an
+    /// error, never a panic.
+    #[test]
+    fn crafted_lengths_are_errors() {
+        for lens in [
+            vec![u64::MAX, 1],
+            vec![u64::MAX / 2, u64::MAX / 2 + 10],
+            vec![2, 200],
+        ] {
+            let header =
+                serde_json::json!({"meta": {}, "sections": [["a", lens[0]], ["b", lens[1]]]});
+            let header = serde_json::to_vec(&header).unwrap();
+            let mut b = MAGIC.to_vec();
+            b.extend_from_slice(&(header.len() as u64).to_le_bytes());
+            b.extend_from_slice(&header);
+            b.extend_from_slice(&[7; 103]);
+            let sha = Sha256::digest(&b);
+            b.extend_from_slice(&sha);
+            assert!(Checkpoint::from_bytes(&b).is_err(), "{lens:?}");
+        }
+        let mut b = MAGIC.to_vec();
+        b.extend_from_slice(&u64::MAX.to_le_bytes());
+        let sha = Sha256::digest(&b);
+        b.extend_from_slice(&sha);
+        assert!(Checkpoint::from_bytes(&b).is_err());
     }
 }

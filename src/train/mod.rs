@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod lars;
 pub mod metrics;
 pub mod pairing;
+pub mod rundir;
 pub mod saved;
 pub mod schedule;
 pub mod sgd;

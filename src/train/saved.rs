@@ -22,18 +22,38 @@ pub struct SavedRun {
 }
 
 impl SavedRun {
-    /// `path` is a run directory (its newest step checkpoint, the model that the final
-    /// evaluation scored) or a checkpoint file inside `RUN_DIR/checkpoints/`; the run's
-    /// `config.toml` is read with `overrides` applied.
+    /// `path` is a run directory (its newest step checkpoint that reads back intact, the
+    /// model that the final evaluation scored unless that one was damaged since) or a
+    /// checkpoint file inside `RUN_DIR/checkpoints/`; the run's `config.toml` is read with
+    /// `overrides` applied.
     pub fn open(path: &Path, overrides: &[String]) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         let (dir, checkpoint) = if meta.is_dir() {
-            let ckpt = list_checkpoints(&path.join("checkpoints"))?
-                .pop()
-                .ok_or_else(|| Error::Checkpoint {
-                    path: path.join("checkpoints"),
-                    msg: "holds no checkpoint (is this a run directory?)".into(),
-                })?;
+            let ckpt_dir = path.join("checkpoints");
+            let mut reasons = Vec::new();
+            let mut intact = None;
+            for p in list_checkpoints(&ckpt_dir)?.into_iter().rev() {
+                match Checkpoint::load(&p) {
+                    Ok(_) => {
+                        intact = Some(p);
+                        break;
+                    }
+                    Err(e) => reasons.push(e.to_string()),
+                }
+            }
+            if intact.is_some() {
+                for r in &reasons {
+                    eprintln!("skipping {r}");
+                }
+            }
+            let ckpt = intact.ok_or_else(|| Error::Checkpoint {
+                path: ckpt_dir,
+                msg: if reasons.is_empty() {
+                    "holds no checkpoint (is this a run directory?)".into()
+                } else {
+                    reasons.join("; ")
+                },
+            })?;
             (path.to_path_buf(), ckpt)
         } else {
             let dir = path
@@ -60,7 +80,7 @@ impl SavedRun {
     /// device.
     pub fn load(&self) -> Result<Loaded> {
         let cfg = &self.config;
-        let ds = data::load(&cfg.data.dataset, &cfg.data.dir)?;
+        let ds = data::load_limited(&cfg.data.dataset, &cfg.data.dir, cfg.data.max_pixels)?;
         let train = ds.train.clone().truncate(cfg.data.limit);
         let test = ds.test.clone().truncate(cfg.eval.test_limit);
         let channels = train.shape[0];

@@ -6,6 +6,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use super::checkpoint::Checkpoint;
 use super::lars::Lars;
 use super::metrics::MetricsLog;
 use super::pairing;
+use super::rundir::{self, atomic_write, Fresh, RunLock};
 use super::saved::SavedRun;
 use super::schedule::learning_rate;
 use super::sgd::Sgd;
@@ -68,6 +70,22 @@ impl Progress {
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub progress: Progress,
+    /// A fresh run empties an existing run directory instead of refusing it.
+    pub overwrite: bool,
+    /// Set to a signal's number (by the CLI's handler) to stop: the run finishes its step,
+    /// writes a checkpoint there and returns [`Error::Interrupted`].
+    pub stop: Option<Arc<AtomicUsize>>,
+}
+
+impl TrainOptions {
+    /// Options with `progress`, no overwrite and no stop flag.
+    pub fn new(progress: Progress) -> Self {
+        Self {
+            progress,
+            overwrite: false,
+            stop: None,
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -80,7 +98,11 @@ pub struct Outcome {
     pub random_init: Option<Scores>,
     /// Training images (instances, not views) per second over this process's steps.
     pub images_per_s: f64,
-    pub final_loss: f32,
+    /// Why the classifiers did not run, when they did not (unlabelled data).
+    pub unlabelled: Option<String>,
+    /// The loss of the last step this process ran (`None` when it ran none: a resumed
+    /// run that had already finished).
+    pub final_loss: Option<f32>,
 }
 
 /// Trains `cfg` into run directory `dir` from scratch, evaluates, and returns the scores.
@@ -137,10 +159,14 @@ pub struct Trainer {
     /// Sums over the current epoch's steps so far (loss, InfoNCE bound) and their count,
     /// kept in checkpoints so that a resumed epoch reports the same means.
     epoch_sums: (f64, f64, usize),
+    /// The run directory's lock, held for the trainer's life.
+    _lock: RunLock,
 }
 
 impl Trainer {
-    /// A fresh run of `cfg` in `dir` (created; an existing `metrics.jsonl` is replaced).
+    /// A fresh run of `cfg` in `dir`: created, or an empty directory (a directory holding
+    /// anything is refused unless `opts.overwrite` and it holds a run). A start that fails
+    /// leaves no directory it created behind.
     pub fn new(cfg: Config, dir: &Path, opts: TrainOptions) -> Result<Self> {
         if let (Some(init), Ok(out)) = (&cfg.train.init, dir.canonicalize()) {
             if init.canonicalize().is_ok_and(|i| i.starts_with(&out)) {
@@ -151,25 +177,72 @@ impl Trainer {
                 ));
             }
         }
+        let (lock, how) = rundir::prepare_fresh(dir, opts.overwrite)?;
+        let started = Self::start_fresh(cfg, dir, opts, lock);
+        if started.is_err() {
+            match how {
+                Fresh::Created => {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                Fresh::Reused => {
+                    for made in ["config.toml", "metrics.jsonl", "checkpoints"] {
+                        let p = dir.join(made);
+                        let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+                    }
+                }
+            }
+        }
+        started
+    }
+
+    /// Writes the config first: from then on the directory is a run that `--resume`
+    /// continues (from its beginning while it has no checkpoint), whenever it is stopped.
+    fn start_fresh(cfg: Config, dir: &Path, opts: TrainOptions, lock: RunLock) -> Result<Self> {
+        atomic_write(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let ckpt_dir = dir.join("checkpoints");
         std::fs::create_dir_all(&ckpt_dir).map_err(|e| Error::io(&ckpt_dir, e))?;
-        let cfg_path = dir.join("config.toml");
-        std::fs::write(&cfg_path, cfg.to_toml()).map_err(|e| Error::io(&cfg_path, e))?;
-        let metrics = dir.join("metrics.jsonl");
-        std::fs::write(&metrics, "").map_err(|e| Error::io(&metrics, e))?;
-        Self::build(cfg, dir, opts, true)
+        atomic_write(&dir.join("metrics.jsonl"), b"")?;
+        Self::build(cfg, dir, opts, true, lock)
     }
 
     /// The run in `dir`, restored from its newest checkpoint that reads back intact (a
-    /// corrupt or truncated one is reported and skipped).
+    /// corrupt or truncated one is reported and skipped). A run with no checkpoint yet
+    /// (stopped before its first) starts again from its beginning, which is exactly where
+    /// it stood. The checkpoint must have been written under the config in `dir`.
     pub fn resume(dir: &Path, opts: TrainOptions) -> Result<Self> {
+        if !dir.join("config.toml").is_file() {
+            return Err(Error::RunDir {
+                path: dir.to_path_buf(),
+                msg: "holds no run to resume (no config.toml)".into(),
+            });
+        }
+        let lock = RunLock::acquire(dir)?;
+        rundir::remove_stale_tmp(dir)?;
+        let ckpt_dir = dir.join("checkpoints");
+        rundir::remove_stale_tmp(&ckpt_dir)?;
         let cfg = Config::load(&dir.join("config.toml"), &[])?;
-        let mut t = Self::build(cfg, dir, opts, false)?;
-        let mut ckpts = list_checkpoints(&dir.join("checkpoints"))?;
+        let mut ckpts = list_checkpoints(&ckpt_dir)?;
         ckpts.reverse();
+        // with no checkpoint the run starts over as a fresh one (its train.init too)
+        let mut t = Self::build(cfg, dir, opts, ckpts.is_empty(), lock)?;
+        if ckpts.is_empty() {
+            t.say("no checkpoint yet: starting the run from its beginning");
+            atomic_write(&dir.join("metrics.jsonl"), b"")?;
+            t.log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
+            return Ok(t);
+        }
         let mut reasons = Vec::new();
         for path in ckpts {
-            match Checkpoint::load(&path).and_then(|c| t.restore(&c, &path)) {
+            let c = match Checkpoint::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    t.say(&format!("skipping {e}"));
+                    reasons.push(e.to_string());
+                    continue;
+                }
+            };
+            same_config(&c, &t.cfg, &path, dir)?;
+            match t.restore(&c, &path) {
                 Ok(()) => {
                     t.say(&format!(
                         "resuming from {} (epoch {}, step {})",
@@ -186,12 +259,8 @@ impl Trainer {
             }
         }
         Err(Error::Checkpoint {
-            path: dir.join("checkpoints"),
-            msg: if reasons.is_empty() {
-                "no checkpoint to resume from".into()
-            } else {
-                reasons.join("; ")
-            },
+            path: ckpt_dir,
+            msg: reasons.join("; "),
         })
     }
 
@@ -207,7 +276,13 @@ impl Trainer {
 
     /// The trainer of `cfg`; a `fresh` run starts its encoder from `train.init` (a resumed
     /// one restores it from its own checkpoint, so the init run may be gone by then).
-    fn build(cfg: Config, dir: &Path, opts: TrainOptions, fresh: bool) -> Result<Self> {
+    fn build(
+        cfg: Config,
+        dir: &Path,
+        opts: TrainOptions,
+        fresh: bool,
+        lock: RunLock,
+    ) -> Result<Self> {
         let log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
         let ds = load_data(&cfg, opts.progress)?;
         let train = Arc::new(ds.train.clone().truncate(cfg.data.limit));
@@ -218,6 +293,7 @@ impl Trainer {
         let device = crate::backend::device(&cfg.train.device)?;
         device.seed(cfg.train.seed);
         let ad = device.clone().autodiff();
+        crate::memory::check(&cfg, train.shape)?;
         let mut model = Model::new(&cfg, train.shape, &ad)?;
         if let (true, Some(path)) = (fresh, &cfg.train.init) {
             let init = init_encoders(&cfg, path, train.shape, &ad)?;
@@ -229,6 +305,13 @@ impl Trainer {
             return Err(Error::config(
                 "train.batch_size",
                 batch,
+                format!("at most the {} training samples", train.len()),
+            ));
+        }
+        if cfg.views.relation == Relation::Cluster && cfg.views.clusters > train.len() {
+            return Err(Error::config(
+                "views.clusters",
+                cfg.views.clusters,
                 format!("at most the {} training samples", train.len()),
             ));
         }
@@ -300,6 +383,7 @@ impl Trainer {
             best_knn: None,
             steps,
             epoch_sums: (0.0, 0.0, 0),
+            _lock: lock,
         };
         if let Batching::Balanced {
             left_out: n @ 1..,
@@ -312,6 +396,23 @@ impl Trainer {
             ));
         }
         Ok(t)
+    }
+
+    /// The signal that asked the run to stop, if one did.
+    fn stop_requested(&self) -> Option<i32> {
+        let s = self.opts.stop.as_ref()?.load(Ordering::SeqCst);
+        (s != 0).then_some(s as i32)
+    }
+
+    /// The error that reports a stop at the current position (a checkpoint of which has
+    /// just been written).
+    fn interrupted(&self, signal: i32) -> Error {
+        Error::Interrupted {
+            signal,
+            epoch: self.pos.epoch + usize::from(self.pos.step > 0),
+            step: self.pos.epoch * self.steps + self.pos.step,
+            dir: self.dir.clone(),
+        }
     }
 
     fn say(&self, msg: &str) {
@@ -346,7 +447,7 @@ impl Trainer {
         let batch = self.cfg.train.batch_size;
         let started = Instant::now();
         let mut trained = 0usize;
-        let mut final_loss = f32::NAN;
+        let mut final_loss = None;
         while self.pos.epoch < self.cfg.train.epochs {
             let epoch = self.pos.epoch;
             self.loss = self.cfg.loss.for_epoch(epoch);
@@ -373,7 +474,7 @@ impl Trainer {
                 let global = epoch * self.steps + s;
                 let lr = self.lr(global);
                 let (loss, bound) = self.train_step(global, lr, &views)?;
-                final_loss = loss;
+                final_loss = Some(loss);
                 self.epoch_sums.0 += f64::from(loss);
                 self.epoch_sums.1 += bound.unwrap_or(0.0);
                 self.epoch_sums.2 += 1;
@@ -387,6 +488,16 @@ impl Trainer {
                     b.set_position(s as u64 + 1);
                     let rate = (ran * batch) as f64 / t0.elapsed().as_secs_f64();
                     b.set_message(format!("loss {loss:.4}  {rate:.0} img/s"));
+                }
+                if let Some(signal) = self.stop_requested() {
+                    if let Some(b) = &bar {
+                        b.finish_and_clear();
+                    }
+                    if s + 1 < self.steps {
+                        self.save()?;
+                        return Err(self.interrupted(signal));
+                    }
+                    break;
                 }
                 let every = self.cfg.train.checkpoint_every;
                 if every > 0 && (global + 1) % every == 0 && s + 1 < self.steps {
@@ -424,17 +535,22 @@ impl Trainer {
             let every = self.cfg.eval.every;
             let online = every > 0 && (epoch + 1) % every == 0 && epoch + 1 < self.cfg.train.epochs;
             if online {
-                let knn = self.online_knn()?;
-                self.write(
-                    json!({"epoch": epoch + 1, "step": (epoch + 1) * self.steps, "knn_top1": knn}),
-                )?;
+                let knn = self.online_knn();
+                if let Some(knn) = knn {
+                    self.write(
+                        json!({"epoch": epoch + 1, "step": (epoch + 1) * self.steps, "knn_top1": knn}),
+                    )?;
+                }
                 self.save()?;
-                if self.best_knn.is_none_or(|b| knn > b) {
+                if let Some(knn) = knn.filter(|&k| self.best_knn.is_none_or(|b| k > b)) {
                     self.best_knn = Some(knn);
                     self.save_as("best.ckpt")?;
                 }
             } else {
                 self.save()?;
+            }
+            if let Some(signal) = self.stop_requested() {
+                return Err(self.interrupted(signal));
             }
         }
         let images_per_s = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -443,7 +559,8 @@ impl Trainer {
         let mut record = json!({
             "epoch": self.cfg.train.epochs, "step": self.total_steps(), "knn_top1": scores.knn_top1,
             "linear_top1": scores.linear_top1, "images_per_s": images_per_s,
-            "knn_per_class": evaluation.knn.per_class, "knn_confusion": evaluation.knn.confusion,
+            "knn_per_class": evaluation.knn.as_ref().map(|k| &k.per_class),
+            "knn_confusion": evaluation.knn.as_ref().map(|k| &k.confusion),
             "linear_per_class": evaluation.linear.map(|l| l.per_class),
             "alignment": geometry.as_ref().map(|g| g.alignment),
             "uniformity": geometry.as_ref().map(|g| g.uniformity),
@@ -459,6 +576,7 @@ impl Trainer {
         self.write(record)?;
         Ok(Outcome {
             dir: self.dir.clone(),
+            unlabelled: evaluation.unlabelled,
             scores,
             baseline,
             random_init,
@@ -477,20 +595,19 @@ impl Trainer {
         self.ds.test.clone().truncate(self.cfg.eval.test_limit)
     }
 
-    /// kNN accuracy of the current representation (online evaluation).
-    fn online_knn(&self) -> Result<f64> {
+    /// kNN accuracy of the current representation (online evaluation), on the labelled
+    /// samples; `None` when either split has none.
+    fn online_knn(&self) -> Option<f64> {
+        let classes = self.ds.classes;
         let test = self.test_split();
-        let ftr = self.features(&self.model, &self.train);
-        let fte = self.features(&self.model, &test);
-        let pred = eval::knn::predict(
-            &ftr,
-            &fte,
-            self.cfg.eval.knn_k,
-            self.cfg.eval.knn_temperature,
-            self.ds.classes,
-            &self.device,
-        );
-        Ok(eval::knn::accuracy(&pred, &fte.labels))
+        let ftr = self.features(&self.model, &self.train).labelled(classes);
+        let fte = self.features(&self.model, &test).labelled(classes);
+        if ftr.is_empty() || fte.is_empty() {
+            return None;
+        }
+        let (k, t) = (self.cfg.eval.knn_k, self.cfg.eval.knn_temperature);
+        let pred = eval::knn::predict(&ftr, &fte, k, t, classes, &self.device);
+        Some(eval::knn::accuracy(&pred, &fte.labels))
     }
 
     /// kNN and linear probe on the representation (with per-class scores, and alignment
@@ -517,6 +634,9 @@ impl Trainer {
             "evaluated: features {secs:.1}s, kNN {:.1}s, linear probe {:.1}s",
             evaluation.scores.knn_seconds, evaluation.scores.linear_seconds
         ));
+        if let Some(why) = &evaluation.unlabelled {
+            self.say(why);
+        }
         let baseline = cfg.baseline.then(|| {
             let (rtr, rte) = (
                 eval::raw(&self.train, &self.mean, &self.std),
@@ -577,6 +697,7 @@ impl Trainer {
                 step: global + 1,
                 epoch: epoch + 1,
                 loss: value,
+                kept: list_checkpoints(&self.dir.join("checkpoints"))?.pop(),
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
@@ -836,6 +957,7 @@ impl Trainer {
                 "best_knn": self.best_knn, "steps_per_epoch": self.steps,
                 "epoch_sums": [self.epoch_sums.0, self.epoch_sums.1, self.epoch_sums.2],
                 "loss_state": self.loss_state,
+                "config": self.cfg.to_toml(),
             }),
             sections,
         }
@@ -955,7 +1077,7 @@ impl Trainer {
         if !content.is_empty() {
             content.push('\n');
         }
-        std::fs::write(&path, content).map_err(|e| Error::io(&path, e))?;
+        atomic_write(&path, content.as_bytes())?;
         self.log = MetricsLog::open(&path)?;
         self.metrics_lines = lines;
         Ok(())
@@ -1100,7 +1222,7 @@ fn make_sampler(
 
 /// Loads the configured dataset, fetching it first when allowed and missing.
 fn load_data(cfg: &Config, progress: Progress) -> Result<Dataset> {
-    match data::load(&cfg.data.dataset, &cfg.data.dir) {
+    match data::load_limited(&cfg.data.dataset, &cfg.data.dir, cfg.data.max_pixels) {
         Err(Error::Data { .. }) if cfg.data.fetch && !cfg.data.dir.exists() => {
             let mut say = |m: &str| {
                 if progress != Progress::Quiet {
@@ -1111,7 +1233,7 @@ fn load_data(cfg: &Config, progress: Progress) -> Result<Dataset> {
             if let Some(src) = got.source {
                 say(&format!("fetched {} from {src}", cfg.data.dataset));
             }
-            data::load(&cfg.data.dataset, &cfg.data.dir)
+            data::load_limited(&cfg.data.dataset, &cfg.data.dir, cfg.data.max_pixels)
         }
         other => other,
     }
@@ -1205,6 +1327,37 @@ fn optimizer(cfg: &Config) -> ModuleOptimizer {
             weight_decay: wd,
         }),
     }
+}
+
+/// Refuses to resume from checkpoint `c` when `cfg` (the run's `config.toml` now) is not
+/// the config it was written under, naming the first key that differs. Every key counts,
+/// `train.epochs` too: the learning-rate schedule and warm-up are functions of the total
+/// step count, so a run extended on resume would equal no uninterrupted run. To train on
+/// with other values, start a new run from this one with `train.init`.
+fn same_config(c: &Checkpoint, cfg: &Config, path: &Path, dir: &Path) -> Result<()> {
+    let Some(saved) = c.meta.get("config").and_then(|v| v.as_str()) else {
+        return Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg: "header lacks `config`".into(),
+        });
+    };
+    let now = cfg.to_toml();
+    if saved == now {
+        return Ok(());
+    }
+    let parse = |t: &str| t.parse::<toml::Table>().unwrap_or_default();
+    let (was, is) = (parse(saved), parse(&now));
+    let (key, old, new) = crate::config::first_difference(&was, &is)
+        .unwrap_or_else(|| ("(formatting)".into(), String::new(), String::new()));
+    Err(Error::RunDir {
+        path: dir.to_path_buf(),
+        msg: format!(
+            "config.toml changed since the checkpoint was written: `{key}` was {old}, is now \
+             {new}; a resumed run uses its own config (restore it, or start a new run with \
+             train.init = {})",
+            dir.display()
+        ),
+    })
 }
 
 /// Step checkpoints in `dir`, oldest first (`best.ckpt` excluded).

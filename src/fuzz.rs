@@ -1,0 +1,122 @@
+//! One entry point per reader of outside bytes, shared by the cargo-fuzz targets in
+//! `fuzz/` and by the test that replays their saved corpora on stable
+//! (`tests/fuzz_corpus.rs`). Each writes the bytes where the loader reads them, in a
+//! folder of its own thread, and runs the loader: it may return an error, and must never
+//! panic, abort or hang.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::data::{self, cifar, idx};
+use crate::train::checkpoint::Checkpoint;
+
+/// Images larger than this are refused by the fuzzed folder loader (`data.max_pixels`),
+/// which keeps one input's memory within libFuzzer's limit.
+const FUZZ_MAX_PIXELS: u64 = 1 << 20;
+
+/// The readers by the names of their fuzz targets and corpus folders.
+pub const READERS: [(&str, fn(&[u8])); 8] = [
+    ("idx", idx_file),
+    ("cifar", cifar_records),
+    ("image", image_folder),
+    ("ts", ucr_ts),
+    ("tsv", ucr_tsv),
+    ("digits", digits_csv),
+    ("config", config_toml),
+    ("checkpoint", checkpoint_file),
+];
+
+/// A folder for this thread's files, emptied.
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir()
+        .join(format!(
+            "contrastive-fuzz-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ))
+        .to_string_lossy()
+        .replace(['(', ')'], "");
+    let d = PathBuf::from(d);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("a scratch folder");
+    d
+}
+
+fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    let mut f = std::fs::File::create(&p).expect("a scratch file");
+    f.write_all(data).expect("scratch write");
+    p
+}
+
+/// An IDX file, plain or gzip, as MNIST's loader reads each of its four files.
+pub fn idx_file(data: &[u8]) {
+    let d = scratch();
+    let _ = idx::read(&put(&d, "x", data));
+}
+
+/// CIFAR-10 and CIFAR-100 binary records.
+pub fn cifar_records(data: &[u8]) {
+    for v in [cifar::Variant::Cifar10, cifar::Variant::Cifar100] {
+        let _ = cifar::parse(v, Path::new("fuzz.bin"), data);
+    }
+}
+
+/// One image (PNG, JPEG or anything else) in an unlabelled image folder.
+pub fn image_folder(data: &[u8]) {
+    let d = scratch();
+    put(&d, "a.png", data);
+    let _ = data::load_limited("folder", &d, FUZZ_MAX_PIXELS);
+}
+
+/// A UCR/UEA problem whose train and test files are both `data`, as `.ts`.
+pub fn ucr_ts(data: &[u8]) {
+    ucr(data, "ts");
+}
+
+/// The same as `.tsv`.
+pub fn ucr_tsv(data: &[u8]) {
+    ucr(data, "tsv");
+}
+
+fn ucr(data: &[u8], ext: &str) {
+    let d = scratch();
+    put(&d, &format!("P_TRAIN.{ext}"), data);
+    put(&d, &format!("P_TEST.{ext}"), data);
+    let _ = data::load("ucr", &d);
+}
+
+/// The digits CSV, plain or gzip.
+pub fn digits_csv(data: &[u8]) {
+    let d = scratch();
+    put(&d, "digits.csv", data);
+    let _ = data::load("digits", &d);
+}
+
+/// A TOML config and `--set` overrides: the bytes before the first NUL are the file, the
+/// lines after it the overrides.
+pub fn config_toml(data: &[u8]) {
+    let (text, sets) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let text = String::from_utf8_lossy(text);
+    let sets: Vec<String> = String::from_utf8_lossy(sets)
+        .lines()
+        .map(String::from)
+        .collect();
+    if let Ok(cfg) = crate::Config::parse(&text, Path::new("fuzz.toml"), &sets) {
+        let _ = crate::Config::parse(&cfg.to_toml(), Path::new("resolved.toml"), &[]);
+    }
+}
+
+/// A checkpoint file as it is, and the same bytes sealed with a valid checksum, so that
+/// the parser behind the checksum is reached too.
+pub fn checkpoint_file(data: &[u8]) {
+    let _ = Checkpoint::from_bytes(data);
+    let mut sealed = data.to_vec();
+    sealed.extend_from_slice(&Sha256::digest(data));
+    let _ = Checkpoint::from_bytes(&sealed);
+}
