@@ -11,7 +11,7 @@ use crate::head::HeadConfig;
 use crate::keys::{KeyEncoderKind, KeySourceKind, KeysConfig, Pairing};
 use crate::loss::LossConfig;
 use crate::views::augment::AugmentConfig;
-use crate::views::Relation;
+use crate::pairs::Relation;
 
 /// A whole run: the four parts of a contrastive method plus data, optimiser and training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

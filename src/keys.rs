@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::kernels::gemm::{self, Mat};
 use crate::model::Model;
 use crate::views::transform::mix;
-use crate::views::Tag;
+use crate::pairs::Tag;
 
 /// How key embeddings are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

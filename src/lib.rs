@@ -19,6 +19,10 @@
 //!         tags --relation--> positive map;  score(z_q, z_k) + map -> loss -> SGD
 //! ```
 //!
+//! The positive map is the one contract between views and losses; it lives in [`pairs`],
+//! at the bottom of the module graph, so that losses and kernels import no part above
+//! them.
+//!
 //! Around the parts: [`data`] (datasets, loaders, fetching), [`train`] (the loop,
 //! checkpoints, metrics), [`eval`] (kNN, linear probe, geometry, 2-D maps), [`report`]
 //! (the HTML run report), [`npy`] (exported arrays), [`presets`] and [`config`].
@@ -37,6 +41,7 @@ pub mod loss;
 pub mod memory;
 pub mod model;
 pub mod npy;
+pub mod pairs;
 pub mod presets;
 pub mod report;
 pub mod score;

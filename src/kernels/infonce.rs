@@ -16,7 +16,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::gemm::{product, Mat};
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 /// The positive map in one integer array, as it crosses into the kernels:
 /// `[rows, pos_ptr (rows + 1), positive keys..., exc_ptr (rows + 1), excluded keys...]`,

@@ -45,7 +45,7 @@ use burn::tensor::activation::relu as burn_relu;
 use burn::tensor::{DType, Int, TensorData};
 use rayon::prelude::*;
 
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 use extension::FastOps;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);

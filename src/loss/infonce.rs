@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 use super::masks::{masked_logsumexp, row_max, softplus, Masks};
 use crate::error::{Error, Result};
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 /// Multi-positive InfoNCE (SupCon's `L_out`, Khosla et al. 2020, eq. 2):
 ///

@@ -8,7 +8,7 @@ use super::infonce::check_map;
 use super::masks::{softplus, Masks};
 use super::mining::{mine, Mining, Triplet};
 use crate::error::{Error, Result};
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 fn check_margin(margin: f64) -> Result<()> {
     if margin >= 0.0 && margin.is_finite() {

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use burn::tensor::{Bool, TensorData};
 
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 /// Masks of one map on one device.
 pub struct Masks {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 /// How triplets are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ pub fn mine(mining: Mining, d: &[f32], map: &PositiveMap, margin: f32) -> Vec<Tr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::views::{Relation, Tag};
+    use crate::pairs::{Relation, Tag};
 
     #[test]
     fn hard_and_semi_hard_pick_the_right_negatives() {

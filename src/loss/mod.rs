@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::score::{distances, l2_normalise, score_matrix, Bilinear, Score};
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 pub use mining::Mining;
 
 /// The losses of the review's taxonomy.

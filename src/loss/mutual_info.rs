@@ -6,7 +6,7 @@ use burn::prelude::*;
 use super::infonce::check_map;
 use super::masks::{masked_logsumexp, softplus, Masks};
 use crate::error::Result;
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 /// The Jensen-Shannon estimator, as a loss to minimise (DIM eq. 4, negated):
 ///

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use super::infonce::check_map;
 use super::masks::{masked_logsumexp, row_max, softplus, Masks};
 use crate::error::Result;
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 /// Noise-contrastive estimation as InstDisc uses it over a memory bank (Wu et al. 2018,
 /// eq. 4-6). With `m` noise samples drawn uniformly from `n` instances, the posterior that

@@ -5,7 +5,7 @@ use burn::tensor::{Int, TensorData};
 
 use crate::error::{Error, Result};
 use crate::score::l2_normalise;
-use crate::views::PositiveMap;
+use crate::pairs::PositiveMap;
 
 /// Each query row paired with its first positive key.
 fn pairs(map: &PositiveMap) -> Result<Vec<i64>> {
