@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::encoder::EncoderConfig;
 use crate::error::{Error, Result};
 use crate::head::HeadConfig;
-use crate::keys::{KeyEncoderKind, KeySourceKind, KeysConfig, Pairing};
+use crate::keys::config::{KeyEncoderKind, KeySourceKind, KeysConfig, Pairing};
 use crate::loss::LossConfig;
-use crate::views::augment::AugmentConfig;
 use crate::pairs::Relation;
+use crate::views::augment::AugmentConfig;
 
 /// A whole run: the four parts of a contrastive method plus data, optimiser and training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

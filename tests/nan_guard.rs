@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{bin, data_dir};
 use contrastive::train::checkpoint::Checkpoint;
-use contrastive::train::trainer::list_checkpoints;
+use contrastive::train::rundir::list_checkpoints;
 
 #[test]
 fn a_diverging_run_stops_at_the_first_non_finite_loss() {

@@ -118,7 +118,7 @@ fn resume(out: &Path) -> std::process::Output {
 }
 
 fn checkpoints(run: &Path) -> Vec<PathBuf> {
-    contrastive::train::trainer::list_checkpoints(&run.join("checkpoints")).unwrap()
+    contrastive::train::rundir::list_checkpoints(&run.join("checkpoints")).unwrap()
 }
 
 #[test]

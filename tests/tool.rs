@@ -204,7 +204,7 @@ fn embed_loads_in_numpy_and_gives_evals_knn() {
         return;
     };
     let run = trained();
-    let ckpt = contrastive::train::trainer::list_checkpoints(&run.join("checkpoints"))
+    let ckpt = contrastive::train::rundir::list_checkpoints(&run.join("checkpoints"))
         .unwrap()
         .pop()
         .unwrap();
@@ -407,4 +407,17 @@ fn presets_lists_every_config_with_its_description() {
         .unwrap());
     assert!(toml.contains("[encoder]"));
     failed(bin().args(["presets", "--show", "nope"]).output().unwrap());
+}
+
+/// No two source files import each other, directly or around a circle
+/// (scripts/import-graph.py; issue 19).
+#[test]
+fn the_module_graph_has_no_import_cycles() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/import-graph.py");
+    let o = std::process::Command::new("python3")
+        .arg(script)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.trim() == "0 cycles", "{out}");
 }

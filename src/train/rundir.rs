@@ -153,6 +153,34 @@ pub fn prepare_fresh(dir: &Path, overwrite: bool) -> Result<(RunLock, Fresh)> {
     Ok((lock, Fresh::Reused))
 }
 
+/// Step checkpoints in `dir`, oldest first (`best.ckpt` excluded).
+pub fn list_checkpoints(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut ckpts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("step-") && n.ends_with(".ckpt"))
+        })
+        .collect();
+    ckpts.sort();
+    Ok(ckpts)
+}
+
+/// Removes all but the newest `keep` step checkpoints.
+pub fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let ckpts = list_checkpoints(dir)?;
+    let n = ckpts.len();
+    for p in ckpts.into_iter().take(n.saturating_sub(keep)) {
+        std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

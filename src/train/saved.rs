@@ -7,7 +7,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 
 use super::checkpoint::Checkpoint;
-use super::trainer::list_checkpoints;
+use super::rundir::list_checkpoints;
 use crate::config::Config;
 use crate::data::{self, Dataset, Split};
 use crate::error::{Error, Result};
