@@ -6,8 +6,8 @@ use burn::tensor::TensorData;
 
 use super::masks::Masks;
 use crate::error::{Error, Result};
-use crate::score::{l2_normalise, sq_distances};
 use crate::pairs::PositiveMap;
+use crate::score::{l2_normalise, sq_distances};
 
 /// `E_{(x, y) positive} |f(x) - f(y)|^alpha` over the positive pairs of `map`, with `f`
 /// the L2-normalised embeddings `q` (queries) and `k` (keys).

@@ -18,8 +18,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::score::{distances, l2_normalise, score_matrix, Bilinear, Score};
 use crate::pairs::PositiveMap;
+use crate::score::{distances, l2_normalise, score_matrix, Bilinear, Score};
 pub use mining::Mining;
 
 /// The losses of the review's taxonomy.

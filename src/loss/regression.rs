@@ -4,8 +4,8 @@ use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 
 use crate::error::{Error, Result};
-use crate::score::l2_normalise;
 use crate::pairs::PositiveMap;
+use crate::score::l2_normalise;
 
 /// Each query row paired with its first positive key.
 fn pairs(map: &PositiveMap) -> Result<Vec<i64>> {
