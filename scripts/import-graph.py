@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Import cycles between the source files of src/: each `crate::` or `super::` path in
 code (doc comments and test modules left out) is an edge to the file that defines it.
-Prints each cycle and their count; exits 1 when there is any (tests/tool.rs runs it).
+Prints each cycle and their count; exits 1 when there is any (tests/it/tool.rs runs it).
 
 usage: python3 scripts/import-graph.py [--edges]
 """

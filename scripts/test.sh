@@ -4,7 +4,7 @@
 # release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# tests/tool.rs checks exported .npy files with NumPy and screenshots the HTML report
+# tests/it/tool.rs checks exported .npy files with NumPy and screenshots the HTML report
 missing=()
 python3 -c 'import numpy' 2>/dev/null || /usr/bin/python3 -c 'import numpy' 2>/dev/null \
     || missing+=(python3-numpy)

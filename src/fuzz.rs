@@ -1,6 +1,6 @@
 //! One entry point per reader of outside bytes, shared by the cargo-fuzz targets in
 //! `fuzz/` and by the test that replays their saved corpora on stable
-//! (`tests/fuzz_corpus.rs`). Each writes the bytes where the loader reads them, in a
+//! (`tests/it/data_errors.rs`). Each writes the bytes where the loader reads them, in a
 //! folder of its own thread, and runs the loader: it may return an error, and must never
 //! panic, abort or hang.
 

@@ -3,9 +3,7 @@
 //! pytorch-metric-learning): values and gradients to 1e-5, relative to the largest
 //! reference value.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use contrastive::kernels;
 use contrastive::loss::masks::masked_logsumexp;
 use contrastive::loss::{LossConfig, LossKind, Mining, NceZ};
@@ -122,6 +120,7 @@ fn every_loss_matches_the_reference_value_and_gradients() {
 /// fast kernels on and off (tests/fixtures/make_fixtures.py, `edge_cases`).
 #[test]
 fn losses_stay_exact_at_the_edges() {
+    let _serial = crate::common::serial();
     let fx = fixture("losses.json");
     let cases = fx["edges"].as_array().unwrap();
     assert!(cases.len() >= 20);

@@ -1,11 +1,9 @@
 //! Every preset in configs/ trains end to end through `contrastive train` on a small
 //! slice of its real dataset, and its run reports finite losses and an accuracy.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{bin, data_dir};
+use crate::common::{bin, data_dir};
 use contrastive::train::metrics;
 
 fn preset(name: &str) -> PathBuf {

@@ -1,14 +1,12 @@
 //! A run killed mid-epoch (SIGKILL) and resumed gives exactly the metrics of an
 //! uninterrupted run; a corrupt checkpoint is refused and the previous one used.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::{bin, data_dir, param_values};
 use burn::prelude::*;
-use common::{bin, data_dir, param_values};
 use contrastive::config::Config;
 use contrastive::train::metrics;
 use contrastive::train::saved::SavedRun;

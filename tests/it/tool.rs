@@ -1,13 +1,11 @@
 //! The tool around the framework: `eval`, `embed` (checked by NumPy), `report` (opened in
 //! headless Chromium), `presets` and every subcommand's `--help`, on one small trained run.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{bin, data_dir};
+use crate::common::{bin, data_dir};
 use contrastive::train::metrics;
 
 const TRAIN: usize = 1024;

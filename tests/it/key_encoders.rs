@@ -9,9 +9,7 @@ use contrastive::keys::{self, Queue};
 use contrastive::model::Model;
 use contrastive::views::{PositiveMap, Relation, Tag};
 
-mod common;
-
-use common::param_values as values;
+use crate::common::param_values as values;
 
 fn model(device: &Device) -> (Config, Model) {
     let cfg = Config::parse(

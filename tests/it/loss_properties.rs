@@ -1,10 +1,8 @@
 //! Properties every loss must have, on random inputs (proptest), and its clear errors.
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use common::*;
 use contrastive::loss::{infonce, margin, mutual_info, nce, LossConfig, LossKind, Mining};
 use contrastive::score::Score;
 use contrastive::views::PositiveMap;

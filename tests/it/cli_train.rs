@@ -1,8 +1,6 @@
 //! End to end: `contrastive train` on a slice of real Fashion-MNIST.
 
-mod common;
-
-use common::{bin, data_dir};
+use crate::common::{bin, data_dir};
 use contrastive::train::metrics;
 
 #[test]

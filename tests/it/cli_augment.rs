@@ -1,11 +1,9 @@
 //! End to end on a slice of real Fashion-MNIST: multi-crop training through
 //! `contrastive train`, and `contrastive data info --config` drawing a config's views.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{bin, data_dir};
+use crate::common::{bin, data_dir};
 use contrastive::train::metrics;
 
 fn fashion() -> PathBuf {

@@ -2,13 +2,11 @@
 //! tests/fixtures/make_quantizer_fixture.py: quantised values, diversity loss, and the
 //! straight-through gradients of `sum(q * R) + diversity`.
 
-mod common;
-
+use crate::common::{fixture, floats, rel_err, values};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use common::{fixture, floats, rel_err, values};
 use contrastive::head::quantizer::{Quantizer, QuantizerConfig};
 
 fn leaf<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {

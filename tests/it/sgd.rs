@@ -3,8 +3,7 @@
 //! saved state. LARS against Barlow Twins' own (tests/fixtures/make_lars_fixture.py),
 //! straight through and resumed from its saved state.
 
-mod common;
-
+use crate::common::{fixture, floats, rel_err};
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
@@ -12,7 +11,6 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
-use common::{fixture, floats, rel_err};
 use contrastive::kernels;
 use contrastive::train::lars::Lars;
 use contrastive::train::sgd::Sgd;
@@ -88,6 +86,7 @@ fn assert_close(a: &Linear, b: &Linear, what: &str) {
 
 #[test]
 fn sgd_equals_burns_and_resumes_from_its_state() {
+    let _serial = crate::common::serial();
     let device = Device::flex().autodiff();
     device.seed(42);
     let start = LinearConfig::new(6, 4).init(&device);
@@ -133,6 +132,7 @@ fn replay(
 
 #[test]
 fn lars_equals_barlow_twins_reference_and_resumes_from_its_state() {
+    let _serial = crate::common::serial();
     let f = fixture("lars.json");
     let num = |k: &str| f[k].as_f64().expect("number");
     let lars = || {

@@ -128,6 +128,7 @@ fn compare_loss(score: Score, shared: bool) {
 
 #[test]
 fn fast_kernels_equal_the_plain_path() {
+    let _serial = crate::common::serial();
     for score in [Score::Cosine, Score::Dot] {
         compare_loss(score, true);
         compare_loss(score, false);

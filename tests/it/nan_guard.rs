@@ -1,11 +1,9 @@
 //! A non-finite loss stops the run with a message naming the step, and the last good
 //! checkpoint stays readable.
 
-mod common;
-
 use std::path::Path;
 
-use common::{bin, data_dir};
+use crate::common::{bin, data_dir};
 use contrastive::train::checkpoint::Checkpoint;
 use contrastive::train::rundir::list_checkpoints;
 

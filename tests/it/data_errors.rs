@@ -1,10 +1,8 @@
 //! Bad dataset files give one-line errors that name the file, from the library and the CLI.
 
-mod common;
-
 use std::path::Path;
 
-use common::bin;
+use crate::common::bin;
 use contrastive::data::{self, idx};
 
 fn write_set(dir: &Path, n_img: usize, n_lab: usize) {

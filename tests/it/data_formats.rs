@@ -1,12 +1,10 @@
 //! Dataset readers on small files written here in each official layout, their one-line
 //! errors, and `data info` end to end.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use common::{bin, data_dir};
+use crate::common::{bin, data_dir};
 use contrastive::data::{self, fetch, idx};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 

@@ -1,11 +1,9 @@
 //! A teacher read from ONNX: its embeddings equal PyTorch's for the same graph, bad files
 //! are one-line errors naming the file, and CRD trains from it through `contrastive train`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{bin, data_dir, fixture, floats, rel_err};
+use crate::common::{bin, data_dir, fixture, floats, rel_err};
 use contrastive::encoder::onnx::OnnxEncoder;
 use contrastive::train::metrics;
 

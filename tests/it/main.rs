@@ -1,0 +1,25 @@
+//! The integration tests, as one binary (one link of burn, tract and plotters instead
+//! of one per file): a module per area, helpers in [`common`].
+//!
+//! Tests that seed burn's device generator or switch the fast kernels hold
+//! [`common::serial`] so that they do not run beside each other.
+
+mod common;
+
+mod augment;
+mod cli_augment;
+mod cli_train;
+mod data_errors;
+mod data_formats;
+mod kernels;
+mod key_encoders;
+mod loss_properties;
+mod losses;
+mod nan_guard;
+mod onnx_teacher;
+mod presets;
+mod quantizer;
+mod resume;
+mod sgd;
+mod similarity;
+mod tool;
