@@ -556,7 +556,7 @@ impl Config {
             ));
         }
         let p = self.train.classes_per_batch;
-        if p == 1 || (p > 0 && self.train.batch_size % p != 0) {
+        if p == 1 || (p > 0 && !self.train.batch_size.is_multiple_of(p)) {
             return Err(Error::config(
                 "train.classes_per_batch",
                 p,

@@ -16,8 +16,11 @@ use crate::train::checkpoint::Checkpoint;
 /// which keeps one input's memory within libFuzzer's limit.
 const FUZZ_MAX_PIXELS: u64 = 1 << 20;
 
+/// A reader of outside bytes, as the fuzz targets call it.
+pub type Reader = fn(&[u8]);
+
 /// The readers by the names of their fuzz targets and corpus folders.
-pub const READERS: [(&str, fn(&[u8])); 8] = [
+pub const READERS: [(&str, Reader); 8] = [
     ("idx", idx_file),
     ("cifar", cifar_records),
     ("image", image_folder),

@@ -130,7 +130,7 @@ pub fn parse(variant: Variant, path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, V
     if bytes.is_empty() {
         return Err(Error::data(path, "empty: no records"));
     }
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         return Err(Error::data(
             path,
             format!(

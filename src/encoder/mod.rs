@@ -79,7 +79,7 @@ impl EncoderConfig {
         match self.kind.as_str() {
             "mlp" => Ok(()),
             "convnet" | "conv1d" => {
-                if self.kind == "conv1d" && self.kernel % 2 == 0 {
+                if self.kind == "conv1d" && self.kernel.is_multiple_of(2) {
                     return Err(Error::config(
                         "encoder.kernel",
                         self.kernel,

@@ -44,7 +44,7 @@ impl QuantizerConfig {
         if self.groups == 0 {
             return Ok(());
         }
-        if self.entries < 2 || z % self.groups != 0 {
+        if self.entries < 2 || !z.is_multiple_of(self.groups) {
             return Err(Error::config(
                 "head.quantizer.groups",
                 format!("{} (entries {}, embedding {z})", self.groups, self.entries),

@@ -500,7 +500,7 @@ impl Trainer {
                     break;
                 }
                 let every = self.cfg.train.checkpoint_every;
-                if every > 0 && (global + 1) % every == 0 && s + 1 < self.steps {
+                if every > 0 && (global + 1).is_multiple_of(every) && s + 1 < self.steps {
                     self.save()?;
                 }
             }
@@ -533,7 +533,8 @@ impl Trainer {
                 step: 0,
             };
             let every = self.cfg.eval.every;
-            let online = every > 0 && (epoch + 1) % every == 0 && epoch + 1 < self.cfg.train.epochs;
+            let online =
+                every > 0 && (epoch + 1).is_multiple_of(every) && epoch + 1 < self.cfg.train.epochs;
             if online {
                 let knn = self.online_knn();
                 if let Some(knn) = knn {
@@ -667,7 +668,7 @@ impl Trainer {
         let epoch = global / self.steps;
         if let Some(p) = self.prototypes.as_mut() {
             let every = self.cfg.views.recluster_every;
-            if global >= self.steps && (global - self.steps) % every == 0 {
+            if global >= self.steps && (global - self.steps).is_multiple_of(every) {
                 p.recluster(mix(self.cfg.train.seed, global as u64, 0xc1));
             }
         }
@@ -1146,7 +1147,7 @@ fn tag_bytes(tags: &[Tag]) -> Vec<u8> {
 
 fn bytes_tags(b: &[u8]) -> Option<Vec<Tag>> {
     let word = |c: &[u8], at: usize| u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]);
-    if b.len() % TAG_BYTES != 0 {
+    if !b.len().is_multiple_of(TAG_BYTES) {
         return None;
     }
     Some(

@@ -131,7 +131,7 @@ impl AugmentConfig {
                 "0 < min <= max",
             );
         }
-        if self.blur_kernel % 2 == 0 && self.blur_kernel != 0 {
+        if self.blur_kernel.is_multiple_of(2) && self.blur_kernel != 0 {
             return bad(
                 "blur_kernel",
                 self.blur_kernel.to_string(),
