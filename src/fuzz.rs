@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -31,20 +32,21 @@ pub const READERS: [(&str, Reader); 8] = [
     ("checkpoint", checkpoint_file),
 ];
 
-/// A folder for this thread's files, emptied.
-fn scratch() -> PathBuf {
-    let d = std::env::temp_dir()
-        .join(format!(
-            "contrastive-fuzz-{}-{:?}",
+/// Runs `read` on a fresh, empty folder of this thread's, removed afterwards.
+fn in_scratch(read: impl FnOnce(&Path)) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static DIR: PathBuf = std::env::temp_dir().join(format!(
+            "contrastive-fuzz-{}-{}",
             std::process::id(),
-            std::thread::current().id()
-        ))
-        .to_string_lossy()
-        .replace(['(', ')'], "");
-    let d = PathBuf::from(d);
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+    }
+    let d = DIR.with(PathBuf::clone);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("a scratch folder");
-    d
+    read(&d);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
@@ -56,8 +58,9 @@ fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 
 /// An IDX file, plain or gzip, as MNIST's loader reads each of its four files.
 pub fn idx_file(data: &[u8]) {
-    let d = scratch();
-    let _ = idx::read(&put(&d, "x", data));
+    in_scratch(|d| {
+        let _ = idx::read(&put(d, "x", data));
+    });
 }
 
 /// CIFAR-10 and CIFAR-100 binary records.
@@ -69,9 +72,10 @@ pub fn cifar_records(data: &[u8]) {
 
 /// One image (PNG, JPEG or anything else) in an unlabelled image folder.
 pub fn image_folder(data: &[u8]) {
-    let d = scratch();
-    put(&d, "a.png", data);
-    let _ = data::load_limited("folder", &d, FUZZ_MAX_PIXELS);
+    in_scratch(|d| {
+        put(d, "a.png", data);
+        let _ = data::load_limited("folder", d, FUZZ_MAX_PIXELS);
+    });
 }
 
 /// A UCR/UEA problem whose train and test files are both `data`, as `.ts`.
@@ -85,17 +89,19 @@ pub fn ucr_tsv(data: &[u8]) {
 }
 
 fn ucr(data: &[u8], ext: &str) {
-    let d = scratch();
-    put(&d, &format!("P_TRAIN.{ext}"), data);
-    put(&d, &format!("P_TEST.{ext}"), data);
-    let _ = data::load("ucr", &d);
+    in_scratch(|d| {
+        put(d, &format!("P_TRAIN.{ext}"), data);
+        put(d, &format!("P_TEST.{ext}"), data);
+        let _ = data::load("ucr", d);
+    });
 }
 
 /// The digits CSV, plain or gzip.
 pub fn digits_csv(data: &[u8]) {
-    let d = scratch();
-    put(&d, "digits.csv", data);
-    let _ = data::load("digits", &d);
+    in_scratch(|d| {
+        put(d, "digits.csv", data);
+        let _ = data::load("digits", d);
+    });
 }
 
 /// A TOML config and `--set` overrides: the bytes before the first NUL are the file, the
