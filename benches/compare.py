@@ -3,7 +3,7 @@
 measured in one run, workloads interleaved, medians over rounds.
 
 usage: benches/compare.py [--suite steps|losses] [--rounds 5] [--workloads ...]
-                          [--python PY] [--peer-dir ../shared/peer] [--warmup 3] [--timed 10]
+                          [--python PY] [--peer-dir benches/peer] [--warmup 3] [--timed 10]
 
 suite `steps` (default): one training step, workloads resnet,mlp,r1 (images/s);
 suite `losses`: NT-Xent and SupCon forward + backward, batches 256,1024,4096 (ms).
@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workloads", default="resnet,mlp,r1")
     ap.add_argument("--python", default=os.environ.get("PEER_PYTHON", "python3"))
-    ap.add_argument("--peer-dir", default=os.path.join(ROOT, "..", "shared", "peer"))
+    ap.add_argument("--peer-dir", default=os.path.join(ROOT, "benches", "peer"))
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--timed", type=int, default=10)
     a = ap.parse_args()

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Replays the InstDisc steps that `examples/instdisc_trace.rs` traced, in PyTorch, and
-compares: the peer's model (shared/peer/simclr_r1_reference.py with a linear head) loaded
+compares: the peer's model (benches/peer/simclr_r1_reference.py with a linear head) loaded
 with our initial parameters, our views, bank and key indices, the NCE of
 benches/peer_moco_instdisc.py, torch.optim.SGD on the same cosine schedule. Prints each
 step's loss on both sides and the largest relative difference of every final parameter;
 with --eval also the peer's kNN and linear probe (recipe R1's evaluator) of both final
 encoders, ours with its own running statistics.
 
-usage: peer_instdisc_trace.py TRACE_DIR [--eval] [--peer-dir ../shared/peer] [--data-dir data]
+usage: peer_instdisc_trace.py TRACE_DIR [--eval] [--peer-dir benches/peer] [--data-dir data]
 """
 import argparse
 import math
@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ARGS = argparse.ArgumentParser()
 ARGS.add_argument("trace")
 ARGS.add_argument("--eval", action="store_true")
-ARGS.add_argument("--peer-dir", default=os.path.join(HERE, "..", "..", "shared", "peer"))
+ARGS.add_argument("--peer-dir", default=os.path.join(HERE, "peer"))
 ARGS.add_argument("--data-dir", default=os.path.join(HERE, "..", "data"))
 A = ARGS.parse_args()
 sys.path.insert(0, A.peer_dir)

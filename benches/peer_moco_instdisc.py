@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """MoCo v2 and InstDisc in PyTorch, the same recipes as configs/moco-v2-fashion-mnist.toml
 and configs/instdisc-fashion-mnist.toml, for accuracy parity. Data, augmentation, the R1
-ConvNet and the evaluator come from the peer's R1 reference (../shared/peer).
+ConvNet and the evaluator come from the peer's R1 reference (benches/peer/).
 
 MoCo v2: queries from view 0 through the online encoder + MLP head (both views in one
 forward), keys from view 1 through an EMA copy (m = 0.99, parameters and BN buffers),

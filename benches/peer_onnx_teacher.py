@@ -6,7 +6,7 @@ The graph maps normalised images [n, 1, 28, 28] to the projection z [n, 128] in 
 
 usage (the peer saves into an existing folder):
   mkdir -p runs/peer
-  python ../shared/peer/simclr_r1_reference.py train --epochs 1 --save --out-dir runs/peer \
+  python benches/peer/simclr_r1_reference.py train --epochs 1 --save --out-dir runs/peer \
       --data-dir data
   python benches/peer_onnx_teacher.py runs/peer/model_fmnist_e1.pt runs/peer/teacher.onnx
   contrastive train --config configs/crd-fashion-mnist.toml \

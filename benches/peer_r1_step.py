@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch side of the `r1` step benchmark: one SimCLR R1 training step on fixed random
-inputs, using the model and NT-Xent of shared/peer/simclr_r1_reference.py itself.
+inputs, using the model and NT-Xent of benches/peer/simclr_r1_reference.py itself.
 
 usage: peer_r1_step.py PEER_DIR [warmup=3] [timed=17] [threads=2]
-Prints a RESULT line in the format of shared/peer/torch_step_bench.py.
+Prints a RESULT line in the format of benches/peer/torch_step_bench.py.
 """
 import sys
 import time

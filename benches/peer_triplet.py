@@ -2,7 +2,7 @@
 """The triplet preset (configs/triplet-fashion-mnist.toml) in PyTorch with
 pytorch-metric-learning's miners and loss, to tell whether batch-hard's collapse on
 Fashion-MNIST is the method's or ours. Data, augmentation, the R1 ConvNet + MLP head and
-the evaluator come from the peer's R1 reference (../shared/peer).
+the evaluator come from the peer's R1 reference (benches/peer/).
 
 Per step: two augmented views of each of the batch's 256 images, both through the model;
 the 512 unit embeddings, labelled by class, are mined with `BatchHardMiner` (per anchor,
