@@ -70,13 +70,23 @@ const REFINE: f32 = 1e-2;
 /// batch of well-separated rows pays one host read and nothing else.
 pub fn sq_distances(q: Tensor<2>, k: Tensor<2>) -> Tensor<2> {
     let ([rows, _], [cols, _]) = (q.dims(), k.dims());
-    let qq = q.clone().powi_scalar(2).sum_dim(1);
-    let kk = k.clone().powi_scalar(2).sum_dim(1).transpose();
+    // Distances do not change when every row moves by one vector: measured from the rows'
+    // mean, the norms are of the spread, not of the position, so a batch whose rows sit
+    // close together (a collapsed embedding) keeps its digits and needs few recomputed
+    // entries. The mean is a constant (detached); the gradient is still 2 (q_i - k_j).
+    // The recomputed entries take differences of the rows as given, exact where rows
+    // nearly coincide (centred copies would carry the centring's rounding).
+    let centre = Tensor::cat(vec![q.clone(), k.clone()], 0)
+        .mean_dim(0)
+        .detach();
+    let (qc, kc) = (q.clone() - centre.clone(), k.clone() - centre);
+    let qq = qc.clone().powi_scalar(2).sum_dim(1);
+    let kk = kc.clone().powi_scalar(2).sum_dim(1).transpose();
     let scale: Vec<f32> = (qq.clone() + kk.clone())
         .into_data()
         .iter::<f32>()
         .collect();
-    let d2 = (qq + kk - q.clone().matmul(k.clone().transpose()).mul_scalar(2.0)).clamp_min(0.0);
+    let d2 = (qq + kk - qc.matmul(kc.transpose()).mul_scalar(2.0)).clamp_min(0.0);
     let product: Vec<f32> = d2.clone().into_data().iter::<f32>().collect();
     let close: Vec<usize> = (0..rows * cols)
         .filter(|&e| product[e] <= REFINE * scale[e])
