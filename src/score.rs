@@ -4,7 +4,7 @@
 use burn::module::Param;
 use burn::nn::Initializer;
 use burn::prelude::*;
-use burn::tensor::{Bool, IndexingUpdateOp, Int, TensorData};
+use burn::tensor::{IndexingUpdateOp, Int, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -82,14 +82,15 @@ pub fn sq_distances(q: Tensor<2>, k: Tensor<2>) -> Tensor<2> {
     let (qc, kc) = (q.clone() - centre.clone(), k.clone() - centre);
     let qq = qc.clone().powi_scalar(2).sum_dim(1);
     let kk = kc.clone().powi_scalar(2).sum_dim(1).transpose();
-    let scale: Vec<f32> = (qq.clone() + kk.clone())
-        .into_data()
-        .iter::<f32>()
-        .collect();
+    let scale = (qq.clone() + kk.clone()).mul_scalar(REFINE);
     let d2 = (qq + kk - qc.matmul(kc.transpose()).mul_scalar(2.0)).clamp_min(0.0);
-    let product: Vec<f32> = d2.clone().into_data().iter::<f32>().collect();
-    let close: Vec<usize> = (0..rows * cols)
-        .filter(|&e| product[e] <= REFINE * scale[e])
+    let mask = d2.clone().lower_equal(scale).reshape([rows * cols]);
+    let close: Vec<usize> = mask
+        .clone()
+        .into_data()
+        .iter::<bool>()
+        .enumerate()
+        .filter_map(|(e, c)| c.then_some(e))
         .collect();
     if close.is_empty() {
         return d2;
@@ -105,11 +106,6 @@ pub fn sq_distances(q: Tensor<2>, k: Tensor<2>) -> Tensor<2> {
         .powi_scalar(2)
         .sum_dim(1)
         .reshape([close.len()]);
-    let mut mask = vec![false; rows * cols];
-    for &e in &close {
-        mask[e] = true;
-    }
-    let mask = Tensor::<1, Bool>::from_data(TensorData::new(mask, [rows * cols]), &device);
     let flat = ints(close.iter().map(|&e| e as i64).collect());
     d2.reshape([rows * cols])
         .mask_fill(mask, 0.0)
