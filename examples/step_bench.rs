@@ -14,6 +14,8 @@ use burn::tensor::Distribution;
 use std::time::Instant;
 
 use contrastive::config::Config;
+use contrastive::encoder::EncoderKind;
+use contrastive::head::HeadKind;
 use contrastive::loss::{LossConfig, LossKind};
 use contrastive::model::Model;
 use contrastive::score::Score;
@@ -36,7 +38,7 @@ fn workload(name: &str) -> Workload {
     let mut cfg = Config::default();
     match name {
         "resnet" => {
-            cfg.encoder.kind = "resnet".into();
+            cfg.encoder.kind = EncoderKind::Resnet;
             cfg.encoder.channels = vec![32, 64, 128, 256];
             cfg.encoder.blocks = vec![1, 1, 1, 1];
             cfg.head.bn = false;
@@ -51,9 +53,9 @@ fn workload(name: &str) -> Workload {
             }
         }
         "mlp" => {
-            cfg.encoder.kind = "mlp".into();
+            cfg.encoder.kind = EncoderKind::Mlp;
             cfg.encoder.channels = vec![512, 512];
-            cfg.head.kind = "linear".into();
+            cfg.head.kind = HeadKind::Linear;
             Workload {
                 cfg,
                 input: [1, 28, 28],

@@ -43,6 +43,7 @@ pub mod model;
 pub mod npy;
 pub mod pairs;
 pub mod presets;
+#[cfg(feature = "report")]
 pub mod report;
 pub mod score;
 pub mod train;

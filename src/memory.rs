@@ -8,7 +8,9 @@
 //! that passes may still need more (temporaries, the kNN evaluation).
 
 use crate::config::Config;
+use crate::encoder::EncoderKind;
 use crate::error::{Error, Result};
+use crate::head::HeadKind;
 
 /// One part of the estimate: the keys that size it and its bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +55,8 @@ pub fn estimate(cfg: &Config, input: [usize; 3]) -> Vec<Part> {
             what: "encoder weights, gradients and optimiser state",
             keys: format!(
                 "encoder.kind = {}, encoder.channels = {:?}",
-                e.kind, e.channels
+                crate::config::kind_name(&e.kind),
+                e.channels
             ),
             bytes: 3.0 * F32 * encoder,
         },
@@ -82,34 +85,35 @@ pub fn estimate(cfg: &Config, input: [usize; 3]) -> Vec<Part> {
 /// input's area (for the activations).
 fn encoder_params(cfg: &Config, c0: f64, area: f64) -> (f64, Vec<(f64, f64)>) {
     let e = &cfg.encoder;
-    let widths: Vec<f64> = match e.kind.as_str() {
-        "resnet18" | "resnet34" => vec![64.0, 128.0, 256.0, 512.0],
+    let mlp = e.kind == EncoderKind::Mlp;
+    let widths: Vec<f64> = match e.kind {
+        EncoderKind::Resnet18 | EncoderKind::Resnet34 => vec![64.0, 128.0, 256.0, 512.0],
         _ => e.channels.iter().map(|&c| c as f64).collect(),
     };
-    let repeats: Vec<f64> = match e.kind.as_str() {
-        "resnet18" => vec![2.0; 4],
-        "resnet34" => vec![3.0, 4.0, 6.0, 3.0],
-        "resnet" => e.blocks.iter().map(|&b| 2.0 * b as f64).collect(),
+    let repeats: Vec<f64> = match e.kind {
+        EncoderKind::Resnet18 => vec![2.0; 4],
+        EncoderKind::Resnet34 => vec![3.0, 4.0, 6.0, 3.0],
+        EncoderKind::Resnet => e.blocks.iter().map(|&b| 2.0 * b as f64).collect(),
         _ => vec![1.0; widths.len()],
     };
-    let kernel = match e.kind.as_str() {
-        "mlp" => 1.0,
-        "conv1d" => e.kernel as f64,
+    let kernel = match e.kind {
+        EncoderKind::Mlp => 1.0,
+        EncoderKind::Conv1d => e.kernel as f64,
         _ => 9.0,
     };
     let mut params = 0.0;
     let mut blocks = Vec::new();
-    let (mut prev, mut shrink) = (if e.kind == "mlp" { c0 * area } else { c0 }, 1.0);
+    let (mut prev, mut shrink) = (if mlp { c0 * area } else { c0 }, 1.0);
     for (i, &c) in widths.iter().enumerate() {
         let r = repeats.get(i).copied().unwrap_or(1.0);
         params += prev * c * kernel + (r - 1.0) * c * c * kernel;
-        if e.kind != "mlp" {
+        if !mlp {
             shrink *= e
                 .strides
                 .get(i)
                 .map_or(if i == 0 { 1.0 } else { 4.0 }, |&s| (s * s) as f64);
         }
-        blocks.push((c * r, if e.kind == "mlp" { area } else { shrink }));
+        blocks.push((c * r, if mlp { area } else { shrink }));
         prev = c;
     }
     (params, blocks)
@@ -119,9 +123,9 @@ fn encoder_params(cfg: &Config, c0: f64, area: f64) -> (f64, Vec<(f64, f64)>) {
 fn head_params(cfg: &Config, d: f64) -> f64 {
     let h = &cfg.head;
     let (hidden, out) = (h.hidden as f64, h.out as f64);
-    let layers = match h.kind.as_str() {
-        "identity" => 0.0,
-        "linear" => d * out,
+    let layers = match h.kind {
+        HeadKind::Identity => 0.0,
+        HeadKind::Linear => d * out,
         _ if h.depth <= 1 => d * out,
         _ => d * hidden + (h.depth as f64 - 2.0) * hidden * hidden + hidden * out,
     };

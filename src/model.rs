@@ -1,6 +1,7 @@
 //! The trained module: an encoder `e` and a transform head `g`, `z = g(e(x))`.
 
 use burn::module::{ModuleVisitor, Param};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::{Gradients, TensorData};
 
@@ -29,6 +30,8 @@ pub struct Model {
     pub local_head: Option<Projection>,
     /// Encoder blocks run before the local features are read (context pairing).
     pub local_after: usize,
+    /// SwAV's prototypes, `[prototypes, z]` as a linear map without bias.
+    pub prototypes: Option<Linear>,
 }
 
 impl Model {
@@ -63,7 +66,13 @@ impl Model {
         } else {
             None
         };
+        let prototypes = (cfg.head.prototypes > 0).then(|| {
+            LinearConfig::new(z, cfg.head.prototypes)
+                .with_bias(false)
+                .init(device)
+        });
         Ok(Self {
+            prototypes,
             encoder,
             view_encoders,
             head,

@@ -131,6 +131,17 @@ impl PositiveMap {
         Self::build(Relation::Instance, &tags, &tags, true)
     }
 
+    /// `n` queries against `n` keys where key `i` is query `i`'s one positive and every
+    /// other key a negative (one view against the other: MoCo, BYOL, VICReg).
+    pub fn paired(n: usize) -> Self {
+        Self {
+            rows: n,
+            cols: n,
+            positives: (0..n as u32).map(|i| vec![i]).collect(),
+            excluded: vec![Vec::new(); n],
+        }
+    }
+
     /// Rows with `labels`, queries and keys alike: each row's positives are the other rows
     /// of its label (SupCon); `u32::MAX` marks an unlabelled row, positive to none.
     pub fn from_labels(labels: &[u32]) -> Self {

@@ -4,8 +4,10 @@
 //! (time series are `[channels, 1, length]`), with optional integer labels.
 
 pub mod cifar;
+pub mod config;
 pub mod detect;
 pub mod digits;
+#[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod folder;
 pub mod idx;

@@ -2,6 +2,10 @@
 
 pub mod convnet;
 pub mod mlp;
+#[cfg(feature = "onnx")]
+pub mod onnx;
+#[cfg(not(feature = "onnx"))]
+#[path = "onnx_absent.rs"]
 pub mod onnx;
 pub mod resnet;
 
@@ -13,20 +17,53 @@ use convnet::ConvNet;
 use mlp::Mlp;
 use resnet::ResNet;
 
+/// Which backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Fully connected layers over the flattened input.
+    Mlp,
+    /// Conv blocks (3x3 conv, batch norm, ReLU) with global average pooling.
+    Convnet,
+    /// The same blocks over time, `[channels, 1, length]` series.
+    Conv1d,
+    /// A ResNet of basic blocks with `channels` and `blocks` per stage.
+    Resnet,
+    /// ResNet-18: widths 64-512, blocks [2, 2, 2, 2].
+    Resnet18,
+    /// ResNet-34: widths 64-512, blocks [3, 4, 6, 3].
+    Resnet34,
+}
+
+impl EncoderKind {
+    fn is_resnet(self) -> bool {
+        matches!(self, Self::Resnet | Self::Resnet18 | Self::Resnet34)
+    }
+}
+
+/// The first layers of a ResNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stem {
+    /// A 3x3 conv, no max-pool (small images).
+    Cifar,
+    /// A 7x7 conv of stride 2 and a max-pool.
+    Imagenet,
+}
+
 /// Which backbone, and its sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncoderConfig {
-    /// `mlp`, `convnet`, `resnet`, `resnet18` or `resnet34`.
-    pub kind: String,
+    pub kind: EncoderKind,
     /// Widths: output channels of each conv block or ResNet stage, units of each MLP layer.
     pub channels: Vec<usize>,
     /// Stride of each `convnet` block.
     pub strides: Vec<usize>,
     /// Basic blocks per stage of `resnet`.
     pub blocks: Vec<usize>,
-    /// ResNet stem: `cifar` (3x3, no max-pool) or `imagenet` (7x7/2 + max-pool).
-    pub stem: String,
+    /// ResNet stem.
+    pub stem: Stem,
     /// Batch norm in `mlp` layers.
     pub bn: bool,
     /// Kernel length of `conv1d` (odd).
@@ -40,11 +77,11 @@ pub struct EncoderConfig {
 impl Default for EncoderConfig {
     fn default() -> Self {
         Self {
-            kind: "convnet".into(),
+            kind: EncoderKind::Convnet,
             channels: vec![32, 64, 128, 256],
             strides: vec![1, 2, 2, 2],
             blocks: vec![1, 1, 1, 1],
-            stem: "cifar".into(),
+            stem: Stem::Cifar,
             bn: false,
             kernel: 7,
             per_view: false,
@@ -52,17 +89,14 @@ impl Default for EncoderConfig {
     }
 }
 
-/// Encoder kinds, for errors and help.
-pub const KINDS: &str = "mlp, convnet, conv1d, resnet, resnet18, resnet34";
-
 const RESNET_WIDTHS: [usize; 4] = [64, 128, 256, 512];
 
 impl EncoderConfig {
     /// Widths and blocks per stage of a ResNet kind.
     fn resnet_shape(&self) -> (Vec<usize>, Vec<usize>) {
-        match self.kind.as_str() {
-            "resnet18" => (RESNET_WIDTHS.to_vec(), vec![2, 2, 2, 2]),
-            "resnet34" => (RESNET_WIDTHS.to_vec(), vec![3, 4, 6, 3]),
+        match self.kind {
+            EncoderKind::Resnet18 => (RESNET_WIDTHS.to_vec(), vec![2, 2, 2, 2]),
+            EncoderKind::Resnet34 => (RESNET_WIDTHS.to_vec(), vec![3, 4, 6, 3]),
             _ => (self.channels.clone(), self.blocks.clone()),
         }
     }
@@ -76,10 +110,10 @@ impl EncoderConfig {
                 "a non-empty list of sizes >= 1",
             ));
         }
-        match self.kind.as_str() {
-            "mlp" => Ok(()),
-            "convnet" | "conv1d" => {
-                if self.kind == "conv1d" && self.kernel.is_multiple_of(2) {
+        match self.kind {
+            EncoderKind::Mlp => Ok(()),
+            EncoderKind::Convnet | EncoderKind::Conv1d => {
+                if self.kind == EncoderKind::Conv1d && self.kernel.is_multiple_of(2) {
                     return Err(Error::config(
                         "encoder.kernel",
                         self.kernel,
@@ -106,7 +140,7 @@ impl EncoderConfig {
                 }
                 Ok(())
             }
-            "resnet" | "resnet18" | "resnet34" => {
+            EncoderKind::Resnet | EncoderKind::Resnet18 | EncoderKind::Resnet34 => {
                 let (c, b) = self.resnet_shape();
                 if c.len() != b.len() || b.contains(&0) {
                     return Err(Error::config(
@@ -115,45 +149,41 @@ impl EncoderConfig {
                         format!("one count >= 1 per stage, {} for channels {c:?}", c.len()),
                     ));
                 }
-                if !["cifar", "imagenet"].contains(&self.stem.as_str()) {
-                    return Err(Error::config("encoder.stem", &self.stem, "cifar, imagenet"));
-                }
                 Ok(())
             }
-            other => Err(Error::config("encoder.kind", other, KINDS)),
         }
     }
 
     /// Builds the encoder for inputs of shape `[c, h, w]`.
     pub fn init(&self, input: [usize; 3], device: &Device) -> Result<Encoder> {
         self.validate()?;
-        Ok(match self.kind.as_str() {
-            "mlp" => Encoder::Mlp(Mlp::new(
+        Ok(match self.kind {
+            EncoderKind::Mlp => Encoder::Mlp(Mlp::new(
                 input.iter().product(),
                 &self.channels,
                 self.bn,
                 device,
             )),
-            "convnet" => Encoder::ConvNet(ConvNet::new(
+            EncoderKind::Convnet => Encoder::ConvNet(ConvNet::new(
                 input[0],
                 &self.channels,
                 &self.strides,
                 device,
             )),
-            "conv1d" => Encoder::ConvNet(ConvNet::temporal(
+            EncoderKind::Conv1d => Encoder::ConvNet(ConvNet::temporal(
                 input[0],
                 &self.channels,
                 &self.strides,
                 self.kernel,
                 device,
             )),
-            _ => {
+            EncoderKind::Resnet | EncoderKind::Resnet18 | EncoderKind::Resnet34 => {
                 let (c, b) = self.resnet_shape();
                 Encoder::ResNet(ResNet::new(
                     input[0],
                     &c,
                     &b,
-                    self.stem == "imagenet",
+                    self.stem == Stem::Imagenet,
                     device,
                 ))
             }
@@ -164,9 +194,11 @@ impl EncoderConfig {
     /// 0: the last) ends: the blocks run through it and its channels; `None` for an `mlp`
     /// or a stage past the last.
     pub fn stage_output(&self, stage: usize) -> Option<(usize, usize)> {
-        let (channels, blocks) = match self.kind.as_str() {
-            "convnet" | "conv1d" => (self.channels.clone(), vec![1; self.channels.len()]),
-            "resnet" | "resnet18" | "resnet34" => self.resnet_shape(),
+        let (channels, blocks) = match self.kind {
+            EncoderKind::Convnet | EncoderKind::Conv1d => {
+                (self.channels.clone(), vec![1; self.channels.len()])
+            }
+            k if k.is_resnet() => self.resnet_shape(),
             _ => return None,
         };
         let stage = if stage == 0 { channels.len() } else { stage };
@@ -177,8 +209,8 @@ impl EncoderConfig {
 
     /// Size of the representation `h`.
     pub fn output_dim(&self) -> usize {
-        match self.kind.as_str() {
-            "resnet18" | "resnet34" => RESNET_WIDTHS[3],
+        match self.kind {
+            EncoderKind::Resnet18 | EncoderKind::Resnet34 => RESNET_WIDTHS[3],
             _ => self.channels.last().copied().unwrap_or(0),
         }
     }

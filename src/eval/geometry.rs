@@ -45,7 +45,7 @@ pub fn measure(
     seed: u64,
     device: &Device,
 ) -> Result<Option<Geometry>> {
-    if views.kind != "transform" {
+    if views.kind != crate::views::config::ViewsKind::Transform {
         return Ok(None);
     }
     let augment = views.augments();

@@ -1,10 +1,12 @@
 //! Evaluation of representations: weighted kNN, a linear probe, per-class scores,
 //! alignment and uniformity, and 2-D maps.
 
+pub mod config;
 pub mod confusion;
 pub mod geometry;
 pub mod knn;
 pub mod linear;
+#[cfg(feature = "report")]
 pub mod map2d;
 
 use burn::prelude::*;
@@ -81,7 +83,7 @@ pub fn extract_output(
     device: &Device,
     output: Output,
 ) -> Features {
-    if cfg.views.kind != "modalities" {
+    if cfg.views.kind != crate::views::config::ViewsKind::Modalities {
         return encode(model, split, mean, std, device, output);
     }
     let parts: Vec<Features> = cfg

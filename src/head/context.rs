@@ -9,13 +9,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Which contextualiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContextKind {
+    /// No contextualisation head.
+    None,
+    /// An autoregressive GRU (CPC).
+    Gru,
+    /// Causal attention pooling.
+    Attention,
+    /// Causal mean pooling.
+    Mean,
+}
+
 /// Which contextualiser, its width and how far ahead it predicts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContextConfig {
-    /// `none`, `gru` (autoregressive GRU, CPC), `attention` (causal attention pooling) or
-    /// `mean` (causal mean pooling).
-    pub kind: String,
+    pub kind: ContextKind,
     /// Width of the GRU state (`attention` and `mean` keep the embedding width).
     pub dim: usize,
     /// Future steps predicted, `k = 1..=steps`, each by its own linear map `W_k`, so that
@@ -26,22 +38,16 @@ pub struct ContextConfig {
 impl Default for ContextConfig {
     fn default() -> Self {
         Self {
-            kind: "none".into(),
+            kind: ContextKind::None,
             dim: 128,
             steps: 2,
         }
     }
 }
 
-/// Contextualiser kinds, for errors and help.
-pub const KINDS: &str = "none, gru, attention, mean";
-
 impl ContextConfig {
     pub fn validate(&self) -> Result<()> {
-        if !KINDS.split(", ").any(|k| k == self.kind) {
-            return Err(Error::config("head.context.kind", &self.kind, KINDS));
-        }
-        if self.kind != "none" && (self.dim == 0 || self.steps == 0) {
+        if self.kind != ContextKind::None && (self.dim == 0 || self.steps == 0) {
             return Err(Error::config(
                 "head.context.steps",
                 format!("{} (dim {})", self.steps, self.dim),
@@ -53,10 +59,16 @@ impl ContextConfig {
 
     /// The head over embeddings of width `z`; `None` for `none`.
     pub fn init(&self, z: usize, device: &Device) -> Option<Context> {
-        let width = if self.kind == "gru" { self.dim } else { z };
-        (self.kind != "none").then(|| Context {
-            gru: (self.kind == "gru").then(|| GruConfig::new(z, self.dim, true).init(device)),
-            attention: (self.kind == "attention").then(|| LinearConfig::new(z, 1).init(device)),
+        let width = if self.kind == ContextKind::Gru {
+            self.dim
+        } else {
+            z
+        };
+        (self.kind != ContextKind::None).then(|| Context {
+            gru: (self.kind == ContextKind::Gru)
+                .then(|| GruConfig::new(z, self.dim, true).init(device)),
+            attention: (self.kind == ContextKind::Attention)
+                .then(|| LinearConfig::new(z, 1).init(device)),
             predictors: (0..self.steps)
                 .map(|_| LinearConfig::new(width, z).with_bias(false).init(device))
                 .collect(),

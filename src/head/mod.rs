@@ -8,16 +8,27 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use context::ContextConfig;
+pub use context::{ContextConfig, ContextKind};
 use projection::Projection;
 use quantizer::QuantizerConfig;
+
+/// Which projection head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadKind {
+    /// `z = h`.
+    Identity,
+    /// One linear map.
+    Linear,
+    /// `depth` linear layers with ReLU (and batch norm) between them.
+    Mlp,
+}
 
 /// Which head, and its sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadConfig {
-    /// `identity` (z = h), `linear` or `mlp`.
-    pub kind: String,
+    pub kind: HeadKind,
     /// Width of the hidden layers of `mlp`.
     pub hidden: usize,
     /// Size of `z`.
@@ -34,12 +45,15 @@ pub struct HeadConfig {
     pub context: ContextConfig,
     /// A Gumbel-softmax product quantiser of the keys of predictive pairing (wav2vec 2.0).
     pub quantizer: QuantizerConfig,
+    /// SwAV's learned prototypes (0: none): unit vectors in `z`'s space that the
+    /// normalised embeddings are scored against.
+    pub prototypes: usize,
 }
 
 impl Default for HeadConfig {
     fn default() -> Self {
         Self {
-            kind: "mlp".into(),
+            kind: HeadKind::Mlp,
             hidden: 256,
             out: 128,
             depth: 2,
@@ -48,21 +62,19 @@ impl Default for HeadConfig {
             predictor_hidden: 256,
             context: ContextConfig::default(),
             quantizer: QuantizerConfig::default(),
+            prototypes: 0,
         }
     }
 }
-
-/// Head kinds, for errors and help.
-pub const KINDS: &str = "identity, linear, mlp";
 
 impl HeadConfig {
     /// Checks sizes before anything is built.
     pub fn validate(&self) -> Result<()> {
         self.context.validate()?;
         self.quantizer.validate(self.out)?;
-        match self.kind.as_str() {
-            "identity" => Ok(()),
-            "linear" | "mlp" => {
+        match self.kind {
+            HeadKind::Identity => Ok(()),
+            HeadKind::Linear | HeadKind::Mlp => {
                 if self.out == 0 {
                     return Err(Error::config("head.out", 0, "a size >= 1"));
                 }
@@ -73,7 +85,7 @@ impl HeadConfig {
                         "at least 1 for a prediction head",
                     ));
                 }
-                if self.kind == "mlp" && (self.hidden == 0 || self.depth < 2) {
+                if self.kind == HeadKind::Mlp && (self.hidden == 0 || self.depth < 2) {
                     return Err(Error::config(
                         "head.depth",
                         format!("{} (hidden {})", self.depth, self.hidden),
@@ -82,13 +94,12 @@ impl HeadConfig {
                 }
                 Ok(())
             }
-            other => Err(Error::config("head.kind", other, KINDS)),
         }
     }
 
     /// Size of `z` for representations of size `input`.
     pub fn output_dim(&self, input: usize) -> usize {
-        if self.kind == "identity" {
+        if self.kind == HeadKind::Identity {
             input
         } else {
             self.out
@@ -104,9 +115,9 @@ impl HeadConfig {
     /// Builds the head for representations of size `input`; `None` is the identity.
     pub fn init(&self, input: usize, device: &Device) -> Result<Option<Projection>> {
         self.validate()?;
-        Ok(match self.kind.as_str() {
-            "linear" => Some(Projection::new(input, 0, self.out, 1, false, device)),
-            "mlp" => Some(Projection::new(
+        Ok(match self.kind {
+            HeadKind::Linear => Some(Projection::new(input, 0, self.out, 1, false, device)),
+            HeadKind::Mlp => Some(Projection::new(
                 input,
                 self.hidden,
                 self.out,
@@ -114,7 +125,7 @@ impl HeadConfig {
                 self.bn,
                 device,
             )),
-            _ => None,
+            HeadKind::Identity => None,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod mining;
 pub mod mutual_info;
 pub mod nce;
 pub mod regression;
+pub mod swav;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -54,11 +55,17 @@ pub enum LossKind {
     Byol,
     /// Barlow Twins' redundancy reduction (non-contrastive baseline), weight `lambda`.
     BarlowTwins,
+    /// VICReg's variance-invariance-covariance regularisation (non-contrastive baseline),
+    /// weights in `[loss.vicreg]`.
+    Vicreg,
+    /// SwAV's swapped prediction of Sinkhorn cluster codes over `head.prototypes`
+    /// (natural clustering), settings in `[loss.swav]`; joint pairing only.
+    Swav,
 }
 
 /// Loss kinds, for errors and help.
 pub const KINDS: &str =
-    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins";
+    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav";
 
 /// Which loss, with which score and parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +105,10 @@ pub struct LossConfig {
     pub exclude_false_negatives: bool,
     /// How `nce` estimates its partition function `Z`.
     pub nce_z: NceZ,
+    /// The weights of `vicreg`.
+    pub vicreg: regression::Vicreg,
+    /// The Sinkhorn settings of `swav`.
+    pub swav: swav::Swav,
 }
 
 /// How NCE estimates its partition function `Z = n mean e^s` ([`nce::nce`]).
@@ -138,6 +149,8 @@ impl Default for LossConfig {
             lambda: 5e-3,
             exclude_false_negatives: false,
             nce_z: NceZ::Batch,
+            vicreg: regression::Vicreg::default(),
+            swav: swav::Swav::default(),
         }
     }
 }
@@ -204,6 +217,8 @@ impl LossConfig {
                 "\"batch\" unless loss.kind = \"nce\"",
             ));
         }
+        self.vicreg.validate()?;
+        self.swav.validate()?;
         if !(0.0..1.0).contains(&self.tau_plus) {
             return Err(Error::config(
                 "loss.tau_plus",
@@ -258,17 +273,39 @@ impl LossConfig {
                 | LossKind::AlignUniform
                 | LossKind::Byol
                 | LossKind::BarlowTwins
+                | LossKind::Vicreg
+                | LossKind::Swav
         )
     }
 
     /// Whether the loss needs negatives (the non-contrastive baselines do not).
     pub fn contrastive(&self) -> bool {
-        !matches!(self.kind, LossKind::Byol | LossKind::BarlowTwins)
+        !matches!(
+            self.kind,
+            LossKind::Byol | LossKind::BarlowTwins | LossKind::Vicreg | LossKind::Swav
+        )
     }
 
     /// The loss of queries `q` against keys `k` under `map`; `bilinear` is the learned
     /// matrix when the score is bilinear. A value the loss holds across steps
     /// ([`LossState`]) is estimated from this batch alone.
+    ///
+    /// ```
+    /// use burn::prelude::*;
+    /// use burn::tensor::TensorData;
+    /// use contrastive::loss::{LossConfig, LossKind};
+    /// use contrastive::pairs::PositiveMap;
+    /// let device = Device::flex();
+    /// // two views of 2 samples, rows [x0, x1, x0', x1']: each row's positive is its twin
+    /// let z = Tensor::<2>::from_data(
+    ///     TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0, 0.9, 0.1, 0.1, 0.9], [4, 2]),
+    ///     &device,
+    /// );
+    /// let cfg = LossConfig { kind: LossKind::NtXent, temperature: 0.5, ..LossConfig::default() };
+    /// let loss = cfg.compute(z.clone(), z, &PositiveMap::two_views(2), None)?;
+    /// assert!(loss.into_scalar::<f32>() < 1.0);
+    /// # Ok::<(), contrastive::Error>(())
+    /// ```
     pub fn compute(
         &self,
         q: Tensor<2>,
@@ -375,6 +412,12 @@ impl LossConfig {
             }
             LossKind::Byol => regression::byol(q, k, map),
             LossKind::BarlowTwins => regression::barlow_twins(q, k, map, self.lambda),
+            LossKind::Vicreg => regression::vicreg(q, k, map, &self.vicreg),
+            LossKind::Swav => Err(Error::Invalid(
+                "swav scores crops against prototypes: call loss::swav::swav on them (the \
+                 trainer does, under joint pairing with head.prototypes > 0)"
+                    .into(),
+            )),
             LossKind::AlignUniform => {
                 let align = geometry::alignment(q.clone(), k.clone(), map, 2.0)?;
                 let uniform = geometry::uniformity(q, 2.0)?

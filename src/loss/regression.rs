@@ -3,6 +3,8 @@
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::pairs::PositiveMap;
 use crate::score::l2_normalise;
@@ -78,4 +80,94 @@ pub fn barlow_twins(
         .sum();
     let off = (c.powi_scalar(2) * eye.neg().add_scalar(1.0)).sum();
     Ok((on + off.mul_scalar(lambda)).reshape([1]))
+}
+
+/// VICReg's weights (Bardes et al. 2022): invariance `lambda`, variance `mu`, covariance
+/// `nu`, and the `eps` inside the standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Vicreg {
+    pub invariance: f64,
+    pub variance: f64,
+    pub covariance: f64,
+    pub eps: f64,
+}
+
+impl Default for Vicreg {
+    /// The paper's and lightly's `VICRegLoss` defaults: 25, 25, 1, 1e-4.
+    fn default() -> Self {
+        Self {
+            invariance: 25.0,
+            variance: 25.0,
+            covariance: 1.0,
+            eps: 1e-4,
+        }
+    }
+}
+
+impl Vicreg {
+    /// Checks the weights, naming the key at fault.
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("loss.vicreg.invariance", self.invariance),
+            ("loss.vicreg.variance", self.variance),
+            ("loss.vicreg.covariance", self.covariance),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(Error::config(key, v, "a finite value >= 0"));
+            }
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(Error::config(
+                "loss.vicreg.eps",
+                self.eps,
+                "a finite value > 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// VICReg (Bardes et al. 2022, eq. 1-6), with `a` the queries and `b` their positive keys,
+/// `n` pairs of dimension `d`:
+///
+/// `L = lambda mean_ij (a_ij - b_ij)^2 + mu (v(a) + v(b)) / 2 + nu (c(a) + c(b))`, where
+/// `v(x) = mean_j relu(1 - sqrt(Var_j(x) + eps))` and `c(x) = sum_{j != k} C_jk(x)^2 / d`,
+/// with the unbiased variance and covariance `C = (x - x̄)ᵀ (x - x̄) / (n - 1)` (as lightly's
+/// `VICRegLoss`: the variance terms are averaged, the covariance terms added).
+pub fn vicreg(q: Tensor<2>, k: Tensor<2>, map: &PositiveMap, w: &Vicreg) -> Result<Tensor<1>> {
+    let b = paired_keys(k, map)?;
+    let [n, d] = q.dims();
+    if n < 2 {
+        return Err(Error::Invalid(
+            "VICReg needs at least two pairs for its variance".into(),
+        ));
+    }
+    let invariance = (q.clone() - b.clone()).powi_scalar(2).mean();
+    let eye = Tensor::<2>::eye(d, &q.device());
+    let terms = |x: Tensor<2>| {
+        let centred = x.clone() - x.mean_dim(0);
+        let var = centred
+            .clone()
+            .powi_scalar(2)
+            .sum_dim(0)
+            .div_scalar((n - 1) as f64);
+        let std = var.add_scalar(w.eps).sqrt();
+        let variance = std.neg().add_scalar(1.0).clamp_min(0.0).mean();
+        let cov = centred
+            .clone()
+            .transpose()
+            .matmul(centred)
+            .div_scalar((n - 1) as f64);
+        let off = (cov.powi_scalar(2) * eye.clone().neg().add_scalar(1.0))
+            .sum()
+            .div_scalar(d as f64);
+        (variance, off)
+    };
+    let (va, ca) = terms(q);
+    let (vb, cb) = terms(b);
+    let loss = invariance.mul_scalar(w.invariance)
+        + (va + vb).mul_scalar(w.variance / 2.0)
+        + (ca + cb).mul_scalar(w.covariance);
+    Ok(loss.reshape([1]))
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::data::preview;
 use crate::error::{Error, Result};
 use crate::eval::{self, map2d};
-use crate::train::metrics;
+use crate::train::metrics::{self, Record};
 use crate::train::saved::{Loaded, SavedRun};
 use html::{escape, figure, table};
 use plot::Series;
@@ -54,7 +54,7 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
     };
 
     body.push_str("<h2>Training</h2>\n");
-    let (loss, lr, epoch_loss, knn) = curves(&records);
+    let (loss, lr, epoch_loss, knn) = curves(&metrics::records(&run.dir.join("metrics.jsonl"))?);
     plot::lines(
         &folder.join("loss.png"),
         "Training loss",
@@ -185,23 +185,17 @@ type Points = Vec<(f64, f64)>;
 
 /// Per-step loss and learning rate (x: step), per-epoch mean loss (x: the epoch's last
 /// step) and kNN accuracy (x: epoch) from the metrics records.
-fn curves(records: &[Value]) -> (Points, Points, Points, Points) {
-    let num = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64);
-    let (mut loss, mut lr, mut epoch_loss, mut knn) = Default::default();
-    let push = |v: &mut Points, x: Option<f64>, y: Option<f64>| {
-        if let (Some(x), Some(y)) = (x, y) {
-            v.push((x, y));
-        }
-    };
+fn curves(records: &[Record]) -> (Points, Points, Points, Points) {
+    let (mut loss, mut lr, mut epoch_loss, mut knn) = (vec![], vec![], vec![], vec![]);
     for r in records {
-        let step = num(r, "step");
-        if r.get("epoch_seconds").is_some() {
-            push(&mut epoch_loss, step, num(r, "loss"));
-        } else if r.get("loss").is_some() {
-            push(&mut loss, step, num(r, "loss"));
-            push(&mut lr, step, num(r, "lr"));
+        let step = r.step as f64;
+        if r.is_epoch() {
+            epoch_loss.extend(r.loss.map(|l| (step, l)));
+        } else if let Some(l) = r.loss {
+            loss.push((step, l));
+            lr.extend(r.lr.map(|v| (step, v)));
         }
-        push(&mut knn, num(r, "epoch"), num(r, "knn_top1"));
+        knn.extend(r.knn_top1.map(|k| (r.epoch as f64, k)));
     }
     (loss, lr, epoch_loss, knn)
 }

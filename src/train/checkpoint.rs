@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 
 use super::rundir::atomic_write;
 use crate::error::{Error, Result};
+use crate::loss::LossState;
+use crate::pairs::Tag;
 
 const MAGIC: &[u8; 8] = b"CTRCKPT2";
 /// The first format, whose checksum left the header out.
@@ -26,11 +28,43 @@ struct Header {
     sections: Vec<(String, u64)>,
 }
 
+/// Named byte sections, in file order.
+pub type Sections = Vec<(String, Vec<u8>)>;
+
 /// A checkpoint's content: JSON metadata and named binary sections.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
     pub meta: serde_json::Value,
-    pub sections: Vec<(String, Vec<u8>)>,
+    pub sections: Sections,
+}
+
+/// What a training checkpoint's header holds besides the section list: where the loop
+/// stands and what it has summed so far, so that a resumed run continues exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The next step to run: epoch (from 0) and step within it.
+    pub epoch: usize,
+    pub step: usize,
+    /// Lines of `metrics.jsonl` written up to this point (later ones are dropped on resume).
+    pub metrics_lines: usize,
+    /// The best online kNN accuracy so far (`best.ckpt`).
+    pub best_knn: Option<f64>,
+    /// Steps per epoch of the run that wrote it (another batch size or dataset differs).
+    pub steps_per_epoch: usize,
+    /// Sums over the current epoch's steps: loss, InfoNCE bound, and their count.
+    pub epoch_sums: (f64, f64, usize),
+    /// Values the loss holds across steps.
+    #[serde(default)]
+    pub loss_state: LossState,
+    /// The config the run was written under, as TOML.
+    pub config: String,
+}
+
+impl Meta {
+    /// The metadata of checkpoint `c`; the error names the field at fault.
+    pub fn of(c: &Checkpoint) -> std::result::Result<Self, String> {
+        serde_json::from_value(c.meta.clone()).map_err(|e| format!("corrupt header: {e}"))
+    }
 }
 
 impl Checkpoint {
@@ -84,8 +118,11 @@ impl Checkpoint {
     /// Parses and verifies checkpoint bytes; the error says what is wrong with them.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
         if bytes.len() >= 8 && &bytes[..8] == MAGIC_V1 {
-            return Err("written by an older version whose checksum left the header out;                         not read (train it again, or read it with that version)"
-                .into());
+            return Err(
+                "written by an older version whose checksum left the header out; \
+                        not read (train it again, or read it with that version)"
+                    .into(),
+            );
         }
         if bytes.len() < 16 + SHA_LEN || &bytes[..8] != MAGIC {
             return Err("not a contrastive checkpoint (bad magic or truncated)".into());
@@ -126,6 +163,67 @@ impl Checkpoint {
             sections,
         })
     }
+}
+
+/// Little-endian bytes of `v`.
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The `f32`s of little-endian bytes (a trailing partial value is dropped).
+pub fn bytes_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Little-endian bytes of `v`.
+pub fn u32_bytes(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The `u32`s of little-endian bytes (a trailing partial value is dropped).
+pub fn bytes_u32(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Bytes of one serialised [`Tag`]: instance, label, view, time, cluster.
+const TAG_BYTES: usize = 18;
+
+/// Tags as fixed-width little-endian records.
+pub fn tag_bytes(tags: &[Tag]) -> Vec<u8> {
+    tags.iter()
+        .flat_map(|t| {
+            t.instance
+                .to_le_bytes()
+                .into_iter()
+                .chain(t.label.to_le_bytes())
+                .chain(t.view.to_le_bytes())
+                .chain(t.time.to_le_bytes())
+                .chain(t.cluster.to_le_bytes())
+        })
+        .collect()
+}
+
+/// The tags of [`tag_bytes`]; `None` when the length is not a whole number of records.
+pub fn bytes_tags(b: &[u8]) -> Option<Vec<Tag>> {
+    let word = |c: &[u8], at: usize| u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]);
+    if !b.len().is_multiple_of(TAG_BYTES) {
+        return None;
+    }
+    Some(
+        b.chunks_exact(TAG_BYTES)
+            .map(|c| Tag {
+                instance: word(c, 0),
+                label: word(c, 4),
+                view: u16::from_le_bytes([c[8], c[9]]),
+                time: word(c, 10),
+                cluster: word(c, 14),
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -1,29 +1,250 @@
-//! How a batch of views becomes queries, keys and their positive map, for the pairings
-//! that need more than the encoder's pooled output: context–instance (DIM) and
-//! predictive coding (CPC).
+//! How a batch of views becomes queries, keys and their positive map: the four pairings
+//! of the review's methods behind one signature, [`loss`].
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 
+use super::keystate::KeyState;
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::loss::{LossConfig, LossState};
-use crate::model::Model;
-use crate::views::{PositiveMap, Relation, Rule, Tag, ViewBatch};
+use crate::keys::{self, Pairing};
+use crate::loss::{LossConfig, LossKind, LossState};
+use crate::model::{select, Model};
+use crate::pairs::{PositiveMap, Relation, Rule, Tag};
+use crate::score::l2_normalise;
+use crate::views::transform::mix;
+use crate::views::{Group, ViewBatch};
+
+/// What a pairing reads and updates at one step.
+pub struct Step<'a> {
+    pub cfg: &'a Config,
+    pub model: &'a Model,
+    pub keys: &'a mut KeyState,
+    /// The loss as it applies in this epoch.
+    pub loss: &'a LossConfig,
+    pub state: &'a mut LossState,
+    /// The autodiff device the model lives on.
+    pub device: &'a Device,
+    /// The step (from 0) and the run's total.
+    pub global: usize,
+    pub total: usize,
+}
+
+/// The loss of one batch under the configured pairing, with the positive map it was
+/// computed on (for the InfoNCE bound).
+pub fn loss(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+    match s.cfg.keys.pairing {
+        Pairing::Joint => joint(s, views),
+        Pairing::Cross => cross(s, views),
+        Pairing::Context => context(s, views),
+        Pairing::Predictive => predictive(s, views),
+    }
+}
+
+/// Every row a query and a key, in one forward pass (SimCLR, SupCon). Rows without any
+/// positive (distant windows, singleton classes) stay keys but are not anchors.
+fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+    let z: Vec<Tensor<2>> = views
+        .groups
+        .iter()
+        .map(|g| {
+            s.model
+                .forward_views(group_input(g, s.device), &g.views())
+                .1
+        })
+        .collect();
+    let z = Tensor::cat(z, 0);
+    let tags = views.tags();
+    let map = positive_map(&s, &tags, &tags, true);
+    if s.loss.kind == LossKind::Swav {
+        return Ok((swav_crops(&s, z, &tags)?, map));
+    }
+    if let Some(p) = s.keys.prototypes.as_mut() {
+        let first: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].view == 0).collect();
+        let rows = keys::host(&select(&z, &first));
+        let inst: Vec<u32> = first.iter().map(|&i| tags[i].instance).collect();
+        p.bank.update(&inst, &rows, s.cfg.keys.bank_momentum as f32);
+    }
+    let critic = s.model.critic.as_ref();
+    match anchors(&map) {
+        None => {
+            let loss = s.loss.compute_with(z.clone(), z, &map, critic, s.state)?;
+            Ok((loss, map))
+        }
+        Some((rows, sub)) if !rows.is_empty() => {
+            let loss = s
+                .loss
+                .compute_with(select(&z, &rows), z, &sub, critic, s.state)?;
+            Ok((loss, sub))
+        }
+        Some(_) => Err(Error::Invalid("no row of the batch has a positive".into())),
+    }
+}
+
+/// SwAV: the normalised embeddings of every crop are scored against the normalised
+/// prototypes, and each high-resolution crop's codes are predicted from the other crops
+/// of the same instance ([`crate::loss::swav::swav`]). Rows are grouped by view, each
+/// view's rows in the same instance order.
+fn swav_crops(s: &Step, z: Tensor<2>, tags: &[Tag]) -> Result<Tensor<1>> {
+    let prototypes = s
+        .model
+        .prototypes
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("loss.kind = \"swav\" needs head.prototypes".into()))?;
+    let w = prototypes.weight.val();
+    let w = w.clone() / w.powi_scalar(2).sum_dim(0).sqrt().clamp_min(1e-12);
+    let scores = l2_normalise(z).matmul(w);
+    let views = tags
+        .iter()
+        .map(|t| t.view)
+        .max()
+        .map_or(0, |v| v as usize + 1);
+    let rows_of = |v: usize| -> Vec<usize> {
+        (0..tags.len())
+            .filter(|&i| tags[i].view as usize == v)
+            .collect()
+    };
+    let first = rows_of(0);
+    let mut crops = Vec::with_capacity(views);
+    for v in 0..views {
+        let rows = rows_of(v);
+        let same = rows.len() == first.len()
+            && rows
+                .iter()
+                .zip(&first)
+                .all(|(&a, &b)| tags[a].instance == tags[b].instance);
+        if !same {
+            return Err(Error::Invalid(format!(
+                "SwAV needs every view of every instance in the batch; view {v} differs from view 0"
+            )));
+        }
+        crops.push(select(&scores, &rows));
+    }
+    let high = match s.cfg.views.per_view.len() {
+        0 => s.cfg.views.n,
+        n => n,
+    };
+    crate::loss::swav::swav(&crops, high, s.loss.temperature, &s.loss.swav)
+}
+
+/// Queries from one view, keys from the other (or from a memory bank), per direction:
+/// MoCo, BYOL, CMC, CRD, NNCLR, InstDisc.
+fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+    let g = views
+        .groups
+        .first()
+        .ok_or_else(|| Error::Invalid("a batch without views".into()))?;
+    let (_, z_all) = s.model.forward_views(group_input(g, s.device), &g.views());
+    if s.keys.bank.is_some() {
+        return bank(s, g, z_all);
+    }
+    let view_rows =
+        |v: u16| -> Vec<usize> { (0..g.tags.len()).filter(|&i| g.tags[i].view == v).collect() };
+    let (rows0, rows1) = (view_rows(0), view_rows(1));
+    if rows0.is_empty() || rows1.is_empty() {
+        return Err(Error::Invalid(
+            "cross pairing needs views 0 and 1 in every batch".into(),
+        ));
+    }
+    let tags_of = |rows: &[usize]| -> Vec<Tag> { rows.iter().map(|&i| g.tags[i]).collect() };
+    let mut directions = vec![(rows0.clone(), rows1.clone())];
+    if s.cfg.keys.symmetric {
+        directions.push((rows1, rows0));
+    }
+    let mut losses = Vec::new();
+    let mut first_map = None;
+    let mut pushed: Vec<(Tensor<2>, Vec<Tag>)> = Vec::new();
+    for (qr, kr) in &directions {
+        let q = s.model.predict(select(&z_all, qr));
+        let k_own = match (&s.keys.model, &s.keys.onnx) {
+            (Some(km), _) => model_keys(km, g, kr, s.device),
+            (None, Some(t)) => {
+                let z = t.embed(&rows_data(g, kr), kr.len())?;
+                keys::device_rows(z, t.dim, s.device)
+            }
+            (None, None) => select(&z_all, kr),
+        };
+        let k_tags = tags_of(kr);
+        // NNCLR: the positive key is the support set's nearest neighbour of the key.
+        let k_batch = match s
+            .keys
+            .support
+            .as_ref()
+            .map(|sup| (sup, sup.nearest(&keys::host(&k_own))))
+        {
+            Some((sup, Some(nn))) => {
+                let rows: Vec<f32> = nn
+                    .iter()
+                    .flat_map(|&j| sup.z[j * sup.dim..(j + 1) * sup.dim].to_vec())
+                    .collect();
+                keys::device_rows(rows, sup.dim, s.device)
+            }
+            _ => k_own.clone(),
+        };
+        let (k, all_tags) = match &s.keys.queue {
+            Some(queue) if !queue.tags.is_empty() => {
+                let extra = keys::device_rows(queue.z.clone(), queue.dim, s.device);
+                let mut t = k_tags.clone();
+                t.extend_from_slice(&queue.tags);
+                (Tensor::cat(vec![k_batch, extra], 0), t)
+            }
+            _ => (k_batch, k_tags.clone()),
+        };
+        let map = positive_map(&s, &tags_of(qr), &all_tags, false);
+        let critic = s.model.critic.as_ref();
+        losses.push(s.loss.compute_with(q, k, &map, critic, s.state)?);
+        pushed.push((k_own.detach(), k_tags));
+        first_map.get_or_insert(map);
+    }
+    for held in [s.keys.queue.as_mut(), s.keys.support.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        for (k, t) in &pushed {
+            held.push(&keys::host(k), t);
+        }
+    }
+    let n = losses.len() as f64;
+    let loss = losses.into_iter().reduce(|a, b| a + b);
+    match (loss, first_map) {
+        (Some(loss), Some(map)) => Ok((loss.div_scalar(n), map)),
+        _ => Err(Error::Invalid("no query/key direction".into())),
+    }
+}
+
+/// InstDisc: every view is a query against the bank entries of the batch's instances and
+/// sampled negatives; the first view's embeddings then move the bank.
+fn bank(s: Step, g: &Group, z_all: Tensor<2>) -> Result<(Tensor<1>, PositiveMap)> {
+    let Some(bank) = &s.keys.bank else {
+        return Err(Error::Invalid("a bank pairing without a bank".into()));
+    };
+    let q = s.model.predict(z_all.clone());
+    let instances: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
+    let negatives = s.cfg.keys.bank_negatives;
+    let idx = bank.candidates(&instances, negatives, s.cfg.train.seed, s.global);
+    let (kz, ktags) = bank.gather(&idx);
+    let k = keys::device_rows(kz, bank.dim, s.device);
+    let map = positive_map(&s, &g.tags, &ktags, false);
+    let critic = s.model.critic.as_ref();
+    let loss = s.loss.compute_with(q, k, &map, critic, s.state)?;
+    let first: Vec<usize> = (0..g.tags.len()).filter(|&i| g.tags[i].view == 0).collect();
+    let rows = keys::host(&select(&z_all, &first));
+    let inst: Vec<u32> = first.iter().map(|&i| g.tags[i].instance).collect();
+    if let Some(b) = s.keys.bank.as_mut() {
+        b.update(&inst, &rows, s.cfg.keys.bank_momentum as f32);
+    }
+    Ok((loss, map))
+}
 
 /// DIM/DGI: every local feature of a sample (a feature-map position, a time step) is a
 /// query whose one positive is its own sample's global summary; the summaries of the
 /// other samples are its negatives.
-pub fn context_loss(
-    model: &Model,
-    loss: &LossConfig,
-    state: &mut LossState,
-    views: &ViewBatch,
-    input: impl Fn(&crate::views::Group) -> Tensor<4>,
-) -> Result<(Tensor<1>, PositiveMap)> {
+fn context(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
     let mut locals = Vec::new();
     let mut globals = Vec::new();
     let (mut q_tags, mut k_tags) = (Vec::new(), Vec::new());
     for g in &views.groups {
-        let (zl, zg, positions) = model.local_global(input(g))?;
+        let (zl, zg, positions) = s.model.local_global(group_input(g, s.device))?;
         locals.push(zl);
         globals.push(zg);
         for t in &g.tags {
@@ -36,7 +257,9 @@ pub fn context_loss(
     }
     let (q, k) = (Tensor::cat(locals, 0), Tensor::cat(globals, 0));
     let map = PositiveMap::build(Relation::Instance, &q_tags, &k_tags, false);
-    let value = loss.compute_with(q, k, &map, model.critic.as_ref(), state)?;
+    let value = s
+        .loss
+        .compute_with(q, k, &map, s.model.critic.as_ref(), s.state)?;
     Ok((value, map))
 }
 
@@ -45,14 +268,8 @@ pub fn context_loss(
 /// window of the batch (the same sequence's other steps and all other sequences). The
 /// loss is the mean over `k = 1..=steps`. With a quantiser the keys are the quantised
 /// embeddings (wav2vec 2.0) and `weight x diversity` is added.
-pub fn predictive_loss(
-    model: &Model,
-    loss: &LossConfig,
-    state: &mut LossState,
-    views: &ViewBatch,
-    input: impl Fn(&crate::views::Group) -> Tensor<4>,
-    quantize: QuantizeStep,
-) -> Result<(Tensor<1>, PositiveMap)> {
+fn predictive(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+    let model = s.model;
     let context = model
         .context
         .as_ref()
@@ -67,18 +284,20 @@ pub fn predictive_loss(
     };
     let steps = g.tags.iter().map(|t| t.view as usize).max().unwrap_or(0) + 1;
     let batch = g.tags.len() / steps;
-    let (_, z) = model.forward(input(g));
+    let (_, z) = model.forward(group_input(g, s.device));
     let d = z.dims()[1];
     let (keys, diversity) = match &model.quantizer {
         Some(qz) => {
-            let noise = qz.noise(z.dims()[0], quantize.seed, &z.device());
-            let out = qz.forward(z.clone(), noise, quantize.temperature);
-            (out.q, Some(out.diversity.mul_scalar(quantize.weight)))
+            let q = &s.cfg.head.quantizer;
+            let seed = mix(s.cfg.train.seed, s.global as u64, 0x9b);
+            let noise = qz.noise(z.dims()[0], seed, &z.device());
+            let out = qz.forward(z.clone(), noise, q.temperature_at(s.global, s.total));
+            (out.q, Some(out.diversity.mul_scalar(q.diversity_weight)))
         }
         None => (z.clone(), None),
     };
     // Rows are view-major (all windows 0, then all windows 1, ...): [time, batch, d].
-    let seq = z.clone().reshape([steps, batch, d]).swap_dims(0, 1);
+    let seq = z.reshape([steps, batch, d]).swap_dims(0, 1);
     let c = context.summarise(seq);
     let width = c.dims()[2];
     let mut losses = Vec::new();
@@ -98,7 +317,11 @@ pub fn predictive_loss(
             max_gap: 0,
         };
         let map = PositiveMap::build(rule, &tags, &g.tags, false);
-        losses.push(loss.compute_with(pred, keys.clone(), &map, model.critic.as_ref(), state)?);
+        let critic = model.critic.as_ref();
+        losses.push(
+            s.loss
+                .compute_with(pred, keys.clone(), &map, critic, s.state)?,
+        );
         first.get_or_insert(map);
     }
     let n = losses.len() as f64;
@@ -113,12 +336,21 @@ pub fn predictive_loss(
     }
 }
 
-/// The quantiser's temperature, noise seed and diversity weight at one step.
-#[derive(Debug, Clone, Copy)]
-pub struct QuantizeStep {
-    pub temperature: f64,
-    pub seed: u64,
-    pub weight: f64,
+/// The positive map of queries and keys under the configured relation, on cluster
+/// assignments when the run clusters, less false negatives when asked.
+fn positive_map(s: &Step, queries: &[Tag], keys: &[Tag], same_rows: bool) -> PositiveMap {
+    let rule = Rule {
+        relation: s.cfg.views.relation,
+        max_gap: s.cfg.views.max_gap as u32,
+    };
+    let mut map = match (s.keys.clustered(queries), s.keys.clustered(keys)) {
+        (Some(q), Some(k)) => PositiveMap::build(rule, &q, &k, same_rows),
+        _ => PositiveMap::build(rule, queries, keys, same_rows),
+    };
+    if s.cfg.loss.exclude_false_negatives {
+        map.exclude_false_negatives(queries, keys);
+    }
+    map
 }
 
 /// The rows of `map` that have a positive, and the map restricted to them: rows without
@@ -137,4 +369,82 @@ pub fn anchors(map: &PositiveMap) -> Option<(Vec<usize>, PositiveMap)> {
         excluded: rows.iter().map(|&i| map.excluded[i].clone()).collect(),
     };
     Some((rows, sub))
+}
+
+/// The views of `g` as one input tensor on `device`.
+pub fn group_input(g: &Group, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(g.data.clone(), g.shape), device)
+}
+
+/// The keys of rows `rows` of `g` from key encoder `km`, each row read by its own view's
+/// encoder (a per-sense teacher), without gradient.
+fn model_keys(km: &Model, g: &Group, rows: &[usize], device: &Device) -> Tensor<2> {
+    let views: Vec<u16> = rows.iter().map(|&i| g.tags[i].view).collect();
+    km.forward_views(select_rows(g, rows, device), &views)
+        .1
+        .detach()
+}
+
+/// Rows `rows` of a group as an input tensor.
+fn select_rows(g: &Group, rows: &[usize], device: &Device) -> Tensor<4> {
+    Tensor::from_data(
+        TensorData::new(
+            rows_data(g, rows),
+            [rows.len(), g.shape[1], g.shape[2], g.shape[3]],
+        ),
+        device,
+    )
+}
+
+/// The samples `rows` of a group, one after another.
+fn rows_data(g: &Group, rows: &[usize]) -> Vec<f32> {
+    let len: usize = g.shape[1..].iter().product();
+    rows.iter()
+        .flat_map(|&r| g.data[r * len..(r + 1) * len].iter().copied())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A per-sense teacher's key for a row is that row's sense through that sense's
+    /// encoder and the head.
+    #[test]
+    fn a_per_sense_key_encoder_reads_each_row_with_its_senses_encoder() {
+        let device = Device::flex();
+        let (_, km) = crate::model::tests::per_view_model(&device);
+        let g = Group {
+            data: (0..4 * 36)
+                .map(|i| ((i * 29) % 97) as f32 / 48.0 - 1.0)
+                .collect(),
+            shape: [4, 1, 6, 6],
+            tags: [0u16, 0, 1, 1]
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Tag::new(i as u32 % 2, 0, v))
+                .collect(),
+        };
+        let got: Vec<f32> = model_keys(&km, &g, &[2, 0, 3], &device)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let one = |v: usize, r: usize| -> Vec<f32> {
+            let x = select_rows(&g, &[r], &device);
+            km.for_view(v)
+                .forward(x)
+                .1
+                .into_data()
+                .iter::<f32>()
+                .collect()
+        };
+        let want = [one(1, 2), one(0, 0), one(1, 3)].concat();
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{got:?} vs {want:?}"
+        );
+        let shared = [one(0, 2), one(0, 0), one(0, 3)].concat();
+        assert!(got.iter().zip(&shared).any(|(a, b)| (a - b).abs() > 1e-3));
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod augment;
 pub mod cluster;
+pub mod config;
 pub mod modalities;
 pub mod sequence;
 pub mod transform;

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use contrastive::config::Config;
+use contrastive::encoder::{EncoderKind, Stem};
 use contrastive::kernels;
 use contrastive::loss::{LossConfig, LossKind};
 use contrastive::model::{Model, NamedParam};
@@ -139,17 +140,17 @@ fn fast_kernels_equal_the_plain_path() {
     compare(&r1, [1, 28, 28], 24);
 
     let mut resnet = Config::default();
-    resnet.encoder.kind = "resnet".into();
+    resnet.encoder.kind = EncoderKind::Resnet;
     resnet.encoder.channels = vec![8, 16];
     resnet.encoder.blocks = vec![1, 1];
     compare(&resnet, [3, 12, 12], 6);
 
     let mut imagenet = resnet.clone();
-    imagenet.encoder.stem = "imagenet".into();
+    imagenet.encoder.stem = Stem::Imagenet;
     compare(&imagenet, [3, 20, 20], 4);
 
     let mut mlp = Config::default();
-    mlp.encoder.kind = "mlp".into();
+    mlp.encoder.kind = EncoderKind::Mlp;
     mlp.encoder.channels = vec![32, 16];
     mlp.encoder.bn = true;
     compare(&mlp, [1, 6, 6], 10);

@@ -31,6 +31,7 @@ fn config(case: &serde_json::Value) -> LossConfig {
         selective: case["selective"].as_bool().unwrap(),
         exclude_false_negatives: false,
         nce_z: parse::<NceZ>(&case["nce_z"]),
+        ..LossConfig::default()
     }
 }
 

@@ -23,3 +23,4 @@ mod resume;
 mod sgd;
 mod similarity;
 mod tool;
+mod vicreg_swav;

@@ -73,6 +73,8 @@ fn every_image_preset_trains() {
         "triplet-fashion-mnist",
         "byol-fashion-mnist",
         "barlow-twins-fashion-mnist",
+        "vicreg-fashion-mnist",
+        "swav-fashion-mnist",
         "dim-fashion-mnist",
         "nnclr-fashion-mnist",
     ] {

@@ -10,7 +10,7 @@ use burn::prelude::*;
 use contrastive::config::Config;
 use contrastive::train::metrics;
 use contrastive::train::saved::SavedRun;
-use contrastive::train::trainer::{Progress, TrainOptions, Trainer};
+use contrastive::train::{Progress, TrainOptions, Trainer};
 
 fn train_cmd(out: &Path) -> Command {
     train_preset(out, "simclr-fashion-mnist", &[])

@@ -8,6 +8,7 @@ use contrastive::data::Split;
 use contrastive::encoder::Encoder;
 use contrastive::keys::Queue;
 use contrastive::model::Model;
+use contrastive::train::keystate::KeyState;
 use contrastive::train::pairing;
 use contrastive::views::cluster::kmeans;
 use contrastive::views::modalities::ModalityViews;
@@ -222,6 +223,26 @@ fn three_images(cfg: &Config) -> ViewBatch {
     sampler.sample(&split, &[0, 1, 2], 3)
 }
 
+/// The loss and positive map of `views` under `cfg`'s pairing, at the first step.
+fn pair_up(
+    cfg: &Config,
+    model: &Model,
+    views: &ViewBatch,
+    device: &Device,
+) -> (Tensor<1>, PositiveMap) {
+    let step = pairing::Step {
+        cfg,
+        model,
+        keys: &mut KeyState::default(),
+        loss: &cfg.loss,
+        state: &mut Default::default(),
+        device,
+        global: 0,
+        total: 1,
+    };
+    pairing::loss(step, views).unwrap()
+}
+
 #[test]
 fn context_pairs_every_local_feature_with_its_own_global_summary() {
     let (cfg, model, device) = image_model(
@@ -229,11 +250,7 @@ fn context_pairs_every_local_feature_with_its_own_global_summary() {
         [1, 8, 8],
     );
     let views = three_images(&cfg);
-    let (loss, map) =
-        pairing::context_loss(&model, &cfg.loss, &mut Default::default(), &views, |g| {
-            tensor(g, &device)
-        })
-        .unwrap();
+    let (loss, map) = pair_up(&cfg, &model, &views, &device);
     assert!(loss.into_scalar::<f32>().is_finite());
     // 4x4 positions per image after the stride-2 block.
     assert_eq!((map.rows, map.cols), (48, 3));
@@ -269,11 +286,7 @@ fn context_pairing_can_take_its_local_features_from_an_earlier_stage() {
     assert_eq!((zl.dims(), zg.dims(), positions), ([48, 5], [3, 5], 16));
     let got: Vec<f32> = zl.into_data().iter::<f32>().collect();
     assert_eq!(got, expected);
-    let (loss, map) =
-        pairing::context_loss(&model, &cfg.loss, &mut Default::default(), &views, |g| {
-            tensor(g, &device)
-        })
-        .unwrap();
+    let (loss, map) = pair_up(&cfg, &model, &views, &device);
     assert_eq!((map.rows, map.cols), (48, 3));
     assert_eq!(map.positives_of(17), vec![1]);
     // The local head, the global head and the block only the summary reads all learn.
@@ -321,20 +334,7 @@ fn predictive_coding_targets_the_window_k_steps_ahead_of_the_same_series() {
             );
         }
     }
-    let step = pairing::QuantizeStep {
-        temperature: 1.0,
-        seed: 0,
-        weight: 0.0,
-    };
-    let (loss, map) = pairing::predictive_loss(
-        &model,
-        &cfg.loss,
-        &mut Default::default(),
-        &views,
-        |g| tensor(g, &device),
-        step,
-    )
-    .unwrap();
+    let (loss, map) = pair_up(&cfg, &model, &views, &device);
     assert!(loss.into_scalar::<f32>().is_finite());
     // k = 1: query (i, t) for t in 0..3 predicts window t + 1 of series i, row (t + 1) * 3 + i.
     assert_eq!((map.rows, map.cols), (9, 12));

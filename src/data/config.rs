@@ -1,0 +1,114 @@
+//! The `[data]` section: which dataset, where, how it is normalised, and its loading.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Dataset;
+use crate::error::{Error, Result};
+
+/// One number for every channel, or one per channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PerChannel {
+    One(f32),
+    Each(Vec<f32>),
+}
+
+impl PerChannel {
+    /// The value for each of `channels` channels.
+    pub fn expand(&self, key: &str, channels: usize) -> Result<Vec<f32>> {
+        match self {
+            PerChannel::One(v) => Ok(vec![*v; channels]),
+            PerChannel::Each(v) if v.len() == channels => Ok(v.clone()),
+            PerChannel::Each(v) => Err(Error::config(
+                key,
+                format!("{v:?}"),
+                format!("one number or {channels} (one per channel)"),
+            )),
+        }
+    }
+}
+
+/// Which data, where, and how it is normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Dataset name (see `contrastive data fetch --help`).
+    pub dataset: String,
+    /// Folder that holds its files.
+    pub dir: PathBuf,
+    /// Per-channel mean subtracted from pixel values in [0, 1].
+    pub mean: PerChannel,
+    /// Per-channel standard deviation that pixel values are divided by.
+    pub std: PerChannel,
+    /// Use only the first N training images (0 = all).
+    pub limit: usize,
+    /// Fetch the dataset into `dir` when its files are missing.
+    pub fetch: bool,
+    /// Largest image, in pixels (width x height), an image folder may hold; larger ones
+    /// are refused before they are decoded.
+    pub max_pixels: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "fashion-mnist".into(),
+            dir: PathBuf::from("data/fashion-mnist"),
+            mean: PerChannel::One(0.2860),
+            std: PerChannel::One(0.3530),
+            limit: 0,
+            fetch: true,
+            max_pixels: crate::data::MAX_PIXELS,
+        }
+    }
+}
+
+impl DataConfig {
+    /// Checks the section's own values.
+    pub fn validate(&self) -> Result<()> {
+        let finite = match &self.mean {
+            PerChannel::One(m) => m.is_finite(),
+            PerChannel::Each(m) => m.iter().all(|m| m.is_finite()),
+        };
+        if !finite {
+            return Err(Error::config(
+                "data.mean",
+                format!("{:?}", self.mean),
+                "finite values",
+            ));
+        }
+        let positive = |s: &f32| s.is_finite() && *s > 0.0;
+        let ok = match &self.std {
+            PerChannel::One(s) => positive(s),
+            PerChannel::Each(s) => s.iter().all(positive),
+        };
+        if !ok {
+            return Err(Error::config(
+                "data.std",
+                format!("{:?}", self.std),
+                "finite values > 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads the dataset, fetching it first (saying so through `say`) when `fetch` is on,
+    /// its folder is missing and the build has the `fetch` feature.
+    pub fn load(&self, say: &mut dyn FnMut(&str)) -> Result<Dataset> {
+        #[cfg(not(feature = "fetch"))]
+        let _ = say;
+        match super::load_limited(&self.dataset, &self.dir, self.max_pixels) {
+            #[cfg(feature = "fetch")]
+            Err(Error::Data { .. }) if self.fetch && !self.dir.exists() => {
+                let got = super::fetch::fetch(&self.dataset, &self.dir, say)?;
+                if let Some(src) = got.source {
+                    say(&format!("fetched {} from {src}", self.dataset));
+                }
+                super::load_limited(&self.dataset, &self.dir, self.max_pixels)
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The `[eval]` section: how the representation is evaluated.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Evaluation of the representation `h`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Neighbours of the weighted kNN classifier.
+    pub knn_k: usize,
+    /// Temperature of the kNN vote weights `exp(sim / t)`.
+    pub knn_temperature: f32,
+    /// Linear-probe epochs (0 skips the probe).
+    pub linear_epochs: usize,
+    /// Linear-probe Adam learning rate.
+    pub linear_lr: f64,
+    /// Linear-probe batch size.
+    pub linear_batch: usize,
+    /// Also evaluate raw inputs with the same evaluator, as a baseline.
+    pub baseline: bool,
+    /// Also evaluate a randomly initialised encoder of the same architecture with the same
+    /// evaluator, as the second baseline.
+    pub random_init: bool,
+    /// Online kNN accuracy every N epochs during training (0: only at the end); the best
+    /// epoch's checkpoint is kept as `best.ckpt`.
+    pub every: usize,
+    /// Use only the first N test samples for evaluation (0: all).
+    pub test_limit: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: 200,
+            knn_temperature: 0.1,
+            linear_epochs: 30,
+            linear_lr: 1e-3,
+            linear_batch: 512,
+            baseline: false,
+            random_init: false,
+            every: 0,
+            test_limit: 0,
+        }
+    }
+}
+
+impl EvalConfig {
+    /// Checks the section's own values.
+    pub fn validate(&self) -> Result<()> {
+        if self.knn_k == 0 {
+            return Err(Error::config("eval.knn_k", 0, "at least 1"));
+        }
+        if self.knn_temperature.is_nan() || self.knn_temperature <= 0.0 {
+            return Err(Error::config(
+                "eval.knn_temperature",
+                self.knn_temperature,
+                "a value > 0",
+            ));
+        }
+        if self.linear_batch == 0 {
+            return Err(Error::config("eval.linear_batch", 0, "at least 1"));
+        }
+        if !(self.linear_lr > 0.0 && self.linear_lr.is_finite()) {
+            return Err(Error::config(
+                "eval.linear_lr",
+                self.linear_lr,
+                "a finite value > 0",
+            ));
+        }
+        Ok(())
+    }
+}

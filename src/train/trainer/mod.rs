@@ -1,0 +1,403 @@
+//! The one training loop every method runs through, with exact resume.
+//!
+//! All randomness is counter-based: data order from `(seed, epoch)`, views from `(seed,
+//! epoch, step)`, bank negatives from `(seed, step)`. A checkpoint therefore only needs
+//! the position, the model, the optimiser and the key state to continue exactly.
+
+mod evaluate;
+mod open;
+mod save;
+mod step;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+
+use super::config::Schedule;
+use super::keystate::KeyState;
+use super::metrics::{MetricsLog, Record};
+use super::progress::Progress;
+use super::rundir::RunLock;
+use super::schedule::learning_rate;
+use crate::config::Config;
+use crate::data::loader::{steps_per_epoch, Batching, EpochLoader};
+use crate::data::{Dataset, Split};
+use crate::error::{Error, Result};
+use crate::eval::Scores;
+use crate::loss::{LossConfig, LossState};
+use crate::model::Model;
+use crate::pairs::Relation;
+use crate::views::Sampler;
+
+/// Options of a run that are not part of the method.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub progress: Progress,
+    /// A fresh run empties an existing run directory instead of refusing it.
+    pub overwrite: bool,
+    /// Set to a signal's number (by the CLI's handler) to stop: the run finishes its step,
+    /// writes a checkpoint there and returns [`Error::Interrupted`].
+    pub stop: Option<Arc<AtomicUsize>>,
+}
+
+impl TrainOptions {
+    /// Options with `progress`, no overwrite and no stop flag.
+    pub fn new(progress: Progress) -> Self {
+        Self {
+            progress,
+            overwrite: false,
+            stop: None,
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub scores: Scores,
+    pub baseline: Option<Scores>,
+    /// The same evaluation of an untrained encoder (`eval.random_init`).
+    pub random_init: Option<Scores>,
+    /// Training images (instances, not views) per second over this process's steps.
+    pub images_per_s: f64,
+    /// Why the classifiers did not run, when they did not (unlabelled data).
+    pub unlabelled: Option<String>,
+    /// The loss of the last step this process ran (`None` when it ran none: a resumed
+    /// run that had already finished).
+    pub final_loss: Option<f32>,
+}
+
+/// Trains `cfg` into run directory `dir` from scratch, evaluates, and returns the scores.
+///
+/// ```no_run
+/// use contrastive::config::Config;
+/// use contrastive::train::{self, Progress, TrainOptions};
+/// let cfg = Config::load("configs/simclr-fashion-mnist.toml".as_ref(), &[])?;
+/// let out = train::run(&cfg, "runs/mine".as_ref(), &TrainOptions::new(Progress::Lines))?;
+/// println!("kNN {:?}, linear {:?}", out.scores.knn_top1, out.scores.linear_top1);
+/// # Ok::<(), contrastive::Error>(())
+/// ```
+pub fn run(cfg: &Config, dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
+    Trainer::new(cfg.clone(), dir, opts.clone())?.run()
+}
+
+/// Continues the run in `dir` from its last readable checkpoint.
+pub fn resume(dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
+    Trainer::resume(dir, opts.clone())?.run()
+}
+
+/// Where the loop stands: the next step to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    epoch: usize,
+    step: usize,
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    cfg: Config,
+    dir: PathBuf,
+    opts: TrainOptions,
+    device: Device,
+    ad: Device,
+    ds: Dataset,
+    train: Arc<Split>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    sampler: Arc<dyn Sampler>,
+    /// How the epoch's samples are cut into batches.
+    batching: Batching,
+    model: Model,
+    optim: ModuleOptimizer,
+    /// Key encoder, queue, bank, support set, prototypes.
+    keys: KeyState,
+    pos: Position,
+    /// The loss as it applies in the current epoch ([`LossConfig::for_epoch`]).
+    loss: LossConfig,
+    /// Values the loss holds across steps (NCE's first-batch `Z`).
+    loss_state: LossState,
+    log: MetricsLog,
+    metrics_lines: usize,
+    best_knn: Option<f64>,
+    steps: usize,
+    /// Sums over the current epoch's steps so far (loss, InfoNCE bound) and their count,
+    /// kept in checkpoints so that a resumed epoch reports the same means.
+    epoch_sums: (f64, f64, usize),
+    /// The run directory's lock, held for the trainer's life.
+    _lock: RunLock,
+}
+
+impl Trainer {
+    /// The model being trained.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The key encoder (momentum, snapshot or teacher), if the run has one.
+    pub fn key_model(&self) -> Option<&Model> {
+        self.keys.model.as_ref()
+    }
+
+    /// The trainer of `cfg`; a `fresh` run starts its encoder from `train.init` (a resumed
+    /// one restores it from its own checkpoint, so the init run may be gone by then).
+    fn build(
+        cfg: Config,
+        dir: &Path,
+        opts: TrainOptions,
+        fresh: bool,
+        lock: RunLock,
+    ) -> Result<Self> {
+        let log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
+        let ds = cfg.data.load(&mut |m| opts.progress.say(m))?;
+        let train = Arc::new(ds.train.clone().truncate(cfg.data.limit));
+        let channels = train.shape[0];
+        let mean = cfg.data.mean.expand("data.mean", channels)?;
+        let std = cfg.data.std.expand("data.std", channels)?;
+        let sampler = cfg.views.sampler(train.shape, &mean, &std)?;
+        let device = crate::backend::device(&cfg.train.device)?;
+        device.seed(cfg.train.seed);
+        let ad = device.clone().autodiff();
+        crate::memory::check(&cfg, train.shape)?;
+        let mut model = Model::new(&cfg, train.shape, &ad)?;
+        if let (true, Some(path)) = (fresh, &cfg.train.init) {
+            let init = super::init::init_encoders(&cfg, path, train.shape, &ad)?;
+            (model.encoder, model.view_encoders) = (init.encoder, init.view_encoders);
+        }
+        let optim = cfg.optim.init();
+        let batch = cfg.train.batch_size;
+        if train.len() < batch {
+            return Err(Error::config(
+                "train.batch_size",
+                batch,
+                format!("at most the {} training samples", train.len()),
+            ));
+        }
+        if cfg.views.relation == Relation::Cluster && cfg.views.clusters > train.len() {
+            return Err(Error::config(
+                "views.clusters",
+                cfg.views.clusters,
+                format!("at most the {} training samples", train.len()),
+            ));
+        }
+        let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
+        let batching = Batching::new(cfg.train.classes_per_batch, batch, &train.labels)?;
+        let keys = KeyState::build(&cfg, &model, train.shape, &train.labels, &ad)?;
+        let loss = cfg.loss.for_epoch(0);
+        let t = Self {
+            cfg,
+            dir: dir.to_path_buf(),
+            opts,
+            device,
+            ad,
+            ds,
+            train,
+            mean,
+            std,
+            sampler,
+            batching,
+            model,
+            optim,
+            keys,
+            pos: Position { epoch: 0, step: 0 },
+            loss,
+            loss_state: LossState::default(),
+            log,
+            metrics_lines: 0,
+            best_knn: None,
+            steps,
+            epoch_sums: (0.0, 0.0, 0),
+            _lock: lock,
+        };
+        if let Batching::Balanced {
+            left_out: n @ 1..,
+            per_class,
+            ..
+        } = t.batching
+        {
+            t.say(&format!(
+                "P x K batches leave out {n} classes with fewer than {per_class} training samples"
+            ));
+        }
+        Ok(t)
+    }
+
+    /// The signal that asked the run to stop, if one did.
+    fn stop_requested(&self) -> Option<i32> {
+        let s = self.opts.stop.as_ref()?.load(Ordering::SeqCst);
+        (s != 0).then_some(s as i32)
+    }
+
+    /// The error that reports a stop at the current position (a checkpoint of which has
+    /// just been written).
+    fn interrupted(&self, signal: i32) -> Error {
+        Error::Interrupted {
+            signal,
+            epoch: self.pos.epoch + usize::from(self.pos.step > 0),
+            step: self.pos.epoch * self.steps + self.pos.step,
+            dir: self.dir.clone(),
+        }
+    }
+
+    fn say(&self, msg: &str) {
+        self.opts.progress.say(msg);
+    }
+
+    fn total_steps(&self) -> usize {
+        self.steps * self.cfg.train.epochs
+    }
+
+    fn lr(&self, global: usize) -> f64 {
+        let warmup = (self.cfg.optim.warmup_epochs * self.steps as f64).round() as usize;
+        learning_rate(
+            self.cfg.base_lr(),
+            self.cfg.optim.schedule == Schedule::Cosine,
+            global,
+            self.total_steps(),
+            warmup,
+        )
+    }
+
+    fn write(&mut self, record: Record) -> Result<()> {
+        self.log.write(&record)?;
+        self.metrics_lines += 1;
+        Ok(())
+    }
+
+    /// Trains to the configured number of epochs, then evaluates.
+    pub fn run(mut self) -> Result<Outcome> {
+        let started = Instant::now();
+        let mut trained = 0usize;
+        let mut final_loss = None;
+        while self.pos.epoch < self.cfg.train.epochs {
+            let epoch = self.run_epoch(&mut trained, &mut final_loss)?;
+            self.end_epoch(epoch)?;
+        }
+        let images_per_s = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        self.finish(images_per_s, final_loss)
+    }
+
+    /// Runs the rest of the current epoch's steps and returns its summary; a stop request
+    /// mid-epoch checkpoints there and returns [`Error::Interrupted`].
+    fn run_epoch(&mut self, trained: &mut usize, last: &mut Option<f32>) -> Result<Epoch> {
+        let (epoch, batch) = (self.pos.epoch, self.cfg.train.batch_size);
+        self.loss = self.cfg.loss.for_epoch(epoch);
+        let bar = self
+            .opts
+            .progress
+            .epoch_bar(self.steps, epoch, self.cfg.train.epochs);
+        let t0 = Instant::now();
+        let mut ran = 0usize;
+        let order = self.batching.order(
+            self.train.len(),
+            batch,
+            self.steps,
+            self.cfg.train.seed,
+            epoch,
+        );
+        let (seed, from) = (self.cfg.train.seed, self.pos.step);
+        let loader = EpochLoader::new(
+            self.train.clone(),
+            self.sampler.clone(),
+            order,
+            batch,
+            seed,
+            epoch,
+            from,
+        );
+        for (s, views) in loader {
+            let global = epoch * self.steps + s;
+            let lr = self.lr(global);
+            let (loss, bound) = self.train_step(global, lr, &views)?;
+            *last = Some(loss);
+            self.epoch_sums.0 += f64::from(loss);
+            self.epoch_sums.1 += bound.unwrap_or(0.0);
+            self.epoch_sums.2 += 1;
+            ran += 1;
+            *trained += batch;
+            self.pos = Position { epoch, step: s + 1 };
+            let mut record = Record::at(epoch + 1, global + 1);
+            (record.loss, record.lr) = (Some(f64::from(loss)), Some(lr));
+            self.write(record)?;
+            let rate = (ran * batch) as f64 / t0.elapsed().as_secs_f64();
+            bar.set(s + 1, || format!("loss {loss:.4}  {rate:.0} img/s"));
+            if let Some(signal) = self.stop_requested() {
+                bar.clear();
+                if s + 1 < self.steps {
+                    self.save()?;
+                    return Err(self.interrupted(signal));
+                }
+                break;
+            }
+            let every = self.cfg.train.checkpoint_every;
+            if every > 0 && (global + 1).is_multiple_of(every) && s + 1 < self.steps {
+                self.save()?;
+            }
+        }
+        bar.clear();
+        Ok(Epoch {
+            index: epoch,
+            seconds: t0.elapsed().as_secs_f64(),
+            images: ran * batch,
+        })
+    }
+
+    /// Writes the epoch's summary, moves the key state on, evaluates online when due and
+    /// checkpoints the epoch's end; a stop request then returns [`Error::Interrupted`].
+    fn end_epoch(&mut self, e: Epoch) -> Result<()> {
+        let epoch = e.index;
+        let (loss_sum, bound_sum, n) = std::mem::take(&mut self.epoch_sums);
+        let mean_loss = loss_sum / n.max(1) as f64;
+        let rate = e.images as f64 / e.seconds;
+        self.say(&format!(
+            "epoch {}/{}  loss {mean_loss:.4}  {rate:.0} img/s  {:.1}s",
+            epoch + 1,
+            self.cfg.train.epochs,
+            e.seconds
+        ));
+        let end = (epoch + 1) * self.steps;
+        let mut record = Record::at(epoch + 1, end);
+        record.loss = Some(mean_loss);
+        record.lr = Some(self.lr(end - 1));
+        (record.epoch_seconds, record.images_per_s) = (Some(e.seconds), Some(rate));
+        if self.cfg.loss.contrastive() && n > 0 {
+            record.mi_bound = Some(bound_sum / n as f64);
+        }
+        self.write(record)?;
+        self.keys
+            .end_of_epoch(&self.cfg, &self.model, self.train.shape, &self.ad)?;
+        self.pos = Position {
+            epoch: epoch + 1,
+            step: 0,
+        };
+        let every = self.cfg.eval.every;
+        let online =
+            every > 0 && (epoch + 1).is_multiple_of(every) && epoch + 1 < self.cfg.train.epochs;
+        let knn = if online { self.online_knn() } else { None };
+        if let Some(knn) = knn {
+            let mut record = Record::at(epoch + 1, end);
+            record.knn_top1 = Some(knn);
+            self.write(record)?;
+        }
+        self.save()?;
+        if let Some(knn) = knn.filter(|&k| self.best_knn.is_none_or(|b| k > b)) {
+            self.best_knn = Some(knn);
+            self.save_as("best.ckpt")?;
+        }
+        match self.stop_requested() {
+            Some(signal) => Err(self.interrupted(signal)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What an epoch's summary needs of the steps this process ran in it.
+struct Epoch {
+    index: usize,
+    seconds: f64,
+    images: usize,
+}

@@ -1,0 +1,148 @@
+//! The trainer's checkpoints: what it writes at a position and how it reads it back.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+
+use super::{Position, Trainer};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::train::checkpoint::{Checkpoint, Meta};
+use crate::train::metrics::MetricsLog;
+use crate::train::rundir::{atomic_write, prune};
+
+impl Trainer {
+    /// Writes a checkpoint of the current position, then prunes old ones.
+    pub(super) fn save(&self) -> Result<()> {
+        let global = self.pos.epoch * self.steps + self.pos.step;
+        self.save_as(&format!("step-{global:09}.ckpt"))?;
+        prune(
+            &self.dir.join("checkpoints"),
+            self.cfg.train.keep_checkpoints.max(1),
+        )
+    }
+
+    /// Writes a checkpoint of the current position as `checkpoints/<name>`.
+    pub(super) fn save_as(&self, name: &str) -> Result<()> {
+        let path = self.dir.join("checkpoints").join(name);
+        let bad = |msg: String| Error::Checkpoint {
+            path: path.clone(),
+            msg,
+        };
+        let model = self.model.clone().into_record().into_bytes();
+        let optim = self.optim.into_bytes();
+        let mut sections = vec![
+            (
+                "model".to_string(),
+                model.map_err(|e| bad(e.to_string()))?.to_vec(),
+            ),
+            (
+                "optimizer".to_string(),
+                optim.map_err(|e| bad(e.to_string()))?.to_vec(),
+            ),
+        ];
+        self.keys.write(&mut sections).map_err(bad)?;
+        let meta = Meta {
+            epoch: self.pos.epoch,
+            step: self.pos.step,
+            metrics_lines: self.metrics_lines,
+            best_knn: self.best_knn,
+            steps_per_epoch: self.steps,
+            epoch_sums: self.epoch_sums,
+            loss_state: self.loss_state.clone(),
+            config: self.cfg.to_toml(),
+        };
+        let meta = serde_json::to_value(&meta).map_err(|e| bad(e.to_string()))?;
+        Checkpoint { meta, sections }.save(&path)
+    }
+
+    /// Restores the model, optimiser, key state, position and sums of checkpoint `c` (read
+    /// from `path`), and cuts `metrics.jsonl` back to the lines written up to it.
+    pub(super) fn restore(&mut self, c: &Checkpoint, path: &Path) -> Result<()> {
+        let bad = |msg: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let meta = Meta::of(c).map_err(bad)?;
+        if meta.steps_per_epoch != self.steps {
+            return Err(bad("was written with another batch size or dataset".into()));
+        }
+        let section = |name: &str| {
+            c.section(name)
+                .map(|b| Bytes::from_bytes_vec(b.to_vec()))
+                .ok_or_else(|| bad(format!("has no `{name}` section")))
+        };
+        let record = ModuleRecord::from_bytes(section("model")?).map_err(|e| bad(e.to_string()))?;
+        let fresh = Model::new(&self.cfg, self.train.shape, &self.ad)?;
+        let model = std::mem::replace(&mut self.model, fresh);
+        self.model = model
+            .try_load_record(record)
+            .map_err(|e| bad(e.to_string()))?;
+        let optim = std::mem::replace(&mut self.optim, self.cfg.optim.init());
+        self.optim = optim
+            .from_bytes(section("optimizer")?)
+            .map_err(|e| bad(e.to_string()))?;
+        self.keys.read(c).map_err(bad)?;
+        self.pos = Position {
+            epoch: meta.epoch,
+            step: meta.step,
+        };
+        self.best_knn = meta.best_knn;
+        self.epoch_sums = meta.epoch_sums;
+        self.loss_state = meta.loss_state;
+        let lines = meta.metrics_lines;
+        let path = self.dir.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let kept: Vec<&str> = text.lines().take(lines).collect();
+        if kept.len() < lines {
+            return Err(bad(format!(
+                "expects {lines} metrics lines, {} has {}",
+                path.display(),
+                kept.len()
+            )));
+        }
+        let mut content = kept.join("\n");
+        if !content.is_empty() {
+            content.push('\n');
+        }
+        atomic_write(&path, content.as_bytes())?;
+        self.log = MetricsLog::open(&path)?;
+        self.metrics_lines = lines;
+        Ok(())
+    }
+}
+
+/// Refuses to resume from checkpoint `c` when `cfg` (the run's `config.toml` now) is not
+/// the config it was written under, naming the first key that differs. Every key counts,
+/// `train.epochs` too: the learning-rate schedule and warm-up are functions of the total
+/// step count, so a run extended on resume would equal no uninterrupted run. To train on
+/// with other values, start a new run from this one with `train.init`.
+pub(super) fn same_config(c: &Checkpoint, cfg: &Config, path: &Path, dir: &Path) -> Result<()> {
+    let saved = Meta::of(c)
+        .map_err(|msg| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        })?
+        .config;
+    let saved = saved.as_str();
+    let now = cfg.to_toml();
+    if saved == now {
+        return Ok(());
+    }
+    let parse = |t: &str| t.parse::<toml::Table>().unwrap_or_default();
+    let (was, is) = (parse(saved), parse(&now));
+    let (key, old, new) = crate::config::first_difference(&was, &is)
+        .unwrap_or_else(|| ("(formatting)".into(), String::new(), String::new()));
+    Err(Error::RunDir {
+        path: dir.to_path_buf(),
+        msg: format!(
+            "config.toml changed since the checkpoint was written: `{key}` was {old}, is now \
+             {new}; a resumed run uses its own config (restore it, or start a new run with \
+             train.init = {})",
+            dir.display()
+        ),
+    })
+}
