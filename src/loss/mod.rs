@@ -326,7 +326,24 @@ impl LossConfig {
         bilinear: Option<&Bilinear>,
         state: &mut LossState,
     ) -> Result<Tensor<1>> {
+        self.build()?.compute_with(q, k, map, bilinear, state)
+    }
+
+    /// The loss, its settings checked once here rather than at every step.
+    pub fn build(&self) -> Result<Loss> {
         self.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(Loss { cfg: self.clone() })
+    }
+
+    /// [`Self::compute_with`] on settings already checked.
+    fn compute_checked(
+        &self,
+        q: Tensor<2>,
+        k: Tensor<2>,
+        map: &PositiveMap,
+        bilinear: Option<&Bilinear>,
+        state: &mut LossState,
+    ) -> Result<Tensor<1>> {
         let ([rq, dq], [rk, dk]) = (q.dims(), k.dims());
         if map.rows != rq || map.cols != rk {
             return Err(Error::Invalid(format!(
@@ -426,5 +443,30 @@ impl LossConfig {
                 Ok(align + uniform.mul_scalar(self.weight))
             }
         }
+    }
+}
+
+/// A loss whose settings were checked when it was built ([`LossConfig::build`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loss {
+    cfg: LossConfig,
+}
+
+impl Loss {
+    /// The settings it was built from.
+    pub fn config(&self) -> &LossConfig {
+        &self.cfg
+    }
+
+    /// The loss of queries `q` against keys `k` under `map` ([`LossConfig::compute_with`]).
+    pub fn compute_with(
+        &self,
+        q: Tensor<2>,
+        k: Tensor<2>,
+        map: &PositiveMap,
+        bilinear: Option<&Bilinear>,
+        state: &mut LossState,
+    ) -> Result<Tensor<1>> {
+        self.cfg.compute_checked(q, k, map, bilinear, state)
     }
 }

@@ -8,7 +8,7 @@ use super::keystate::KeyState;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::{self, Pairing};
-use crate::loss::{LossConfig, LossKind, LossState};
+use crate::loss::{Loss, LossKind, LossState};
 use crate::model::{select, Model};
 use crate::pairs::{PositiveMap, Relation, Rule, Tag};
 use crate::score::l2_normalise;
@@ -21,7 +21,7 @@ pub struct Step<'a> {
     pub model: &'a Model,
     pub keys: &'a mut KeyState,
     /// The loss as it applies in this epoch.
-    pub loss: &'a LossConfig,
+    pub loss: &'a Loss,
     pub state: &'a mut LossState,
     /// The autodiff device the model lives on.
     pub device: &'a Device,
@@ -56,7 +56,7 @@ fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
     let z = Tensor::cat(z, 0);
     let tags = views.tags();
     let map = positive_map(&s, &tags, &tags, true);
-    if s.loss.kind == LossKind::Swav {
+    if s.loss.config().kind == LossKind::Swav {
         return Ok((swav_crops(&s, z, &tags)?, map));
     }
     if let Some(p) = s.keys.prototypes.as_mut() {
@@ -124,7 +124,8 @@ fn swav_crops(s: &Step, z: Tensor<2>, tags: &[Tag]) -> Result<Tensor<1>> {
         0 => s.cfg.views.n,
         n => n,
     };
-    crate::loss::swav::swav(&crops, high, s.loss.temperature, &s.loss.swav)
+    let c = s.loss.config();
+    crate::loss::swav::swav(&crops, high, c.temperature, &c.swav)
 }
 
 /// Queries from one view, keys from the other (or from a memory bank), per direction:

@@ -234,7 +234,7 @@ fn pair_up(
         cfg,
         model,
         keys: &mut KeyState::default(),
-        loss: &cfg.loss,
+        loss: &cfg.loss.build().unwrap(),
         state: &mut Default::default(),
         device,
         global: 0,

@@ -28,7 +28,7 @@ use crate::data::loader::{steps_per_epoch, Batching, EpochLoader};
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::eval::Scores;
-use crate::loss::{LossConfig, LossState};
+use crate::loss::{Loss, LossState};
 use crate::model::Model;
 use crate::pairs::Relation;
 use crate::views::Sampler;
@@ -117,8 +117,9 @@ pub struct Trainer {
     /// Key encoder, queue, bank, support set, prototypes.
     keys: KeyState,
     pos: Position,
-    /// The loss as it applies in the current epoch ([`LossConfig::for_epoch`]).
-    loss: LossConfig,
+    /// The loss as it applies in the current epoch ([`crate::loss::LossConfig::for_epoch`]),
+    /// checked once when the epoch starts.
+    loss: Loss,
     /// Values the loss holds across steps (NCE's first-batch `Z`).
     loss_state: LossState,
     log: MetricsLog,
@@ -187,7 +188,7 @@ impl Trainer {
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
         let batching = Batching::new(cfg.train.classes_per_batch, batch, &train.labels)?;
         let keys = KeyState::build(&cfg, &model, train.shape, &train.labels, &ad)?;
-        let loss = cfg.loss.for_epoch(0);
+        let loss = cfg.loss.for_epoch(0).build()?;
         let t = Self {
             cfg,
             dir: dir.to_path_buf(),
@@ -285,7 +286,7 @@ impl Trainer {
     /// mid-epoch checkpoints there and returns [`Error::Interrupted`].
     fn run_epoch(&mut self, trained: &mut usize, last: &mut Option<f32>) -> Result<Epoch> {
         let (epoch, batch) = (self.pos.epoch, self.cfg.train.batch_size);
-        self.loss = self.cfg.loss.for_epoch(epoch);
+        self.loss = self.cfg.loss.for_epoch(epoch).build()?;
         let bar = self
             .opts
             .progress
