@@ -38,7 +38,8 @@ pub struct Report {
 pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
     let folder = page.parent().unwrap_or(Path::new(".")).join("report");
     std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
-    let records = metrics::read(&run.dir.join("metrics.jsonl"))?;
+    let metrics_path = run.dir.join("metrics.jsonl");
+    let records = metrics::read(&metrics_path)?;
     let mut body = format!(
         "<p>Run <code>{}</code>, checkpoint <code>{}</code>, dataset {} ({} training and {} test samples).</p>\n",
         escape(&run.dir.display().to_string()),
@@ -54,7 +55,7 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
     };
 
     body.push_str("<h2>Training</h2>\n");
-    let (loss, lr, epoch_loss, knn) = curves(&metrics::records(&run.dir.join("metrics.jsonl"))?);
+    let (loss, lr, epoch_loss, knn) = curves(&metrics::typed(records.clone(), &metrics_path)?);
     plot::lines(
         &folder.join("loss.png"),
         "Training loss",

@@ -118,7 +118,12 @@ pub fn read(path: &Path) -> Result<Vec<serde_json::Value>> {
 
 /// Reads every record of a metrics file as typed [`Record`]s.
 pub fn records(path: &Path) -> Result<Vec<Record>> {
-    read(path)?
+    typed(read(path)?, path)
+}
+
+/// The records `values` (read from `path`, named in errors) as typed [`Record`]s.
+pub fn typed(values: Vec<serde_json::Value>, path: &Path) -> Result<Vec<Record>> {
+    values
         .into_iter()
         .enumerate()
         .map(|(i, v)| {

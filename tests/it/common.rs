@@ -32,6 +32,17 @@ pub fn floats(v: &serde_json::Value) -> Vec<f32> {
         .collect()
 }
 
+/// A JSON number as a `usize`.
+pub fn usize_of(v: &serde_json::Value) -> usize {
+    v.as_u64().expect("an integer") as usize
+}
+
+/// A 2-D tensor on the autodiff flex device, not tracked.
+pub fn plain(data: Vec<f32>, rows: usize, cols: usize) -> Tensor<2> {
+    let d = Device::flex().autodiff();
+    Tensor::<2>::from_data(TensorData::new(data, [rows, cols]), &d)
+}
+
 /// A 2-D tensor on the autodiff flex device that tracks its gradient.
 pub fn tracked(data: Vec<f32>, rows: usize, cols: usize) -> Tensor<2> {
     let d = Device::flex().autodiff();

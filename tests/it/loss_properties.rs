@@ -2,7 +2,6 @@
 
 use crate::common::*;
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use contrastive::loss::{infonce, margin, mutual_info, nce, LossConfig, LossKind, Mining};
 use contrastive::score::Score;
 use contrastive::views::PositiveMap;
@@ -40,13 +39,6 @@ fn one_query_map(cols: usize) -> PositiveMap {
     let mut positive = vec![0.0; cols];
     positive[0] = 1.0;
     PositiveMap::from_dense(1, cols, &positive, &vec![1.0; cols]).unwrap()
-}
-
-fn plain(data: Vec<f32>, rows: usize, cols: usize) -> Tensor<2> {
-    Tensor::from_data(
-        TensorData::new(data, [rows, cols]),
-        &Device::flex().autodiff(),
-    )
 }
 
 fn value(kind: LossKind, q: &[f32], k: &[f32], cols: usize, dim: usize) -> f32 {

@@ -35,10 +35,6 @@ fn config(case: &serde_json::Value) -> LossConfig {
     }
 }
 
-fn usize_of(v: &serde_json::Value) -> usize {
-    v.as_u64().unwrap() as usize
-}
-
 /// Computes `case` and compares loss and gradients with its reference: the largest error
 /// relative to the larger of `floor` and the largest reference value must stay below
 /// `tol` (and the loss within `loss_rtol` of its own value, where the case sets one).

@@ -3,21 +3,11 @@
 //! `sinkhorn` and `SwaVLoss`), and their gradients against finite differences.
 
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use contrastive::loss::regression::{vicreg, Vicreg};
 use contrastive::loss::swav::{sinkhorn, swav, Swav};
 use contrastive::pairs::PositiveMap;
 
-use crate::common::{fixture, floats, rel_err, tracked, values};
-
-fn usize_of(v: &serde_json::Value) -> usize {
-    v.as_u64().expect("an integer") as usize
-}
-
-fn plain(data: Vec<f32>, rows: usize, cols: usize) -> Tensor<2> {
-    let d = Device::flex().autodiff();
-    Tensor::from_data(TensorData::new(data, [rows, cols]), &d)
-}
+use crate::common::{fixture, floats, plain, rel_err, tracked, usize_of, values};
 
 fn weights(case: &serde_json::Value) -> Vicreg {
     let f = |k: &str| case[k].as_f64().expect(k);

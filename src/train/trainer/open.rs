@@ -7,7 +7,7 @@ use super::save::same_config;
 use super::{TrainOptions, Trainer};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::train::checkpoint::Checkpoint;
+use crate::train::checkpoint::{Checkpoint, Meta};
 use crate::train::metrics::MetricsLog;
 use crate::train::rundir::{self, atomic_write, list_checkpoints, Fresh, RunLock};
 
@@ -89,8 +89,12 @@ impl Trainer {
                     continue;
                 }
             };
-            same_config(&c, &t.cfg, &path, dir)?;
-            match t.restore(&c, &path) {
+            let meta = Meta::of(&c).map_err(|msg| Error::Checkpoint {
+                path: path.clone(),
+                msg,
+            })?;
+            same_config(&meta.config, &t.cfg, dir)?;
+            match t.restore(&c, meta, &path) {
                 Ok(()) => {
                     t.say(&format!(
                         "resuming from {} (epoch {}, step {})",

@@ -60,13 +60,13 @@ impl Trainer {
     }
 
     /// Restores the model, optimiser, key state, position and sums of checkpoint `c` (read
-    /// from `path`), and cuts `metrics.jsonl` back to the lines written up to it.
-    pub(super) fn restore(&mut self, c: &Checkpoint, path: &Path) -> Result<()> {
+    /// from `path`, its header `meta`), and cuts `metrics.jsonl` back to the lines written
+    /// up to it.
+    pub(super) fn restore(&mut self, c: &Checkpoint, meta: Meta, path: &Path) -> Result<()> {
         let bad = |msg: String| Error::Checkpoint {
             path: path.to_path_buf(),
             msg,
         };
-        let meta = Meta::of(c).map_err(bad)?;
         if meta.steps_per_epoch != self.steps {
             return Err(bad("was written with another batch size or dataset".into()));
         }
@@ -115,19 +115,12 @@ impl Trainer {
     }
 }
 
-/// Refuses to resume from checkpoint `c` when `cfg` (the run's `config.toml` now) is not
-/// the config it was written under, naming the first key that differs. Every key counts,
+/// Refuses to resume from a checkpoint written under config `saved` (TOML) when `cfg` (the
+/// run's `config.toml` now) differs, naming the first key that differs. Every key counts,
 /// `train.epochs` too: the learning-rate schedule and warm-up are functions of the total
 /// step count, so a run extended on resume would equal no uninterrupted run. To train on
 /// with other values, start a new run from this one with `train.init`.
-pub(super) fn same_config(c: &Checkpoint, cfg: &Config, path: &Path, dir: &Path) -> Result<()> {
-    let saved = Meta::of(c)
-        .map_err(|msg| Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg,
-        })?
-        .config;
-    let saved = saved.as_str();
+pub(super) fn same_config(saved: &str, cfg: &Config, dir: &Path) -> Result<()> {
     let now = cfg.to_toml();
     if saved == now {
         return Ok(());
