@@ -78,7 +78,7 @@ fn main() {
         let (kz, ktags) = bank.gather(&idx);
         let k = keys::device_rows(kz, bank.dim, &ad);
         let map = PositiveMap::build(cfg.views.relation, &g.tags, &ktags, false);
-        let loss = cfg.loss.compute(z.clone(), k, &map, None).expect("NCE");
+        let loss = cfg.loss.compute(z.clone(), k, &map).expect("NCE");
         losses.push(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg.optim.lr, true, step, steps, 0);

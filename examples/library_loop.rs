@@ -35,7 +35,7 @@ fn main() -> contrastive::Result<()> {
         // every row is a query and a key; the other view of its image is its positive
         let tags = views.tags();
         let map = PositiveMap::build(Relation::Instance, &tags, &tags, true);
-        let loss = cfg.loss.compute(z.clone(), z, &map, None)?;
+        let loss = cfg.loss.compute(z.clone(), z, &map)?;
         let value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg.base_lr(), true, step, steps, 0);

@@ -45,9 +45,7 @@ fn main() {
         let z = z0.clone().detach().require_grad();
         let t0 = Instant::now();
         let map = PositiveMap::build(relation, &tags, &tags, true);
-        let loss = cfg
-            .compute(z.clone(), z.clone(), &map, None)
-            .expect("valid map");
+        let loss = cfg.compute(z.clone(), z.clone(), &map).expect("valid map");
         let grads = loss.backward();
         let g = z.grad(&grads).expect("gradient");
         let _ = g.into_data();

@@ -142,7 +142,7 @@ fn main() {
             )
         };
         let l = loss
-            .compute(z.clone(), z, &map, None)
+            .compute(z.clone(), z, &map)
             .expect("valid positive map");
         losses.push(l.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(l.backward(), &model);

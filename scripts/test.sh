@@ -20,4 +20,4 @@ for name in fashion-mnist mnist digits ucr/GunPoint ucr/BasicMotions ucr/ItalyPo
     ucr/ArrowHead ucr/OSULeaf ucr/JapaneseVowels; do
     ./target/release/contrastive data fetch "$name"
 done
-cargo test --release --locked
+cargo test --release --locked -- --include-ignored

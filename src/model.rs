@@ -1,7 +1,6 @@
 //! The trained module: an encoder `e` and a transform head `g`, `z = g(e(x))`.
 
 use burn::module::{ModuleVisitor, Param};
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::{Gradients, TensorData};
 
@@ -11,10 +10,10 @@ use crate::error::Result;
 use crate::head::context::Context;
 use crate::head::projection::Projection;
 use crate::head::quantizer::Quantizer;
-use crate::score::Bilinear;
+use crate::loss::LossParams;
 
-/// Encoder plus projection head, an optional prediction head (query side only) and the
-/// learned matrix of a bilinear score.
+/// Encoder plus projection head, an optional prediction head (query side only) and what
+/// the loss learns ([`LossParams`]).
 #[derive(Module, Debug)]
 pub struct Model {
     pub encoder: Encoder,
@@ -23,15 +22,14 @@ pub struct Model {
     pub view_encoders: Vec<Encoder>,
     pub head: Option<Projection>,
     pub predictor: Option<Projection>,
-    pub critic: Option<Bilinear>,
     pub context: Option<Context>,
     pub quantizer: Option<Quantizer>,
     /// DIM's local encoder: the head of local features taken from an earlier stage.
     pub local_head: Option<Projection>,
     /// Encoder blocks run before the local features are read (context pairing).
     pub local_after: usize,
-    /// SwAV's prototypes, `[prototypes, z]` as a linear map without bias.
-    pub prototypes: Option<Linear>,
+    /// The bilinear score's `W` and SwAV's prototypes.
+    pub loss: LossParams,
 }
 
 impl Model {
@@ -51,10 +49,6 @@ impl Model {
         let head = cfg.head.init(cfg.encoder.output_dim(), device)?;
         let z = cfg.head.output_dim(cfg.encoder.output_dim());
         let predictor = cfg.head.init_predictor(z, device);
-        let critic = cfg
-            .loss
-            .needs_bilinear()
-            .then(|| Bilinear::new(z, z, device));
         let context = cfg.head.context.init(z, device);
         let quantizer = cfg.head.quantizer.init(z, device);
         let (local_after, local_channels) = cfg
@@ -66,18 +60,12 @@ impl Model {
         } else {
             None
         };
-        let prototypes = (cfg.head.prototypes > 0).then(|| {
-            LinearConfig::new(z, cfg.head.prototypes)
-                .with_bias(false)
-                .init(device)
-        });
         Ok(Self {
-            prototypes,
+            loss: LossParams::new(&cfg.loss, z, cfg.head.prototypes, device),
             encoder,
             view_encoders,
             head,
             predictor,
-            critic,
             context,
             quantizer,
             local_head,

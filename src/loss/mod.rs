@@ -12,6 +12,7 @@ pub mod masks;
 pub mod mining;
 pub mod mutual_info;
 pub mod nce;
+pub mod params;
 pub mod regression;
 pub mod swav;
 
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::pairs::PositiveMap;
 use crate::score::{distances, l2_normalise, score_matrix, Bilinear, Score};
 pub use mining::Mining;
+pub use params::LossParams;
 
 /// The losses of the review's taxonomy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,9 +288,10 @@ impl LossConfig {
         )
     }
 
-    /// The loss of queries `q` against keys `k` under `map`; `bilinear` is the learned
-    /// matrix when the score is bilinear. A value the loss holds across steps
-    /// ([`LossState`]) is estimated from this batch alone.
+    /// The loss of queries `q` against keys `k` under `map`, for a loss that learns no
+    /// parameters (a bilinear score learns `W`: build the [`Loss`] and give it its
+    /// [`LossParams`]). A value the loss holds across steps ([`LossState`]) is estimated
+    /// from this batch alone.
     ///
     /// ```
     /// use burn::prelude::*;
@@ -302,31 +305,13 @@ impl LossConfig {
     ///     &device,
     /// );
     /// let cfg = LossConfig { kind: LossKind::NtXent, temperature: 0.5, ..LossConfig::default() };
-    /// let loss = cfg.compute(z.clone(), z, &PositiveMap::two_views(2), None)?;
+    /// let loss = cfg.compute(z.clone(), z, &PositiveMap::two_views(2))?;
     /// assert!(loss.into_scalar::<f32>() < 1.0);
     /// # Ok::<(), contrastive::Error>(())
     /// ```
-    pub fn compute(
-        &self,
-        q: Tensor<2>,
-        k: Tensor<2>,
-        map: &PositiveMap,
-        bilinear: Option<&Bilinear>,
-    ) -> Result<Tensor<1>> {
-        self.compute_with(q, k, map, bilinear, &mut LossState::default())
-    }
-
-    /// [`Self::compute`] during training: values the loss holds across steps are read from
-    /// `state`, and set there from this batch when they are not yet.
-    pub fn compute_with(
-        &self,
-        q: Tensor<2>,
-        k: Tensor<2>,
-        map: &PositiveMap,
-        bilinear: Option<&Bilinear>,
-        state: &mut LossState,
-    ) -> Result<Tensor<1>> {
-        self.build()?.compute_with(q, k, map, bilinear, state)
+    pub fn compute(&self, q: Tensor<2>, k: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
+        self.build()?
+            .compute_with(q, k, map, &LossParams::none(), &mut LossState::default())
     }
 
     /// The loss, its settings checked once here rather than at every step.
@@ -335,7 +320,7 @@ impl LossConfig {
         Ok(Loss { cfg: self.clone() })
     }
 
-    /// [`Self::compute_with`] on settings already checked.
+    /// [`Loss::compute_with`] on settings already checked.
     fn compute_checked(
         &self,
         q: Tensor<2>,
@@ -458,15 +443,18 @@ impl Loss {
         &self.cfg
     }
 
-    /// The loss of queries `q` against keys `k` under `map` ([`LossConfig::compute_with`]).
+    /// The loss of queries `q` against keys `k` under `map`, with the parameters it
+    /// learns in `params` ([`LossParams::new`]); values it holds across steps are read
+    /// from `state`, and set there from this batch when they are not yet.
     pub fn compute_with(
         &self,
         q: Tensor<2>,
         k: Tensor<2>,
         map: &PositiveMap,
-        bilinear: Option<&Bilinear>,
+        params: &LossParams,
         state: &mut LossState,
     ) -> Result<Tensor<1>> {
-        self.cfg.compute_checked(q, k, map, bilinear, state)
+        self.cfg
+            .compute_checked(q, k, map, params.critic.as_ref(), state)
     }
 }

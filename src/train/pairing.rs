@@ -65,16 +65,16 @@ fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         let inst: Vec<u32> = first.iter().map(|&i| tags[i].instance).collect();
         p.bank.update(&inst, &rows, s.cfg.keys.bank_momentum as f32);
     }
-    let critic = s.model.critic.as_ref();
+    let params = &s.model.loss;
     match anchors(&map) {
         None => {
-            let loss = s.loss.compute_with(z.clone(), z, &map, critic, s.state)?;
+            let loss = s.loss.compute_with(z.clone(), z, &map, params, s.state)?;
             Ok((loss, map))
         }
         Some((rows, sub)) if !rows.is_empty() => {
             let loss = s
                 .loss
-                .compute_with(select(&z, &rows), z, &sub, critic, s.state)?;
+                .compute_with(select(&z, &rows), z, &sub, params, s.state)?;
             Ok((loss, sub))
         }
         Some(_) => Err(Error::Invalid("no row of the batch has a positive".into())),
@@ -86,14 +86,7 @@ fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
 /// of the same instance ([`crate::loss::swav::swav`]). Rows are grouped by view, each
 /// view's rows in the same instance order.
 fn swav_crops(s: &Step, z: Tensor<2>, tags: &[Tag]) -> Result<Tensor<1>> {
-    let prototypes = s
-        .model
-        .prototypes
-        .as_ref()
-        .ok_or_else(|| Error::Invalid("loss.kind = \"swav\" needs head.prototypes".into()))?;
-    let w = prototypes.weight.val();
-    let w = w.clone() / w.powi_scalar(2).sum_dim(0).sqrt().clamp_min(1e-12);
-    let scores = l2_normalise(z).matmul(w);
+    let scores = l2_normalise(z).matmul(s.model.loss.unit_prototypes()?);
     let views = tags
         .iter()
         .map(|t| t.view)
@@ -192,8 +185,7 @@ fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
             _ => (k_batch, k_tags.clone()),
         };
         let map = positive_map(&s, &tags_of(qr), &all_tags, false);
-        let critic = s.model.critic.as_ref();
-        losses.push(s.loss.compute_with(q, k, &map, critic, s.state)?);
+        losses.push(s.loss.compute_with(q, k, &map, &s.model.loss, s.state)?);
         pushed.push((k_own.detach(), k_tags));
         first_map.get_or_insert(map);
     }
@@ -226,8 +218,7 @@ fn bank(s: Step, g: &Group, z_all: Tensor<2>) -> Result<(Tensor<1>, PositiveMap)
     let (kz, ktags) = bank.gather(&idx);
     let k = keys::device_rows(kz, bank.dim, s.device);
     let map = positive_map(&s, &g.tags, &ktags, false);
-    let critic = s.model.critic.as_ref();
-    let loss = s.loss.compute_with(q, k, &map, critic, s.state)?;
+    let loss = s.loss.compute_with(q, k, &map, &s.model.loss, s.state)?;
     let first: Vec<usize> = (0..g.tags.len()).filter(|&i| g.tags[i].view == 0).collect();
     let rows = keys::host(&select(&z_all, &first));
     let inst: Vec<u32> = first.iter().map(|&i| g.tags[i].instance).collect();
@@ -258,9 +249,7 @@ fn context(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
     }
     let (q, k) = (Tensor::cat(locals, 0), Tensor::cat(globals, 0));
     let map = PositiveMap::build(Relation::Instance, &q_tags, &k_tags, false);
-    let value = s
-        .loss
-        .compute_with(q, k, &map, s.model.critic.as_ref(), s.state)?;
+    let value = s.loss.compute_with(q, k, &map, &s.model.loss, s.state)?;
     Ok((value, map))
 }
 
@@ -318,10 +307,9 @@ fn predictive(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
             max_gap: 0,
         };
         let map = PositiveMap::build(rule, &tags, &g.tags, false);
-        let critic = model.critic.as_ref();
         losses.push(
             s.loss
-                .compute_with(pred, keys.clone(), &map, critic, s.state)?,
+                .compute_with(pred, keys.clone(), &map, &model.loss, s.state)?,
         );
         first.get_or_insert(map);
     }

@@ -3,24 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{bin, data_dir};
+use crate::common::{bin, dataset, preset, train};
 use contrastive::train::metrics;
 
 fn fashion() -> PathBuf {
-    let data = data_dir().join("fashion-mnist");
-    assert!(
-        data.exists(),
-        "{} is missing: run `contrastive data fetch fashion-mnist` (scripts/test.sh does)",
-        data.display()
-    );
-    data
-}
-
-fn preset() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/simclr-fashion-mnist.toml")
+    dataset("fashion-mnist")
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn multi_crop_trains_end_to_end() {
     let out = tempfile::tempdir().unwrap();
     let run = out.path().join("run");
@@ -37,12 +28,9 @@ fn multi_crop_trains_end_to_end() {
         "eval.baseline=false".into(),
         "eval.test_limit=500".into(),
     ];
-    let mut cmd = bin();
-    cmd.args(["train", "--quiet", "--config"]).arg(preset());
-    for s in &sets {
-        cmd.arg("--set").arg(s);
-    }
-    let res = cmd.arg("--out").arg(&run).output().unwrap();
+    let res = train(&preset("simclr-fashion-mnist"), &sets, &run)
+        .output()
+        .unwrap();
     assert!(
         res.status.success(),
         "{}",
@@ -66,6 +54,7 @@ fn multi_crop_trains_end_to_end() {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn data_info_draws_views_with_a_config_s_augmentation() {
     let d = tempfile::tempdir().unwrap();
     let draw = |name: &str, config: Option<&Path>| {

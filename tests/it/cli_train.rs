@@ -1,35 +1,20 @@
 //! End to end: `contrastive train` on a slice of real Fashion-MNIST.
 
-use crate::common::{bin, data_dir};
+use crate::common::{dataset, preset, train};
 use contrastive::train::metrics;
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn train_on_2000_real_images_writes_the_run_directory() {
-    let data = data_dir().join("fashion-mnist");
-    assert!(
-        data.exists(),
-        "{} is missing: run `contrastive data fetch fashion-mnist` (scripts/test.sh does)",
-        data.display()
-    );
     let out = tempfile::tempdir().unwrap();
     let run = out.path().join("run");
-    let cfg =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/simclr-fashion-mnist.toml");
-    let status = bin()
-        .args(["train", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--set")
-        .arg(format!("data.dir={}", data.display()))
-        .args([
-            "--set",
-            "data.limit=2000",
-            "--set",
-            "train.batch_size=128",
-            "--set",
-            "eval.linear_epochs=5",
-            "--out",
-        ])
-        .arg(&run)
+    let sets = [
+        format!("data.dir={}", dataset("fashion-mnist").display()),
+        "data.limit=2000".into(),
+        "train.batch_size=128".into(),
+        "eval.linear_epochs=5".into(),
+    ];
+    let status = train(&preset("simclr-fashion-mnist"), &sets, &run)
         .status()
         .unwrap();
     assert!(status.success());

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -72,6 +72,39 @@ pub fn data_dir() -> PathBuf {
     std::env::var_os("CONTRASTIVE_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
+}
+
+/// Dataset `name` under [`data_dir`] (`fashion-mnist`, `ucr/BasicMotions`, ...); panics
+/// with the command that fetches it when it is missing. Tests that call it are
+/// `#[ignore]`d (a fresh clone has no data) and run by `scripts/test.sh`.
+pub fn dataset(name: &str) -> PathBuf {
+    let data = data_dir().join(name);
+    assert!(
+        data.exists(),
+        "{} is missing: run `contrastive data fetch {name}` (scripts/test.sh does)",
+        data.display()
+    );
+    data
+}
+
+/// The path of preset `name` in configs/.
+pub fn preset(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml"))
+}
+
+/// `contrastive train --quiet --config CONFIG --set S... --out OUT`.
+pub fn train<S: AsRef<std::ffi::OsStr>>(
+    config: &Path,
+    sets: impl IntoIterator<Item = S>,
+    out: &Path,
+) -> std::process::Command {
+    let mut c = bin();
+    c.args(["train", "--quiet", "--config"]).arg(config);
+    for s in sets {
+        c.arg("--set").arg(s);
+    }
+    c.arg("--out").arg(out);
+    c
 }
 
 /// The `contrastive` binary built for these tests.

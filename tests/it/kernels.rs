@@ -103,9 +103,9 @@ fn compare_loss(score: Score, shared: bool) {
         let k = Tensor::<2>::from_data(zk.clone().into_data(), &device).require_grad();
         let map = PositiveMap::build(Relation::Label, &tags, &tags, shared);
         let l = if shared {
-            loss.compute(q.clone(), q.clone(), &map, None)
+            loss.compute(q.clone(), q.clone(), &map)
         } else {
-            loss.compute(q.clone(), k.clone(), &map, None)
+            loss.compute(q.clone(), k.clone(), &map)
         }
         .unwrap();
         let grads = l.backward();

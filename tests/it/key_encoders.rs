@@ -63,7 +63,7 @@ fn no_gradient_reaches_key_encoders_or_stored_keys() {
     key_tags.extend(&queue.tags);
     let q_tags: Vec<Tag> = (0..4).map(|i| Tag::new(i, 0, 0)).collect();
     let map = PositiveMap::build(Relation::Instance, &q_tags, &key_tags, false);
-    let loss = cfg.loss.compute(q, all.clone(), &map, None).unwrap();
+    let loss = cfg.loss.compute(q, all.clone(), &map).unwrap();
     let grads = loss.backward();
     let mut with_grad = Grads(&grads, 0, 0);
     online.visit(&mut with_grad);

@@ -49,7 +49,6 @@ fn value(kind: LossKind, q: &[f32], k: &[f32], cols: usize, dim: usize) -> f32 {
                 plain(q.to_vec(), 1, dim),
                 plain(k.to_vec(), cols, dim),
                 &map,
-                None,
             )
             .unwrap(),
     )[0]
@@ -100,8 +99,8 @@ proptest! {
         let zp: Vec<f32> = perm.iter().flat_map(|&i| z[i * 3..i * 3 + 3].to_vec()).collect();
         let lp: Vec<u32> = perm.iter().map(|&i| labels[i]).collect();
         for kind in SCORE_LOSSES {
-            let a = cfg(kind).compute(plain(z.clone(), n, 3), plain(z.clone(), n, 3), &map_of(&labels), None).unwrap();
-            let b = cfg(kind).compute(plain(zp.clone(), n, 3), plain(zp.clone(), n, 3), &map_of(&lp), None).unwrap();
+            let a = cfg(kind).compute(plain(z.clone(), n, 3), plain(z.clone(), n, 3), &map_of(&labels)).unwrap();
+            let b = cfg(kind).compute(plain(zp.clone(), n, 3), plain(zp.clone(), n, 3), &map_of(&lp)).unwrap();
             let (a, b) = (values(a)[0], values(b)[0]);
             prop_assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{:?}: {} vs {}", kind, a, b);
         }
@@ -161,7 +160,7 @@ fn invalid_parameters_and_maps_are_clear_errors() {
     let q = plain(vec![1.0, 0.0, 0.0, 1.0], 2, 2);
     let map = PositiveMap::from_dense(2, 2, &[0., 1., 1., 0.], &[0., 1., 1., 0.]).unwrap();
     let err = |c: LossConfig, map: &PositiveMap| {
-        c.compute(q.clone(), q.clone(), map, None)
+        c.compute(q.clone(), q.clone(), map)
             .unwrap_err()
             .to_string()
     };
@@ -226,7 +225,7 @@ fn invalid_parameters_and_maps_are_clear_errors() {
     let k3 = plain(vec![1.0; 6], 2, 3);
     let m = PositiveMap::from_dense(2, 2, &[1., 0., 0., 1.], &[1.0; 4]).unwrap();
     let e = LossConfig::default()
-        .compute(q.clone(), k3, &m, None)
+        .compute(q.clone(), k3, &m)
         .unwrap_err()
         .to_string();
     assert!(e.contains("2 dimensions but keys have 3"), "{e}");
@@ -298,14 +297,14 @@ fn gradients_match_finite_differences() {
         let f = |q: &[f32], k: &[f32]| -> f64 {
             f64::from(
                 values(
-                    cfg.compute(plain(q.to_vec(), r, d), plain(k.to_vec(), c, d), &map, None)
+                    cfg.compute(plain(q.to_vec(), r, d), plain(k.to_vec(), c, d), &map)
                         .unwrap(),
                 )[0],
             )
         };
         let (tq, tk) = (tracked(q.clone(), r, d), tracked(k.clone(), c, d));
         let grads = cfg
-            .compute(tq.clone(), tk.clone(), &map, None)
+            .compute(tq.clone(), tk.clone(), &map)
             .unwrap()
             .backward();
         let (gq, gk) = (

@@ -60,9 +60,7 @@ fn check_case(case: &serde_json::Value, tol: f64, floor: f64, what: &str) {
     } else {
         tracked(floats(&case["k"]), cols, dim)
     };
-    let loss = config(case)
-        .compute(q.clone(), k.clone(), &map, None)
-        .unwrap();
+    let loss = config(case).compute(q.clone(), k.clone(), &map).unwrap();
     let err = |got: &[f32], want: &[f32]| {
         assert_eq!(got.len(), want.len(), "{name}: length");
         let scale = want

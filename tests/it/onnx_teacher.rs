@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{bin, data_dir, fixture, floats, rel_err};
+use crate::common::{dataset, fixture, floats, preset, rel_err, train};
 use contrastive::encoder::onnx::OnnxEncoder;
 use contrastive::train::metrics;
 
@@ -47,32 +47,30 @@ fn unreadable_or_mismatched_teachers_are_one_line_errors() {
 
 /// `contrastive train` with the CRD preset and the ONNX teacher, on 512 real images.
 fn crd(out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut cmd = bin();
-    cmd.args(["train", "--quiet", "--config"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/crd-fashion-mnist.toml"))
-        .arg("--set")
-        .arg(format!(
-            "data.dir={}",
-            data_dir().join("fashion-mnist").display()
-        ))
-        .arg("--set")
-        .arg(format!("keys.teacher={}", teacher_path().display()));
-    for s in [
-        "data.limit=512",
-        "train.batch_size=128",
-        "eval.linear_epochs=0",
-        "eval.baseline=false",
-        "eval.test_limit=300",
+    let sets = [
+        format!("data.dir={}", dataset("fashion-mnist").display()),
+        format!("keys.teacher={}", teacher_path().display()),
     ]
-    .iter()
-    .chain(extra)
-    {
-        cmd.args(["--set", s]);
-    }
-    cmd.arg("--out").arg(out).output().unwrap()
+    .into_iter()
+    .chain(
+        [
+            "data.limit=512",
+            "train.batch_size=128",
+            "eval.linear_epochs=0",
+            "eval.baseline=false",
+            "eval.test_limit=300",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string()),
+    );
+    train(&preset("crd-fashion-mnist"), sets, out)
+        .output()
+        .unwrap()
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn crd_distils_from_an_onnx_teacher() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");

@@ -1,42 +1,25 @@
 //! Every preset in configs/ trains end to end through `contrastive train` on a small
 //! slice of its real dataset, and its run reports finite losses and an accuracy.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{bin, data_dir};
+use crate::common::{dataset, preset, train};
 use contrastive::train::metrics;
-
-fn preset(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml"))
-}
 
 /// Trains `name` with `extra` overrides into `out/name`; returns the final record.
 fn smoke(name: &str, out: &Path, extra: &[String]) -> serde_json::Value {
     let cfg = contrastive::config::Config::load(&preset(name), &[]).unwrap();
-    let data = data_dir().join(cfg.data.dataset.as_str());
-    assert!(
-        data.exists(),
-        "{} is missing: scripts/test.sh fetches it",
-        data.display()
-    );
+    let data = dataset(cfg.data.dataset.as_str());
     let run = out.join(name);
-    let mut cmd = bin();
-    cmd.args(["train", "--quiet", "--config"])
-        .arg(preset(name))
-        .arg("--set")
-        .arg(format!("data.dir={}", data.display()));
-    for s in [
-        "eval.linear_epochs=0",
-        "eval.baseline=false",
-        "eval.test_limit=300",
+    let sets = [
+        format!("data.dir={}", data.display()),
+        "eval.linear_epochs=0".into(),
+        "eval.baseline=false".into(),
+        "eval.test_limit=300".into(),
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(extra.iter().cloned())
-    {
-        cmd.args(["--set", &s]);
-    }
-    let output = cmd.arg("--out").arg(&run).output().unwrap();
+    .into_iter()
+    .chain(extra.iter().cloned());
+    let output = train(&preset(name), sets, &run).output().unwrap();
     assert!(
         output.status.success(),
         "{name}: {}",
@@ -63,6 +46,7 @@ fn images(extra: &[&str]) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn every_image_preset_trains() {
     let out = tempfile::tempdir().unwrap();
     for name in [
@@ -102,6 +86,7 @@ fn every_image_preset_trains() {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn every_series_preset_trains() {
     let out = tempfile::tempdir().unwrap();
     for name in [
@@ -116,16 +101,14 @@ fn every_series_preset_trains() {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn multisensory_presets_refuse_channels_the_data_lacks() {
     let out = tempfile::tempdir().unwrap();
-    let data = data_dir().join("ucr/BasicMotions");
-    let output = bin()
-        .args(["train", "--quiet", "--config"])
-        .arg(preset("cmc-basic-motions"))
-        .arg("--set")
-        .arg(format!("data.dir={}", data.display()))
-        .args(["--set", "views.modalities=[[0, 1, 2], [3, 4, 9]]", "--out"])
-        .arg(out.path().join("run"))
+    let sets = [
+        format!("data.dir={}", dataset("ucr/BasicMotions").display()),
+        "views.modalities=[[0, 1, 2], [3, 4, 9]]".into(),
+    ];
+    let output = train(&preset("cmc-basic-motions"), &sets, &out.path().join("run"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&output.stderr);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{bin, data_dir, param_values};
+use crate::common::{bin, dataset, param_values, preset, train};
 use burn::prelude::*;
 use contrastive::config::Config;
 use contrastive::train::metrics;
@@ -16,22 +16,11 @@ fn train_cmd(out: &Path) -> Command {
     train_preset(out, "simclr-fashion-mnist", &[])
 }
 
-/// The path of preset `name`.
-fn preset(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml"))
-}
-
 /// The overrides of a short test run on 1,024 images, 2 epochs of 8 steps, with a
 /// checkpoint every 3 steps, plus `extra`.
 fn overrides(extra: &[&str]) -> Vec<String> {
-    let data = data_dir().join("fashion-mnist");
-    assert!(
-        data.exists(),
-        "{} is missing: run scripts/test.sh",
-        data.display()
-    );
     [
-        format!("data.dir={}", data.display()),
+        format!("data.dir={}", dataset("fashion-mnist").display()),
         "data.limit=1024".into(),
         "train.batch_size=128".into(),
         "train.epochs=2".into(),
@@ -53,13 +42,7 @@ fn train_preset(out: &Path, name: &str, extra: &[&str]) -> Command {
 
 /// `contrastive train` of preset `name` with overrides `sets`, into `out`.
 fn train_with(out: &Path, name: &str, sets: &[String]) -> Command {
-    let mut c = bin();
-    c.args(["train", "--quiet", "--config"]).arg(preset(name));
-    for s in sets {
-        c.args(["--set", s]);
-    }
-    c.arg("--out").arg(out);
-    c
+    train(&preset(name), sets, out)
 }
 
 /// The records without the wall-clock fields.
@@ -120,6 +103,7 @@ fn checkpoints(run: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn killed_and_resumed_equals_uninterrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, c) = (
@@ -164,6 +148,7 @@ fn killed_and_resumed_equals_uninterrupted() {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn queues_banks_and_prototypes_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, extra) in [
@@ -194,6 +179,7 @@ fn queues_banks_and_prototypes_resume_exactly() {
 /// P x K batches are drawn from the seed and the epoch alone, so a run killed in its
 /// second epoch resumes on the same batches; they train differently from shuffled ones.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn class_balanced_batches_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, c) = (
@@ -224,6 +210,7 @@ fn class_balanced_batches_resume_exactly() {
 /// (joint pairing) or one view against the other (cross); a kill in its second epoch
 /// resumes with batch-hard mining.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn mining_warm_up_ends_on_time_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let preset = "triplet-fashion-mnist";
@@ -274,6 +261,7 @@ fn mining_warm_up_ends_on_time_and_resumes_exactly() {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn a_corrupt_only_checkpoint_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("r");
@@ -302,6 +290,7 @@ fn a_corrupt_only_checkpoint_is_a_clear_error() {
 /// while heads start fresh; a run of another encoder is refused in one line;
 /// a run that resumes does not read the init run again, and resumes exactly.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -382,11 +371,12 @@ fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
 /// With one encoder per sense (`encoder.per_view`), `train.init` loads every sense's
 /// encoder, and refuses a run whose encoders read other senses.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn init_loads_every_view_encoder() {
     let tmp = tempfile::tempdir().unwrap();
     let (src, name) = (tmp.path().join("src"), "cmc-basic-motions");
     let sets = |extra: &[&str]| -> Vec<String> {
-        let data = data_dir().join("ucr/BasicMotions");
+        let data = dataset("ucr/BasicMotions");
         [
             format!("data.dir={}", data.display()),
             "encoder.per_view=true".into(),
@@ -442,6 +432,7 @@ fn error_line(o: &std::process::Output) -> String {
 /// finished run resumed is evaluated again without a "final loss NaN"; a start that
 /// fails leaves no directory behind.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn a_used_out_is_refused_and_overwrite_starts_clean() {
     let tmp = tempfile::tempdir().unwrap();
     let r = tmp.path().join("r");
@@ -522,6 +513,7 @@ fn a_used_out_is_refused_and_overwrite_starts_clean() {
 /// that holds it; the kernel frees the lock with a killed holder; stale `.tmp` files
 /// are removed when the run resumes.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn a_run_directory_has_one_writer() {
     let tmp = tempfile::tempdir().unwrap();
     let r = tmp.path().join("r");
@@ -558,6 +550,7 @@ fn a_run_directory_has_one_writer() {
 /// 130 and 143, naming `--resume`; the resumed run equals an uninterrupted one, also when
 /// stopped in its first epoch with no periodic checkpoint to fall back on.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn a_signal_stops_at_a_checkpoint_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let name = "simclr-fashion-mnist";
@@ -598,6 +591,7 @@ fn a_signal_stops_at_a_checkpoint_and_resumes_exactly() {
 /// Item 6: a config edited before `--resume` is refused, naming the first changed key
 /// with both values; `train.epochs` too (the schedule depends on it).
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn an_edited_config_is_refused_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let r = tmp.path().join("r");
@@ -621,6 +615,7 @@ fn an_edited_config_is_refused_on_resume() {
 /// computed; absurd sizes and a clustering larger than the data are refused by key, in
 /// one line, before anything is allocated; `embed --limit 0` is refused.
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn unlabelled_data_and_impossible_sizes_are_handled_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let imgs = tmp.path().join("imgs");

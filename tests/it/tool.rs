@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::common::{bin, data_dir};
+use crate::common::{bin, dataset, preset, train};
 use contrastive::train::metrics;
 
 const TRAIN: usize = 1024;
@@ -15,30 +15,19 @@ const TEST: usize = 1000;
 fn trained() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
-        let data = data_dir().join("fashion-mnist");
-        assert!(
-            data.exists(),
-            "{} is missing: run scripts/test.sh",
-            data.display()
-        );
         let run = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tool-run");
         let _ = std::fs::remove_dir_all(&run);
-        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/simclr-fashion-mnist.toml");
-        let mut c = bin();
-        c.args(["train", "--quiet", "--config"])
-            .arg(cfg)
-            .arg("--set")
-            .arg(format!("data.dir={}", data.display()));
-        for s in [
+        let sets = [
+            format!("data.dir={}", dataset("fashion-mnist").display()),
             format!("data.limit={TRAIN}"),
             format!("eval.test_limit={TEST}"),
             "train.batch_size=128".into(),
             "eval.linear_epochs=5".into(),
             "eval.baseline=false".into(),
-        ] {
-            c.args(["--set", &s]);
-        }
-        ok(c.arg("--out").arg(&run).output().unwrap());
+        ];
+        ok(train(&preset("simclr-fashion-mnist"), &sets, &run)
+            .output()
+            .unwrap());
         run
     })
 }
@@ -69,6 +58,7 @@ fn json(path: &Path) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn eval_prints_and_writes_every_score() {
     let run = trained();
     let out = ok(bin().arg("eval").arg(run).output().unwrap());
@@ -99,7 +89,7 @@ fn eval_prints_and_writes_every_score() {
         knn > 0.3 && lin > 0.3 && lin <= 1.0,
         "kNN {knn}, linear {lin}"
     );
-    let ds = contrastive::data::load("fashion-mnist", &data_dir().join("fashion-mnist")).unwrap();
+    let ds = contrastive::data::load("fashion-mnist", &dataset("fashion-mnist")).unwrap();
     let counts = ds.test.truncate(TEST).label_counts(10);
     let rows: Vec<usize> = e["knn"]["confusion"]
         .as_array()
@@ -126,6 +116,7 @@ fn eval_prints_and_writes_every_score() {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn eval_errors_name_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("no-such-run");
@@ -192,6 +183,7 @@ print(int((score.argmax(1) == yte).sum()), ambiguous, len(yte), tr.shape[1])
 "#;
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn embed_loads_in_numpy_and_gives_evals_knn() {
     let Some(python) = python_with_numpy() else {
         assert!(
@@ -280,6 +272,7 @@ fn chromium() -> Option<&'static str> {
 }
 
 #[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
 fn report_renders_in_headless_chromium() {
     let run = trained();
     let page = run.join("report.html");
