@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::config::{DataConfig, PerChannel};
 use crate::encoder::{EncoderConfig, EncoderKind};
-use crate::error::{Error, Result};
+use crate::error::{kind_name, Error, Result};
 pub use crate::eval::config::EvalConfig;
 use crate::head::{ContextKind, HeadConfig, HeadKind};
 use crate::keys::config::{KeyEncoderKind, KeySourceKind, KeysConfig, Pairing};
@@ -83,6 +83,7 @@ impl Config {
         self.head.validate()?;
         self.keys.validate()?;
         self.loss.validate()?;
+        self.loss.validate_read()?;
         self.optim.validate()?;
         self.train.validate()?;
         self.eval.validate()?;
@@ -230,15 +231,6 @@ impl Config {
     /// The configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# could not serialise: {e}\n"))
-    }
-}
-
-/// The name a config file uses for `kind` (a serde enum's variant), for messages.
-pub fn kind_name(kind: &impl Serialize) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(e) => format!("({e})"),
     }
 }
 
@@ -410,6 +402,26 @@ mod tests {
             e,
             "config key `loss.temperature` = 0: expected a finite value > 0"
         );
+    }
+
+    #[test]
+    fn a_loss_setting_its_kind_does_not_read_is_refused() {
+        let e = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::parse("", Path::new("x.toml"), &sets).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            e(&["loss.margin=0.3"]).unwrap_err(),
+            "config key `loss.margin` = 0.3: expected its default: loss.kind = \"nt-xent\" \
+             does not read it"
+        );
+        assert_eq!(
+            e(&["loss.kind=\"vicreg\"", "loss.swav.epsilon=0.1"]).unwrap_err(),
+            "config key `loss.swav.epsilon` = 0.1: expected its default: loss.kind = \
+             \"vicreg\" does not read it"
+        );
+        assert!(e(&["loss.kind=\"triplet\"", "loss.margin=0.3"]).is_ok());
+        assert!(e(&["loss.kind=\"nt-xent\"", "loss.temperature=0.3"]).is_ok());
     }
 
     #[test]

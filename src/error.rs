@@ -110,6 +110,15 @@ impl Error {
     }
 }
 
+/// The name a config file uses for `kind` (a serde enum's variant), for messages.
+pub fn kind_name(kind: &impl serde::Serialize) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(e) => format!("({e})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,7 @@ pub fn estimate(cfg: &Config, input: [usize; 3]) -> Vec<Part> {
             what: "encoder weights, gradients and optimiser state",
             keys: format!(
                 "encoder.kind = {}, encoder.channels = {:?}",
-                crate::config::kind_name(&e.kind),
+                crate::error::kind_name(&e.kind),
                 e.channels
             ),
             bytes: 3.0 * F32 * encoder,

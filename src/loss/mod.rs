@@ -158,6 +158,84 @@ impl Default for LossConfig {
 }
 
 impl LossConfig {
+    /// The settings `kind` reads besides `kind`; every other one must keep its default,
+    /// so that a value with no effect (a margin on InfoNCE) is an error, not ignored.
+    fn reads(kind: LossKind) -> &'static [&'static str] {
+        const SCORED: &[&str] = &["score", "temperature", "exclude_false_negatives"];
+        match kind {
+            LossKind::NtXent
+            | LossKind::InfoNce
+            | LossKind::Supcon
+            | LossKind::SupconIn
+            | LossKind::NegativeSampling
+            | LossKind::DimJsd
+            | LossKind::DimDv => SCORED,
+            LossKind::Debiased => &[
+                "score",
+                "temperature",
+                "exclude_false_negatives",
+                "tau_plus",
+                "beta",
+            ],
+            LossKind::Nce => &["score", "temperature", "exclude_false_negatives", "nce_z"],
+            LossKind::Pair => &["margin", "normalize", "exclude_false_negatives"],
+            LossKind::Triplet => &[
+                "margin",
+                "normalize",
+                "exclude_false_negatives",
+                "mining",
+                "mining_warmup_epochs",
+                "soft_margin",
+                "selective",
+                "temperature",
+            ],
+            LossKind::AlignUniform => &["weight"],
+            LossKind::Byol => &[],
+            LossKind::BarlowTwins => &["lambda"],
+            LossKind::Vicreg => &["vicreg"],
+            LossKind::Swav => &["swav", "temperature"],
+        }
+    }
+
+    /// A config file's loss sets only what its kind reads: a value with no effect (a
+    /// margin on InfoNCE) is refused, naming the key. (Library code that fills a
+    /// [`LossConfig`] literal is not held to this: [`Self::validate`] leaves it out.)
+    pub fn validate_read(&self) -> Result<()> {
+        match self.unread() {
+            Some((key, value)) => Err(Error::config(
+                format!("loss.{key}"),
+                value,
+                format!(
+                    "its default: loss.kind = \"{}\" does not read it",
+                    crate::error::kind_name(&self.kind)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The first setting that differs from its default although the kind never reads it.
+    fn unread(&self) -> Option<(String, serde_json::Value)> {
+        let (mine, default) = (
+            serde_json::to_value(self).ok()?,
+            serde_json::to_value(Self::default()).ok()?,
+        );
+        let reads = Self::reads(self.kind);
+        mine.as_object()?.iter().find_map(|(key, v)| {
+            let d = default.get(key.as_str())?;
+            if key == "kind" || reads.contains(&key.as_str()) || d == v {
+                return None;
+            }
+            // a sub-table: name its first changed key
+            let inner = v.as_object().and_then(|o| {
+                o.iter()
+                    .find(|(k, x)| d.get(k.as_str()) != Some(x))
+                    .map(|(k, x)| (format!("{key}.{k}"), x.clone()))
+            });
+            Some(inner.unwrap_or_else(|| (key.clone(), v.clone())))
+        })
+    }
+
     /// Checks the loss's values, naming the key at fault.
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
