@@ -30,6 +30,7 @@
 pub mod backend;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod encoder;
 pub mod error;
 pub mod eval;

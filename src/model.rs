@@ -33,6 +33,16 @@ pub struct Model {
 }
 
 impl Model {
+    /// The parameters a step applies after the embedded rows are gathered across ranks
+    /// (the predictor and the loss's own): every rank computes their whole gradient.
+    pub fn after_gather_params(&self) -> Vec<burn::module::ParamId> {
+        let mut ids = crate::dist::param_ids(&self.loss);
+        if let Some(p) = &self.predictor {
+            ids.extend(crate::dist::param_ids(p));
+        }
+        ids
+    }
+
     /// Builds the model of `cfg` for data samples of shape `[c, h, w]`; the encoder reads
     /// what the views make of them ([`crate::config::ViewsConfig::model_input`]).
     pub fn new(cfg: &Config, sample: [usize; 3], device: &Device) -> Result<Self> {

@@ -40,6 +40,15 @@ enum Command {
 /// stopped by a signal, with status 128 + the signal's number, as the shell reports it).
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // under mpirun: join the job (and finalise MPI when `_mpi` drops, on every rank)
+    #[cfg(feature = "mpi")]
+    let _mpi = match contrastive::dist::init() {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Data(c) => data::run(c),
@@ -52,16 +61,27 @@ pub fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let msg = format!("{e:#}");
-            eprintln!(
-                "error: {}",
-                msg.split_whitespace().collect::<Vec<_>>().join(" ")
-            );
-            match e.downcast_ref::<contrastive::Error>() {
-                Some(contrastive::Error::Interrupted { signal, .. }) => {
-                    std::process::ExitCode::from((128 + signal) as u8)
+            let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+            let world = contrastive::dist::world();
+            let code = match e.downcast_ref::<contrastive::Error>() {
+                Some(contrastive::Error::Interrupted { signal, .. }) => 128 + signal,
+                _ => 1,
+            };
+            if world.size() > 1 && code > 128 {
+                // every rank stopped at the same step (agreed in the loop), rank 0 saved it
+                world.barrier();
+                if world.is_root() {
+                    eprintln!("error: {msg}");
                 }
-                _ => std::process::ExitCode::FAILURE,
+                return std::process::ExitCode::from(code as u8);
             }
+            if world.size() > 1 {
+                // the other ranks may be waiting in a collective: end the whole job
+                eprintln!("error: rank {} of {}: {msg}", world.rank(), world.size());
+                world.abort(code);
+            }
+            eprintln!("error: {msg}");
+            std::process::ExitCode::from(code as u8)
         }
     }
 }

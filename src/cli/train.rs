@@ -34,17 +34,26 @@ pub struct TrainArgs {
     /// Print nothing while training.
     #[arg(long, short)]
     quiet: bool,
+    /// With --resume: continue a run trained on another number of MPI ranks (inexactly:
+    /// per-rank batch-norm statistics and float sums differ from the uninterrupted run).
+    #[arg(long, requires = "resume")]
+    any_ranks: bool,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let progress = if a.quiet {
+    let world = contrastive::dist::world();
+    let progress = if a.quiet || !world.is_root() {
         Progress::Quiet
     } else {
         Progress::auto()
     };
     let mut opts = TrainOptions::new(progress);
     opts.overwrite = a.overwrite;
+    opts.any_ranks = a.any_ranks;
     opts.stop = Some(stop_on_signals()?);
+    if world.size() > 1 {
+        report_rank_on_term(world.rank(), world.size())?;
+    }
     let out = match (a.resume, a.config) {
         (Some(dir), _) => train::resume(&dir, &opts)?,
         (None, Some(config)) => {
@@ -54,6 +63,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
     };
+    if !world.is_root() {
+        return Ok(()); // rank 0 reports
+    }
     println!("run directory: {}", out.dir.display());
     match out.final_loss {
         Some(loss) => println!(
@@ -100,6 +112,57 @@ fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
         signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)?;
     }
     Ok(stop)
+}
+
+/// Under mpirun, a rank that the launcher ends (because another rank failed, or mpirun
+/// was interrupted) says which rank it is and at which step, in one line on stderr. The
+/// handler only formats into a stack buffer and calls write(2): async-signal-safe.
+fn report_rank_on_term(rank: usize, size: usize) -> Result<()> {
+    use signal_hook::consts::SIGTERM;
+    let action = move || {
+        let mut buf = [0u8; 192];
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            let n = bytes.len().min(buf.len() - len);
+            buf[len..len + n].copy_from_slice(&bytes[..n]);
+            len += n;
+        };
+        put(b"error: rank ");
+        put(digits(rank).as_slice());
+        put(b" of ");
+        put(digits(size).as_slice());
+        put(b" ended by mpirun during step ");
+        put(digits(contrastive::dist::current_step()).as_slice());
+        put(b" (another rank stopped); --resume continues from the last checkpoint\n");
+        // SAFETY: write(2) on stderr from a signal handler is async-signal-safe.
+        unsafe {
+            libc::write(2, buf.as_ptr().cast(), len);
+        }
+    };
+    // SAFETY: the action allocates nothing, takes no lock and calls only write(2).
+    unsafe { signal_hook::low_level::register(SIGTERM, action) }?;
+    Ok(())
+}
+
+/// The decimal digits of `n`, in a fixed buffer (no allocation: used in a signal handler).
+fn digits(mut n: usize) -> Digits {
+    let mut d = Digits([0; 20], 20);
+    loop {
+        d.1 -= 1;
+        d.0[d.1] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+struct Digits([u8; 20], usize);
+
+impl Digits {
+    fn as_slice(&self) -> &[u8] {
+        &self.0[self.1..]
+    }
 }
 
 /// `runs/<stem>`, or `runs/<stem>-N` for the first N that does not exist yet.

@@ -151,24 +151,27 @@ pub struct EpochLoader {
 }
 
 impl EpochLoader {
-    /// Starts preparing the batches of `epoch`. Batch `s` holds the samples at positions
-    /// `s*batch..(s+1)*batch` of `order` (from [`Batching::order`]), viewed with seed
-    /// `mix(seed, epoch, s)`, so any step can be reproduced without replaying the ones
-    /// before it.
+    /// Starts preparing the batches of `epoch` (with run seed `seed`) from step `start`.
+    /// Batch `s` holds the samples at positions `s*batch..(s+1)*batch` of `order` (from
+    /// [`Batching::order`]), viewed with seed `mix(seed, epoch, s)`, so any step can be
+    /// reproduced without replaying the ones before it. Rank `r` of `n` (`part`) views its
+    /// slice of each batch ([`crate::dist::part`]) exactly as one process draws it.
     pub fn new(
         split: Arc<Split>,
         sampler: Arc<dyn Sampler>,
         order: Vec<usize>,
         batch: usize,
-        seed: u64,
-        epoch: usize,
+        (seed, epoch): (u64, usize),
         start: usize,
+        (rank, ranks): (usize, usize),
     ) -> Self {
         let (tx, rx) = sync_channel(PREFETCH);
         let worker = std::thread::spawn(move || {
             for s in start..order.len().div_ceil(batch) {
                 let idx = &order[s * batch..((s + 1) * batch).min(order.len())];
-                let views = sampler.sample(&split, idx, mix(seed, epoch as u64, s as u64));
+                let mine = crate::dist::part(rank, ranks, idx.len());
+                let seed = mix(seed, epoch as u64, s as u64);
+                let views = sampler.sample_from(&split, &idx[mine.clone()], seed, mine.start);
                 if tx.send((s, views)).is_err() {
                     return;
                 }

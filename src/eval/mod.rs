@@ -24,7 +24,7 @@ const BATCH: usize = 512;
 
 /// Top-1 accuracies of one evaluation, and the seconds each part took. The accuracies
 /// are `None` where they cannot be computed (no labelled training or test sample).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Scores {
     pub knn_top1: Option<f64>,
     pub linear_top1: Option<f64>,

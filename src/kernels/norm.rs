@@ -7,11 +7,30 @@
 //! vectors of per-channel sums, which the compiler vectorises.
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
 /// Rows per parallel task.
 const ROWS: usize = 256;
+
+/// Whether training-mode statistics and their gradient sums are taken over every rank's
+/// rows (synchronised batch norm, `train.sync_bn`), not this rank's alone.
+static SYNC: AtomicBool = AtomicBool::new(false);
+
+/// Turns synchronised batch norm on or off for the steps that follow. Every rank must
+/// run the same batch norms while it is on: each one is a collective.
+pub fn set_sync(on: bool) {
+    SYNC.store(on, Ordering::SeqCst);
+}
+
+/// `sums` (with the row count `m` last) over every rank when batch norm is synchronised.
+fn synced(mut sums: Vec<f64>) -> Vec<f64> {
+    if SYNC.load(Ordering::SeqCst) {
+        crate::dist::world().all_reduce_sum_f64(&mut sums);
+    }
+    sums
+}
 
 // Leaf loops over a block of `[rows, c]` values, each compiled per instruction set by
 // `simd!`.
@@ -119,9 +138,9 @@ fn total(parts: impl IndexedParallelIterator<Item = Vec<f32>>, len: usize) -> Ve
 
 /// Per-channel mean and biased variance of `x` (`[m, c]`), the variance taken about the
 /// mean (two passes, no cancellation); f32 within a task of [`ROWS`] rows, f64 across.
+/// Synchronised ([`set_sync`]), the sums and the row count are those of every rank.
 pub fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
-    let m = (x.len() / c) as f64;
-    let sums = total(
+    let mut sums = total(
         x.par_chunks(ROWS * c).map(|b| {
             let mut acc = vec![0f32; c];
             add_rows(&mut acc, b);
@@ -129,15 +148,18 @@ pub fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
         }),
         c,
     );
-    let mean: Vec<f32> = sums.iter().map(|s| (s / m) as f32).collect();
-    let sq = total(
+    sums.push((x.len() / c) as f64);
+    let sums = synced(sums);
+    let m = sums[c];
+    let mean: Vec<f32> = sums[..c].iter().map(|s| (s / m) as f32).collect();
+    let sq = synced(total(
         x.par_chunks(ROWS * c).map(|b| {
             let mut acc = vec![0f32; c];
             add_sq_rows(&mut acc, b, &mean);
             acc
         }),
         c,
-    );
+    ));
     (mean, sq.iter().map(|s| (s / m) as f32).collect())
 }
 
@@ -173,6 +195,10 @@ pub fn forward(
 ///
 /// `dbeta = sum g`, `dgamma = sum g xh`,
 /// `dx = gamma / sqrt(var + eps) * (g - dbeta / m - xh * dgamma / m)`.
+///
+/// Synchronised, `dx` takes the sums and `m` over every rank (the statistics were theirs),
+/// while `dgamma` and `dbeta` stay this rank's share: the ranks' parameter gradients are
+/// summed afterwards like every other parameter's.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
@@ -199,18 +225,26 @@ pub fn backward(
             }),
         2 * c,
     );
+    let dgamma_of = |sums: &[f64]| -> Vec<f32> {
+        sums[c..2 * c]
+            .iter()
+            .zip(&inv)
+            .map(|(&v, &i)| (v * f64::from(i)) as f32)
+            .collect()
+    };
     let dbeta: Vec<f32> = sums[..c].iter().map(|&v| v as f32).collect();
-    let dgamma: Vec<f32> = sums[c..]
-        .iter()
-        .zip(&inv)
-        .map(|(&v, &i)| (v * f64::from(i)) as f32)
-        .collect();
-    let m = (x.len() / c) as f32;
+    let dgamma = dgamma_of(&sums);
+    let mut all = sums;
+    all.push((x.len() / c) as f64);
+    let all = synced(all);
+    let (sum_g, sum_gxh, m) = (&all[..c], dgamma_of(&all), all[2 * c] as f32);
     // dx = k g - k dbeta/m - k inv dgamma/m (x - mean) = k g + a x + b
     let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv[ch]).collect();
-    let a: Vec<f32> = (0..c).map(|ch| -k[ch] * inv[ch] * dgamma[ch] / m).collect();
+    let a: Vec<f32> = (0..c)
+        .map(|ch| -k[ch] * inv[ch] * sum_gxh[ch] / m)
+        .collect();
     let b: Vec<f32> = (0..c)
-        .map(|ch| -k[ch] * dbeta[ch] / m - a[ch] * mean[ch])
+        .map(|ch| -k[ch] * sum_g[ch] as f32 / m - a[ch] * mean[ch])
         .collect();
     // SAFETY: `grad_rows` writes every element of its rows (chunks are whole rows).
     let dx = unsafe {

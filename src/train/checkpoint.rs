@@ -58,6 +58,13 @@ pub struct Meta {
     pub loss_state: LossState,
     /// The config the run was written under, as TOML.
     pub config: String,
+    /// Data-parallel ranks that trained it (1 before scale-out existed).
+    #[serde(default = "one")]
+    pub ranks: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Meta {

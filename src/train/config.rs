@@ -157,6 +157,12 @@ pub struct TrainConfig {
     /// tool, whose `[encoder]` must equal this run's); heads start fresh. Read only when a
     /// run starts, not when it resumes.
     pub init: Option<PathBuf>,
+    /// Compute threads of each rank (0: the host's cores divided by the ranks on it).
+    pub threads: usize,
+    /// Batch-norm statistics over the global batch of every rank, forward and backward
+    /// (with it N ranks train exactly as one process; without it each rank normalises
+    /// its own slice, as SimCLR and MoCo train). No effect in one process.
+    pub sync_bn: bool,
 }
 
 impl Default for TrainConfig {
@@ -171,6 +177,8 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             checkpoint_every: 0,
             init: None,
+            threads: 0,
+            sync_bn: false,
         }
     }
 }

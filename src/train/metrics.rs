@@ -73,10 +73,10 @@ impl Record {
     }
 }
 
-/// Appends JSON lines to a file.
+/// Appends JSON lines to a file (or to nowhere, on the ranks that do not write the run).
 pub struct MetricsLog {
     path: PathBuf,
-    file: std::fs::File,
+    file: Option<std::fs::File>,
 }
 
 impl MetricsLog {
@@ -89,8 +89,16 @@ impl MetricsLog {
             .map_err(|e| Error::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
         })
+    }
+
+    /// A log that writes nothing (a rank other than 0 of a data-parallel run).
+    pub fn discard(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+        }
     }
 
     /// Writes one record as a line.
@@ -98,9 +106,12 @@ impl MetricsLog {
         let mut line = serde_json::to_string(record)
             .map_err(|e| Error::Invalid(format!("metrics record: {e}")))?;
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|e| Error::io(&self.path, e))
+        match &mut self.file {
+            Some(f) => f
+                .write_all(line.as_bytes())
+                .map_err(|e| Error::io(&self.path, e)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -32,7 +32,19 @@ pub struct Step<'a> {
 
 /// The loss of one batch under the configured pairing, with the positive map it was
 /// computed on (for the InfoNCE bound).
+///
+/// Under data parallelism `views` is this rank's slice of the global batch; the embedded
+/// rows are gathered ([`crate::dist::World::gather_rows`]) so that the loss, the positive
+/// map and every key structure see the whole batch, as one process would.
 pub fn loss(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+    let ranks = crate::dist::world().size();
+    if ranks > 1 && matches!(s.cfg.keys.pairing, Pairing::Context | Pairing::Predictive) {
+        return Err(Error::config(
+            "keys.pairing",
+            crate::error::kind_name(&s.cfg.keys.pairing),
+            format!("joint or cross under {ranks} ranks (context and predictive pairings train in one process)"),
+        ));
+    }
     match s.cfg.keys.pairing {
         Pairing::Joint => joint(s, views),
         Pairing::Cross => cross(s, views),
@@ -44,17 +56,19 @@ pub fn loss(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
 /// Every row a query and a key, in one forward pass (SimCLR, SupCon). Rows without any
 /// positive (distant windows, singleton classes) stay keys but are not anchors.
 fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
-    let z: Vec<Tensor<2>> = views
-        .groups
-        .iter()
-        .map(|g| {
-            s.model
-                .forward_views(group_input(g, s.device), &g.views())
-                .1
-        })
-        .collect();
+    let world = crate::dist::world();
+    let mut z = Vec::with_capacity(views.groups.len());
+    let mut tags = Vec::new();
+    for g in &views.groups {
+        let local = s
+            .model
+            .forward_views(group_input(g, s.device), &g.views())
+            .1;
+        let (rows, t) = world.gather_rows(local, &g.tags);
+        z.push(rows);
+        tags.extend(t);
+    }
     let z = Tensor::cat(z, 0);
-    let tags = views.tags();
     let map = positive_map(&s, &tags, &tags, true);
     if s.loss.config().kind == LossKind::Swav {
         return Ok((swav_crops(&s, z, &tags)?, map));
@@ -128,19 +142,22 @@ fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         .groups
         .first()
         .ok_or_else(|| Error::Invalid("a batch without views".into()))?;
-    let (_, z_all) = s.model.forward_views(group_input(g, s.device), &g.views());
+    let world = crate::dist::world();
+    let (_, z_local) = s.model.forward_views(group_input(g, s.device), &g.views());
+    let (z_all, tags) = world.gather_rows(z_local, &g.tags);
     if s.keys.bank.is_some() {
-        return bank(s, g, z_all);
+        return bank(s, &tags, z_all);
     }
-    let view_rows =
-        |v: u16| -> Vec<usize> { (0..g.tags.len()).filter(|&i| g.tags[i].view == v).collect() };
-    let (rows0, rows1) = (view_rows(0), view_rows(1));
+    let rows_of = |tags: &[Tag], v: u16| -> Vec<usize> {
+        (0..tags.len()).filter(|&i| tags[i].view == v).collect()
+    };
+    let (rows0, rows1) = (rows_of(&tags, 0), rows_of(&tags, 1));
     if rows0.is_empty() || rows1.is_empty() {
         return Err(Error::Invalid(
             "cross pairing needs views 0 and 1 in every batch".into(),
         ));
     }
-    let tags_of = |rows: &[usize]| -> Vec<Tag> { rows.iter().map(|&i| g.tags[i]).collect() };
+    let tags_of = |rows: &[usize]| -> Vec<Tag> { rows.iter().map(|&i| tags[i]).collect() };
     let mut directions = vec![(rows0.clone(), rows1.clone())];
     if s.cfg.keys.symmetric {
         directions.push((rows1, rows0));
@@ -150,11 +167,13 @@ fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
     let mut pushed: Vec<(Tensor<2>, Vec<Tag>)> = Vec::new();
     for (qr, kr) in &directions {
         let q = s.model.predict(select(&z_all, qr));
+        // a key encoder reads this rank's rows of the key view; their keys are gathered
+        let local = rows_of(&g.tags, tags[kr[0]].view);
         let k_own = match (&s.keys.model, &s.keys.onnx) {
-            (Some(km), _) => model_keys(km, g, kr, s.device),
+            (Some(km), _) => world.gather_detached(model_keys(km, g, &local, s.device)),
             (None, Some(t)) => {
-                let z = t.embed(&rows_data(g, kr), kr.len())?;
-                keys::device_rows(z, t.dim, s.device)
+                let z = t.embed(&rows_data(g, &local), local.len())?;
+                world.gather_detached(keys::device_rows(z, t.dim, s.device))
             }
             (None, None) => select(&z_all, kr),
         };
@@ -207,21 +226,21 @@ fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
 
 /// InstDisc: every view is a query against the bank entries of the batch's instances and
 /// sampled negatives; the first view's embeddings then move the bank.
-fn bank(s: Step, g: &Group, z_all: Tensor<2>) -> Result<(Tensor<1>, PositiveMap)> {
+fn bank(s: Step, tags: &[Tag], z_all: Tensor<2>) -> Result<(Tensor<1>, PositiveMap)> {
     let Some(bank) = &s.keys.bank else {
         return Err(Error::Invalid("a bank pairing without a bank".into()));
     };
     let q = s.model.predict(z_all.clone());
-    let instances: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();
+    let instances: Vec<u32> = tags.iter().map(|t| t.instance).collect();
     let negatives = s.cfg.keys.bank_negatives;
     let idx = bank.candidates(&instances, negatives, s.cfg.train.seed, s.global);
     let (kz, ktags) = bank.gather(&idx);
     let k = keys::device_rows(kz, bank.dim, s.device);
-    let map = positive_map(&s, &g.tags, &ktags, false);
+    let map = positive_map(&s, tags, &ktags, false);
     let loss = s.loss.compute_with(q, k, &map, &s.model.loss, s.state)?;
-    let first: Vec<usize> = (0..g.tags.len()).filter(|&i| g.tags[i].view == 0).collect();
+    let first: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].view == 0).collect();
     let rows = keys::host(&select(&z_all, &first));
-    let inst: Vec<u32> = first.iter().map(|&i| g.tags[i].instance).collect();
+    let inst: Vec<u32> = first.iter().map(|&i| tags[i].instance).collect();
     if let Some(b) = s.keys.bank.as_mut() {
         b.update(&inst, &rows, s.cfg.keys.bank_momentum as f32);
     }

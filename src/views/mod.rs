@@ -48,5 +48,18 @@ impl ViewBatch {
 /// Draws the views of a batch of instances.
 pub trait Sampler: Send + Sync {
     /// Views of `indices` in `split`; `seed` fixes every random choice.
-    fn sample(&self, split: &crate::data::Split, indices: &[usize], seed: u64) -> ViewBatch;
+    fn sample(&self, split: &crate::data::Split, indices: &[usize], seed: u64) -> ViewBatch {
+        self.sample_from(split, indices, seed, 0)
+    }
+
+    /// [`Self::sample`] of a slice of a batch that starts at position `first`: each
+    /// sample draws as it would at its position in the whole batch, so ranks that each
+    /// view their slice draw exactly the views of one process viewing the whole batch.
+    fn sample_from(
+        &self,
+        split: &crate::data::Split,
+        indices: &[usize],
+        seed: u64,
+        first: usize,
+    ) -> ViewBatch;
 }

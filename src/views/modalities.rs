@@ -16,7 +16,13 @@ pub struct ModalityViews {
 
 impl super::Sampler for ModalityViews {
     /// Senses of `indices`, view-major: all first senses, then all second ones.
-    fn sample(&self, split: &Split, indices: &[usize], _seed: u64) -> ViewBatch {
+    fn sample_from(
+        &self,
+        split: &Split,
+        indices: &[usize],
+        _seed: u64,
+        _first: usize,
+    ) -> ViewBatch {
         let [_, h, w] = split.shape;
         let plane = h * w;
         let width = self.groups.first().map_or(0, Vec::len);

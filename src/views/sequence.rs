@@ -57,12 +57,12 @@ impl WindowViews {
 
 impl super::Sampler for WindowViews {
     /// Windows of `indices`, view-major; each window's [`Tag::time`] is its first step.
-    fn sample(&self, split: &Split, indices: &[usize], seed: u64) -> ViewBatch {
+    fn sample_from(&self, split: &Split, indices: &[usize], seed: u64, first: usize) -> ViewBatch {
         let [c, _, length] = split.shape;
         let per_view = self.n + self.distant;
         let mut rows: Vec<Vec<(Tag, Vec<f32>)>> = vec![Vec::new(); per_view];
         for (i, &idx) in indices.iter().enumerate() {
-            let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, i as u64, 0));
+            let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, 0));
             let x = split.sample(idx);
             for (v, &s) in self.starts(length, &mut rng).iter().enumerate() {
                 let mut w = Vec::with_capacity(c * self.window);

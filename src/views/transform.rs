@@ -19,8 +19,9 @@ pub struct TransformViews {
 impl super::Sampler for TransformViews {
     /// Views of `indices` in `split`, view-major: all first views, then all second views.
     /// `seed` fixes every random choice; view `v` of batch position `i` draws from its
-    /// own RNG, so the result does not depend on thread scheduling.
-    fn sample(&self, split: &Split, indices: &[usize], seed: u64) -> ViewBatch {
+    /// own RNG (seeded by its position `first + i`), so the result does not depend on
+    /// thread scheduling or on how the batch is split.
+    fn sample_from(&self, split: &Split, indices: &[usize], seed: u64, first: usize) -> ViewBatch {
         let shape = split.shape;
         let mut groups: Vec<Group> = Vec::new();
         for (v, cfg) in self.augment.iter().enumerate() {
@@ -28,7 +29,7 @@ impl super::Sampler for TransformViews {
             let len = shape[0] * side * side;
             let mut data = vec![0.0; indices.len() * len];
             data.par_chunks_mut(len).enumerate().for_each(|(i, dst)| {
-                let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, i as u64, v as u64));
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, v as u64));
                 augment(
                     cfg,
                     &mut rng,

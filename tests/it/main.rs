@@ -20,6 +20,8 @@ mod onnx_teacher;
 mod presets;
 mod quantizer;
 mod resume;
+#[cfg(feature = "mpi")]
+mod scale_out;
 mod sgd;
 mod similarity;
 mod tool;

@@ -23,7 +23,19 @@ struct Evaluated {
 
 impl Trainer {
     /// The final evaluation, written as the last metrics record and returned.
+    /// Rank 0 evaluates; the other ranks of a data-parallel run return no scores.
     pub(super) fn finish(mut self, images_per_s: f64, final_loss: Option<f32>) -> Result<Outcome> {
+        if self._lock.is_none() {
+            return Ok(Outcome {
+                dir: self.dir.clone(),
+                unlabelled: None,
+                scores: Default::default(),
+                baseline: None,
+                random_init: None,
+                images_per_s,
+                final_loss,
+            });
+        }
         let Evaluated {
             evaluation,
             geometry,

@@ -42,6 +42,9 @@ pub struct TrainOptions {
     /// Set to a signal's number (by the CLI's handler) to stop: the run finishes its step,
     /// writes a checkpoint there and returns [`Error::Interrupted`].
     pub stop: Option<Arc<AtomicUsize>>,
+    /// Resume a checkpoint written by another number of ranks (not exactly: batch-norm
+    /// statistics and float sums differ).
+    pub any_ranks: bool,
 }
 
 impl TrainOptions {
@@ -51,6 +54,7 @@ impl TrainOptions {
             progress,
             overwrite: false,
             stop: None,
+            any_ranks: false,
         }
     }
 }
@@ -129,8 +133,8 @@ pub struct Trainer {
     /// Sums over the current epoch's steps so far (loss, InfoNCE bound) and their count,
     /// kept in checkpoints so that a resumed epoch reports the same means.
     epoch_sums: (f64, f64, usize),
-    /// The run directory's lock, held for the trainer's life.
-    _lock: RunLock,
+    /// The run directory's lock, held for the trainer's life by the rank that writes it.
+    _lock: Option<RunLock>,
 }
 
 impl Trainer {
@@ -151,9 +155,13 @@ impl Trainer {
         dir: &Path,
         opts: TrainOptions,
         fresh: bool,
-        lock: RunLock,
+        lock: Option<RunLock>,
     ) -> Result<Self> {
-        let log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
+        set_threads(cfg.train.threads, &opts.progress);
+        let log = match lock {
+            Some(_) => MetricsLog::open(&dir.join("metrics.jsonl"))?,
+            None => MetricsLog::discard(&dir.join("metrics.jsonl")),
+        };
         let ds = cfg.data.load(&mut |m| opts.progress.say(m))?;
         let train = Arc::new(ds.train.clone().truncate(cfg.data.limit));
         let channels = train.shape[0];
@@ -227,9 +235,15 @@ impl Trainer {
         Ok(t)
     }
 
-    /// The signal that asked the run to stop, if one did.
+    /// The signal that asked the run to stop, if one did. Ranks agree on it (one small
+    /// all-reduce), so that they all stop after the same step.
     fn stop_requested(&self) -> Option<i32> {
-        let s = self.opts.stop.as_ref()?.load(Ordering::SeqCst);
+        let s = self
+            .opts
+            .stop
+            .as_ref()
+            .map_or(0, |s| s.load(Ordering::SeqCst));
+        let s = crate::dist::world().max(s as u32);
         (s != 0).then_some(s as i32)
     }
 
@@ -301,17 +315,19 @@ impl Trainer {
             epoch,
         );
         let (seed, from) = (self.cfg.train.seed, self.pos.step);
+        let world = crate::dist::world();
         let loader = EpochLoader::new(
             self.train.clone(),
             self.sampler.clone(),
             order,
             batch,
-            seed,
-            epoch,
+            (seed, epoch),
             from,
+            (world.rank(), world.size()),
         );
         for (s, views) in loader {
             let global = epoch * self.steps + s;
+            crate::dist::at_step(global);
             let lr = self.lr(global);
             let (loss, bound) = self.train_step(global, lr, &views)?;
             *last = Some(loss);
@@ -376,8 +392,10 @@ impl Trainer {
             step: 0,
         };
         let every = self.cfg.eval.every;
-        let online =
-            every > 0 && (epoch + 1).is_multiple_of(every) && epoch + 1 < self.cfg.train.epochs;
+        let online = every > 0
+            && (epoch + 1).is_multiple_of(every)
+            && epoch + 1 < self.cfg.train.epochs
+            && self._lock.is_some();
         let knn = if online { self.online_knn() } else { None };
         if let Some(knn) = knn {
             let mut record = Record::at(epoch + 1, end);
@@ -393,6 +411,24 @@ impl Trainer {
             Some(signal) => Err(self.interrupted(signal)),
             None => Ok(()),
         }
+    }
+}
+
+/// Sets this process's compute threads (`train.threads`, 0: its share of the host's
+/// cores) when the thread pool has not started yet; otherwise says what it keeps.
+fn set_threads(threads: usize, progress: &Progress) {
+    let want = match threads {
+        0 => crate::dist::world().default_threads(),
+        n => n,
+    };
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(want)
+        .build_global();
+    let have = rayon::current_num_threads();
+    if built.is_err() && have != want {
+        progress.say(&format!(
+            "compute threads: {have} (the pool was already running; {want} wanted)"
+        ));
     }
 }
 

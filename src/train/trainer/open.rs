@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::save::same_config;
+use super::save::{same_config, same_ranks};
 use super::{TrainOptions, Trainer};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -24,6 +24,10 @@ impl Trainer {
                     "a run outside this run's output directory, which a fresh run overwrites",
                 ));
             }
+        }
+        if !crate::dist::world().is_root() {
+            // rank 0 prepares and writes the run directory; the others only train
+            return Self::build(cfg, dir, opts, true, None);
         }
         let (lock, how) = rundir::prepare_fresh(dir, opts.overwrite)?;
         let started = Self::start_fresh(cfg, dir, opts, lock);
@@ -50,7 +54,7 @@ impl Trainer {
         let ckpt_dir = dir.join("checkpoints");
         std::fs::create_dir_all(&ckpt_dir).map_err(|e| Error::io(&ckpt_dir, e))?;
         atomic_write(&dir.join("metrics.jsonl"), b"")?;
-        Self::build(cfg, dir, opts, true, lock)
+        Self::build(cfg, dir, opts, true, Some(lock))
     }
 
     /// The run in `dir`, restored from its newest checkpoint that reads back intact (a
@@ -64,10 +68,16 @@ impl Trainer {
                 msg: "holds no run to resume (no config.toml)".into(),
             });
         }
-        let lock = RunLock::acquire(dir)?;
-        rundir::remove_stale_tmp(dir)?;
+        let root = crate::dist::world().is_root();
         let ckpt_dir = dir.join("checkpoints");
-        rundir::remove_stale_tmp(&ckpt_dir)?;
+        let lock = if root {
+            let lock = RunLock::acquire(dir)?;
+            rundir::remove_stale_tmp(dir)?;
+            rundir::remove_stale_tmp(&ckpt_dir)?;
+            Some(lock)
+        } else {
+            None
+        };
         let cfg = Config::load(&dir.join("config.toml"), &[])?;
         let mut ckpts = list_checkpoints(&ckpt_dir)?;
         ckpts.reverse();
@@ -75,8 +85,10 @@ impl Trainer {
         let mut t = Self::build(cfg, dir, opts, ckpts.is_empty(), lock)?;
         if ckpts.is_empty() {
             t.say("no checkpoint yet: starting the run from its beginning");
-            atomic_write(&dir.join("metrics.jsonl"), b"")?;
-            t.log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
+            if root {
+                atomic_write(&dir.join("metrics.jsonl"), b"")?;
+                t.log = MetricsLog::open(&dir.join("metrics.jsonl"))?;
+            }
             return Ok(t);
         }
         let mut reasons = Vec::new();
@@ -94,6 +106,7 @@ impl Trainer {
                 msg,
             })?;
             same_config(&meta.config, &t.cfg, dir)?;
+            same_ranks(&meta, t.opts.any_ranks, dir)?;
             match t.restore(&c, meta, &path) {
                 Ok(()) => {
                     t.say(&format!(

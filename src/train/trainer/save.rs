@@ -17,6 +17,9 @@ use crate::train::rundir::{atomic_write, prune};
 impl Trainer {
     /// Writes a checkpoint of the current position, then prunes old ones.
     pub(super) fn save(&self) -> Result<()> {
+        if self._lock.is_none() {
+            return Ok(()); // rank 0 writes the run
+        }
         let global = self.pos.epoch * self.steps + self.pos.step;
         self.save_as(&format!("step-{global:09}.ckpt"))?;
         prune(
@@ -27,6 +30,9 @@ impl Trainer {
 
     /// Writes a checkpoint of the current position as `checkpoints/<name>`.
     pub(super) fn save_as(&self, name: &str) -> Result<()> {
+        if self._lock.is_none() {
+            return Ok(());
+        }
         let path = self.dir.join("checkpoints").join(name);
         let bad = |msg: String| Error::Checkpoint {
             path: path.clone(),
@@ -54,6 +60,7 @@ impl Trainer {
             epoch_sums: self.epoch_sums,
             loss_state: self.loss_state.clone(),
             config: self.cfg.to_toml(),
+            ranks: crate::dist::world().size(),
         };
         let meta = serde_json::to_value(&meta).map_err(|e| bad(e.to_string()))?;
         Checkpoint { meta, sections }.save(&path)
@@ -94,6 +101,10 @@ impl Trainer {
         self.epoch_sums = meta.epoch_sums;
         self.loss_state = meta.loss_state;
         let lines = meta.metrics_lines;
+        self.metrics_lines = lines;
+        if self._lock.is_none() {
+            return Ok(());
+        }
         let path = self.dir.join("metrics.jsonl");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let kept: Vec<&str> = text.lines().take(lines).collect();
@@ -113,6 +124,24 @@ impl Trainer {
         self.metrics_lines = lines;
         Ok(())
     }
+}
+
+/// Refuses to resume on another number of ranks than the checkpoint was written by,
+/// unless `any` allows an inexact continuation.
+pub(super) fn same_ranks(meta: &Meta, any: bool, dir: &Path) -> Result<()> {
+    let ranks = crate::dist::world().size();
+    if meta.ranks == ranks || any {
+        return Ok(());
+    }
+    Err(Error::RunDir {
+        path: dir.to_path_buf(),
+        msg: format!(
+            "was trained on {} rank(s) and would resume on {ranks}: the ranks' batch-norm \
+             statistics and float sums would differ from the uninterrupted run (resume with \
+             mpirun -np {}, or pass --any-ranks to continue inexactly)",
+            meta.ranks, meta.ranks
+        ),
+    })
 }
 
 /// Refuses to resume from a checkpoint written under config `saved` (TOML) when `cfg` (the

@@ -19,7 +19,31 @@ impl Trainer {
         views: &ViewBatch,
     ) -> Result<(f32, Option<f64>)> {
         let total = self.total_steps();
+        let world = crate::dist::world();
         self.keys.before_step(&self.cfg, global, self.steps);
+        // every batch norm of the step's forward and backward is a collective under sync_bn
+        let sync = self.cfg.train.sync_bn && world.size() > 1;
+        crate::kernels::norm::set_sync(sync);
+        let stepped = self.forward_backward(global, total, views);
+        crate::kernels::norm::set_sync(false);
+        let (value, mut grads, bound) = stepped?;
+        if world.size() > 1 {
+            let replicated = self.model.after_gather_params();
+            crate::dist::all_reduce_grads(world, &mut grads, &self.model, &replicated);
+        }
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.keys.after_step(&self.cfg, &self.model, global, total);
+        Ok((value, bound))
+    }
+
+    /// The loss of the batch, its finite value, this rank's parameter gradients and the
+    /// InfoNCE bound.
+    fn forward_backward(
+        &mut self,
+        global: usize,
+        total: usize,
+        views: &ViewBatch,
+    ) -> Result<(f32, GradientsParams, Option<f64>)> {
         let step = Step {
             cfg: &self.cfg,
             model: &self.model,
@@ -41,9 +65,7 @@ impl Trainer {
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(lr, self.model.clone(), grads);
-        self.keys.after_step(&self.cfg, &self.model, global, total);
         let bound = (self.cfg.loss.contrastive()).then(|| info_nce_bound(f64::from(value), &map));
-        Ok((value, bound))
+        Ok((value, grads, bound))
     }
 }
