@@ -4,24 +4,28 @@
 //!
 //! The rule that makes N ranks equal one process: at each step rank `r` views rows
 //! `[r B / N, (r + 1) B / N)` of the global batch of `B` (with the augmentation draws of
-//! those positions), embeds them, and [`World::gather_rows`] puts the whole batch back
-//! together on every rank in the one-process row order. Every rank then computes the
-//! same loss over the global batch; the gradient reaches only the rows it embedded, and
-//! the sum of the ranks' parameter gradients ([`World::all_reduce_sum`]) is the
-//! one-process gradient. Queues, banks, clusters and support sets see the same global
-//! keys on every rank and so stay identical without further messages.
+//! those positions) and embeds them; [`World::gather_rows`] puts the whole batch together
+//! on every rank, in the one-process row order, as a leaf of the loss's graph. For the
+//! InfoNCE family each rank then scores only its own rows as queries against every key
+//! (its share of the `B x B` matrix); other losses are computed whole on every rank.
+//! The loss's gradient with respect to the whole batch is summed over the ranks (when
+//! they split the queries) and each rank takes its own rows' part back through its
+//! encoder ([`Ledger::local_loss`]); the parameter gradients, summed in one buffer
+//! ([`all_reduce_grads`]), are the one-process gradient. Queues, banks, clusters and
+//! support sets see the same global keys on every rank and stay identical without
+//! further messages.
 
 #[cfg(feature = "mpi")]
 mod mpi_world;
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use burn::module::{ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::{Gradients, TensorData};
 
 use crate::pairs::Tag;
 
@@ -40,6 +44,25 @@ static WORLD: OnceLock<World> = OnceLock::new();
 /// The step (from 1) this process is running, 0 before the first: for the line a rank
 /// writes when the launcher ends it mid-step.
 static STEP: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes this process has sent into collectives, and nanoseconds spent in them.
+static SENT: AtomicU64 = AtomicU64::new(0);
+static WAITED: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds spent in collectives and bytes sent into them so far.
+pub fn comm_totals() -> (f64, u64) {
+    (
+        WAITED.load(Ordering::Relaxed) as f64 * 1e-9,
+        SENT.load(Ordering::Relaxed),
+    )
+}
+
+/// Counts one collective of `bytes` that took from `t0` until now.
+#[cfg(feature = "mpi")]
+fn counted(bytes: usize, t0: std::time::Instant) {
+    SENT.fetch_add(bytes as u64, Ordering::Relaxed);
+    WAITED.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
 
 /// Records that step `global` (from 0) is running.
 pub fn at_step(global: usize) {
@@ -109,7 +132,9 @@ impl World {
     pub fn all_reduce_sum(&self, buf: &mut [f32]) {
         #[cfg(feature = "mpi")]
         if let Some(c) = &self.comm {
+            let t0 = std::time::Instant::now();
             c.all_reduce_sum(buf);
+            counted(4 * buf.len(), t0);
         }
         let _ = buf;
     }
@@ -118,7 +143,9 @@ impl World {
     pub fn all_reduce_sum_f64(&self, buf: &mut [f64]) {
         #[cfg(feature = "mpi")]
         if let Some(c) = &self.comm {
+            let t0 = std::time::Instant::now();
             c.all_reduce_sum_f64(buf);
+            counted(8 * buf.len(), t0);
         }
         let _ = buf;
     }
@@ -127,7 +154,10 @@ impl World {
     pub fn all_gather(&self, local: &[f32]) -> (Vec<f32>, Vec<usize>) {
         #[cfg(feature = "mpi")]
         if let Some(c) = &self.comm {
-            return c.all_gather(local);
+            let t0 = std::time::Instant::now();
+            let out = c.all_gather(local);
+            counted(4 * local.len(), t0);
+            return out;
         }
         (local.to_vec(), vec![local.len()])
     }
@@ -136,7 +166,10 @@ impl World {
     pub fn all_gather_u32(&self, local: &[u32]) -> Vec<u32> {
         #[cfg(feature = "mpi")]
         if let Some(c) = &self.comm {
-            return c.all_gather_u32(local);
+            let t0 = std::time::Instant::now();
+            let out = c.all_gather_u32(local);
+            counted(4 * local.len(), t0);
+            return out;
         }
         local.to_vec()
     }
@@ -178,37 +211,49 @@ impl World {
     }
 
     /// The whole batch from each rank's rows `z` (tagged `tags`), in the row order one
-    /// process would have: rows are grouped by view, and within a view by rank, which is
-    /// the order of positions in the global batch. Only this rank's rows carry `z`'s
-    /// gradient: every rank computes the same loss over all rows, so the gradient of its
-    /// own rows is all it owes, and the ranks' parameter gradients sum to the whole.
-    pub fn gather_rows(&self, z: Tensor<2>, tags: &[Tag]) -> (Tensor<2>, Vec<Tag>) {
+    /// process would have: rows grouped by view, and within a view by rank, which is the
+    /// order of positions in the global batch. On one rank it is `z` itself. On several,
+    /// the whole batch is a new leaf of the autodiff graph and `ledger` keeps it with `z`:
+    /// after the loss's backward, [`Ledger::local_loss`] hands this rank's rows their
+    /// gradient (SimCLR's gather layer).
+    pub fn gather_rows(
+        &self,
+        z: Tensor<2>,
+        tags: &[Tag],
+        ledger: &mut Ledger,
+    ) -> (Tensor<2>, Vec<Tag>) {
         if self.size == 1 {
             return (z, tags.to_vec());
         }
-        let [rows, d] = z.dims();
+        let d = z.dims()[1];
         let host: Vec<f32> = z.clone().detach().into_data().iter::<f32>().collect();
         let (all, counts) = self.all_gather(&host);
         let all_tags = untag(&self.all_gather_u32(&tag_words(tags)));
-        let device = z.device();
-        let mut parts = Vec::with_capacity(self.size);
-        let mut start = 0;
-        for (r, &n) in counts.iter().enumerate() {
-            let n_rows = n / d.max(1);
-            if r == self.rank {
-                debug_assert_eq!(n_rows, rows);
-                parts.push(z.clone());
-            } else if n_rows > 0 {
-                let data = TensorData::new(all[start..start + n].to_vec(), [n_rows, d]);
-                parts.push(Tensor::from_data(data, &device));
-            }
-            start += n;
-        }
-        let stacked = Tensor::cat(parts, 0);
+        let mine = {
+            let before: usize = counts[..self.rank].iter().sum::<usize>() / d.max(1);
+            before..before + counts[self.rank] / d.max(1)
+        };
         let mut order: Vec<usize> = (0..all_tags.len()).collect();
         order.sort_by_key(|&i| all_tags[i].view);
-        let tags = order.iter().map(|&i| all_tags[i]).collect();
-        (crate::model::select(&stacked, &order), tags)
+        let data: Vec<f32> = order
+            .iter()
+            .flat_map(|&i| all[i * d..(i + 1) * d].iter().copied())
+            .collect();
+        let whole =
+            Tensor::from_data(TensorData::new(data, [order.len(), d]), &z.device()).require_grad();
+        // own[j]: where this rank's local row j sits in the whole batch
+        let mut own = vec![0; mine.len()];
+        for (at, &i) in order.iter().enumerate() {
+            if mine.contains(&i) {
+                own[i - mine.start] = at;
+            }
+        }
+        ledger.entries.push(Entry {
+            local: z,
+            whole: whole.clone(),
+            own,
+        });
+        (whole, order.iter().map(|&i| all_tags[i]).collect())
     }
 
     /// The whole batch of rows `z` computed without gradient (keys of a momentum encoder or
@@ -319,6 +364,100 @@ pub fn all_reduce_grads<M: Module>(
         ranks: world.size() as f32,
     };
     model.visit(&mut put);
+}
+
+/// The gathers of one step: each rank's rows and the whole batch built from them.
+#[derive(Default)]
+pub struct Ledger {
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    /// This rank's rows, carrying the graph back to its parameters.
+    local: Tensor<2>,
+    /// The whole batch, a leaf.
+    whole: Tensor<2>,
+    /// Where each local row sits in `whole`.
+    own: Vec<usize>,
+}
+
+impl Ledger {
+    /// Whether the step gathered anything (it does on several ranks only).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Where this rank's rows sit in the concatenation of the whole batches gathered so
+    /// far, in gather order.
+    pub fn own_rows(&self) -> Vec<usize> {
+        let mut offset = 0;
+        let mut rows = Vec::new();
+        for e in &self.entries {
+            rows.extend(e.own.iter().map(|&r| r + offset));
+            offset += e.whole.dims()[0];
+        }
+        rows.sort_unstable();
+        rows
+    }
+
+    /// A loss whose gradient through this rank's rows is their share of the loss's
+    /// gradient `grads` through the whole batches: `sum_j <z_j, g_j>` with `g_j` the row
+    /// of `dL/dZ` where local row `j` sits. When each rank computed only its own queries'
+    /// part of the loss (`split`), `dL/dZ` is first summed over the ranks: keys get
+    /// gradient from every rank's queries. When every rank computed the whole loss, its
+    /// own `dL/dZ` is already the whole gradient.
+    pub fn local_loss(self, grads: &Gradients, world: &World, split: bool) -> Option<Tensor<1>> {
+        let mut total: Option<Tensor<1>> = None;
+        for e in self.entries {
+            // every rank takes part in the sum, with zeros where its loss did not reach
+            let [rows, d] = e.whole.dims();
+            let mut g: Vec<f32> = match e.whole.grad(grads) {
+                Some(g) => g.into_data().iter::<f32>().collect(),
+                None if split => vec![0.0; rows * d],
+                None => continue,
+            };
+            if split {
+                world.all_reduce_sum(&mut g);
+            }
+            debug_assert_eq!(g.len(), rows * d);
+            let mine: Vec<f32> = e
+                .own
+                .iter()
+                .flat_map(|&r| g[r * d..(r + 1) * d].iter().copied())
+                .collect();
+            let device = e.local.device();
+            let g = Tensor::<2>::from_data(TensorData::new(mine, [e.own.len(), d]), &device);
+            let term = (e.local * g).sum();
+            total = Some(match total {
+                Some(t) => t + term,
+                None => term,
+            });
+        }
+        total
+    }
+}
+
+/// Adds the parameter gradients of `from` into `into`.
+pub fn merge_grads<M: Module>(into: &mut GradientsParams, mut from: GradientsParams, model: &M) {
+    struct Merge<'a> {
+        into: &'a mut GradientsParams,
+        from: &'a mut GradientsParams,
+    }
+    impl ModuleVisitor for Merge<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.from.remove::<D>(param.id) {
+                let g = match self.into.remove::<D>(param.id) {
+                    Some(h) => h + g,
+                    None => g,
+                };
+                self.into.register::<D>(param.id, g);
+            }
+        }
+    }
+    model.visit(&mut Merge {
+        into,
+        from: &mut from,
+    });
 }
 
 /// Rank `r` of `n` ranks: rows `[r len / n, (r + 1) len / n)` of `len`.

@@ -25,6 +25,12 @@ pub struct Record {
     pub epoch_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images_per_s: Option<f64>,
+    /// Data-parallel runs: seconds this rank (0) spent in collectives over the epoch, and
+    /// the bytes it sent into them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mi_bound: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

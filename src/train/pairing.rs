@@ -6,6 +6,7 @@ use burn::tensor::TensorData;
 
 use super::keystate::KeyState;
 use crate::config::Config;
+use crate::dist::Ledger;
 use crate::error::{Error, Result};
 use crate::keys::{self, Pairing};
 use crate::loss::{Loss, LossKind, LossState};
@@ -28,6 +29,21 @@ pub struct Step<'a> {
     /// The step (from 0) and the run's total.
     pub global: usize,
     pub total: usize,
+    /// The rows gathered across ranks this step (empty in one process).
+    pub ledger: &'a mut Ledger,
+}
+
+/// Whether the ranks split the loss by queries: each computes only its own rows' terms
+/// of a loss that is a mean over anchors (the InfoNCE family under joint pairing), so the
+/// `B x B` score matrix is shared out instead of computed whole on every rank. Other
+/// losses and pairings are computed whole on every rank.
+pub fn splits_queries(cfg: &Config) -> bool {
+    crate::dist::world().size() > 1
+        && cfg.keys.pairing == Pairing::Joint
+        && matches!(
+            cfg.loss.kind,
+            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon | LossKind::SupconIn
+        )
 }
 
 /// The loss of one batch under the configured pairing, with the positive map it was
@@ -64,7 +80,7 @@ fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
             .model
             .forward_views(group_input(g, s.device), &g.views())
             .1;
-        let (rows, t) = world.gather_rows(local, &g.tags);
+        let (rows, t) = world.gather_rows(local, &g.tags, s.ledger);
         z.push(rows);
         tags.extend(t);
     }
@@ -80,6 +96,31 @@ fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         p.bank.update(&inst, &rows, s.cfg.keys.bank_momentum as f32);
     }
     let params = &s.model.loss;
+    if splits_queries(s.cfg) {
+        // this rank's anchors only, weighted so that the ranks' losses sum to the mean
+        let all = anchors(&map).map_or_else(|| (0..map.rows).collect(), |(rows, _)| rows);
+        let own = s.ledger.own_rows();
+        let mine: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|r| own.binary_search(r).is_ok())
+            .collect();
+        let weight = mine.len() as f64 / all.len().max(1) as f64;
+        let loss = match mine.is_empty() {
+            true => z.clone().sum().mul_scalar(0.0),
+            false => s
+                .loss
+                .compute_with(
+                    select(&z, &mine),
+                    z,
+                    &restrict(&map, &mine),
+                    params,
+                    s.state,
+                )?
+                .mul_scalar(weight),
+        };
+        return Ok((loss, map));
+    }
     match anchors(&map) {
         None => {
             let loss = s.loss.compute_with(z.clone(), z, &map, params, s.state)?;
@@ -144,7 +185,7 @@ fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         .ok_or_else(|| Error::Invalid("a batch without views".into()))?;
     let world = crate::dist::world();
     let (_, z_local) = s.model.forward_views(group_input(g, s.device), &g.views());
-    let (z_all, tags) = world.gather_rows(z_local, &g.tags);
+    let (z_all, tags) = world.gather_rows(z_local, &g.tags, s.ledger);
     if s.keys.bank.is_some() {
         return bank(s, &tags, z_all);
     }
@@ -370,13 +411,18 @@ pub fn anchors(map: &PositiveMap) -> Option<(Vec<usize>, PositiveMap)> {
     if rows.len() == map.rows {
         return None;
     }
-    let sub = PositiveMap {
+    let sub = restrict(map, &rows);
+    Some((rows, sub))
+}
+
+/// `map`'s rows `rows`, in that order (the columns stay).
+fn restrict(map: &PositiveMap, rows: &[usize]) -> PositiveMap {
+    PositiveMap {
         rows: rows.len(),
         cols: map.cols,
         positives: rows.iter().map(|&i| map.positives[i].clone()).collect(),
         excluded: rows.iter().map(|&i| map.excluded[i].clone()).collect(),
-    };
-    Some((rows, sub))
+    }
 }
 
 /// The views of `g` as one input tensor on `device`.

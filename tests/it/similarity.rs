@@ -239,6 +239,7 @@ fn pair_up(
         device,
         global: 0,
         total: 1,
+        ledger: &mut Default::default(),
     };
     pairing::loss(step, views).unwrap()
 }

@@ -306,6 +306,7 @@ impl Trainer {
             .progress
             .epoch_bar(self.steps, epoch, self.cfg.train.epochs);
         let t0 = Instant::now();
+        let comm0 = crate::dist::comm_totals();
         let mut ran = 0usize;
         let order = self.batching.order(
             self.train.len(),
@@ -356,10 +357,12 @@ impl Trainer {
             }
         }
         bar.clear();
+        let comm = crate::dist::comm_totals();
         Ok(Epoch {
             index: epoch,
             seconds: t0.elapsed().as_secs_f64(),
             images: ran * batch,
+            comm: (comm.0 - comm0.0, comm.1 - comm0.1),
         })
     }
 
@@ -381,6 +384,9 @@ impl Trainer {
         record.loss = Some(mean_loss);
         record.lr = Some(self.lr(end - 1));
         (record.epoch_seconds, record.images_per_s) = (Some(e.seconds), Some(rate));
+        if crate::dist::world().size() > 1 {
+            (record.comm_seconds, record.comm_bytes) = (Some(e.comm.0), Some(e.comm.1));
+        }
         if self.cfg.loss.contrastive() && n > 0 {
             record.mi_bound = Some(bound_sum / n as f64);
         }
@@ -437,4 +443,6 @@ struct Epoch {
     index: usize,
     seconds: f64,
     images: usize,
+    /// Seconds in collectives and bytes sent into them (data-parallel runs).
+    comm: (f64, u64),
 }

@@ -28,7 +28,12 @@ impl Trainer {
         crate::kernels::norm::set_sync(false);
         let (value, mut grads, bound) = stepped?;
         if world.size() > 1 {
-            let replicated = self.model.after_gather_params();
+            // parameters after the gather: every rank holds the whole gradient when it
+            // computed the whole loss (averaged), its share when the queries were split
+            let replicated = match pairing::splits_queries(&self.cfg) {
+                true => Vec::new(),
+                false => self.model.after_gather_params(),
+            };
             crate::dist::all_reduce_grads(world, &mut grads, &self.model, &replicated);
         }
         self.model = self.optim.step(lr, self.model.clone(), grads);
@@ -37,13 +42,17 @@ impl Trainer {
     }
 
     /// The loss of the batch, its finite value, this rank's parameter gradients and the
-    /// InfoNCE bound.
+    /// InfoNCE bound. On several ranks the loss is taken back to the gathered rows first,
+    /// then through them to the parameters ([`crate::dist::Ledger::local_loss`]).
     fn forward_backward(
         &mut self,
         global: usize,
         total: usize,
         views: &ViewBatch,
     ) -> Result<(f32, GradientsParams, Option<f64>)> {
+        let world = crate::dist::world();
+        let split = pairing::splits_queries(&self.cfg);
+        let mut ledger = crate::dist::Ledger::default();
         let step = Step {
             cfg: &self.cfg,
             model: &self.model,
@@ -53,9 +62,14 @@ impl Trainer {
             device: &self.ad,
             global,
             total,
+            ledger: &mut ledger,
         };
         let (loss, map) = pairing::loss(step, views)?;
-        let value = loss.clone().into_scalar::<f32>();
+        let mut value = [loss.clone().into_scalar::<f32>()];
+        if split {
+            world.all_reduce_sum(&mut value);
+        }
+        let [value] = value;
         if !value.is_finite() {
             return Err(Error::NonFinite {
                 step: global + 1,
@@ -64,7 +78,19 @@ impl Trainer {
                 kept: list_checkpoints(&self.dir.join("checkpoints"))?.pop(),
             });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let grads = loss.backward();
+        let grads = match ledger.is_empty() {
+            true => GradientsParams::from_grads(grads, &self.model),
+            false => {
+                let local = ledger.local_loss(&grads, world, split);
+                let mut params = GradientsParams::from_grads(grads, &self.model);
+                if let Some(local) = local {
+                    let through = GradientsParams::from_grads(local.backward(), &self.model);
+                    crate::dist::merge_grads(&mut params, through, &self.model);
+                }
+                params
+            }
+        };
         let bound = (self.cfg.loss.contrastive()).then(|| info_nce_bound(f64::from(value), &map));
         Ok((value, grads, bound))
     }
