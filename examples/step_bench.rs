@@ -1,6 +1,6 @@
 //! One contrastive training step, timed: the Rust side of `benches/compare.py`.
 //!
-//! Workloads mirror `shared/peer/torch_step_bench.py` (`resnet`, `mlp`) and recipe R1
+//! Workloads mirror `benches/peer/torch_step_bench.py` (`resnet`, `mlp`) and recipe R1
 //! (`r1`): the same model, batch, loss and optimiser, on fixed random inputs.
 //!
 //! usage: step_bench <resnet|mlp|r1> [warmup=3] [timed=17] [sgd|lars]

@@ -2,7 +2,7 @@
 //!
 //! The default is burn's pure-Rust CPU backend `flex` (run-time AVX-512/AVX2 dispatch,
 //! im2col + gemm convolutions), so `cargo build` needs nothing but Rust. The Cargo
-//! features `cuda` and `wgpu` add GPU backends, chosen at run time with `--device`.
+//! features `cuda` and `wgpu` add GPU backends, chosen at run time by the config key `train.device` (`--set train.device=wgpu`).
 
 use burn::prelude::Device;
 

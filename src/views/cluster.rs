@@ -1,5 +1,5 @@
 //! Natural clustering by prototypes: k-means over a memory bank of instance embeddings,
-//! recomputed every few steps, turns cluster membership into positives (PCL, SwAV-style).
+//! recomputed every few steps, turns cluster membership into positives (PCL; SwAV's Sinkhorn codes are `loss.kind = "swav"`).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
