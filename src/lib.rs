@@ -27,6 +27,11 @@
 //! checkpoints, metrics), [`eval`] (kNN, linear probe, geometry, 2-D maps), [`report`]
 //! (the HTML run report), [`npy`] (exported arrays), [`presets`] and [`config`].
 
+/// The README's Rust example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod backend;
 pub mod config;
 pub mod data;
