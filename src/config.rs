@@ -17,7 +17,7 @@ pub use crate::train::config::{OptimConfig, OptimKind, Schedule, TrainConfig};
 pub use crate::views::config::{ViewsConfig, ViewsKind};
 
 /// A whole run: the four parts of a contrastive method plus data, optimiser and training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub data: DataConfig,

@@ -49,6 +49,7 @@ pub mod model;
 pub mod npy;
 pub mod pairs;
 pub mod presets;
+pub mod reference;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod score;

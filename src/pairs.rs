@@ -47,7 +47,7 @@ impl Tag {
 }
 
 /// Which (query, key) pairs are positives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Relation {
     /// Rows of the same instance (instance discrimination: SimCLR, MoCo, InstDisc; the

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand, `anyhow` only here.
 
+mod config;
 mod data;
 mod embed;
 mod eval;
@@ -34,6 +35,9 @@ enum Command {
     Report(report::ReportArgs),
     /// List the ready-to-run configs built into this binary.
     Presets(presets::PresetsArgs),
+    /// Print the resolved config a run would use (`--set` applied), explain one key
+    /// (`--explain KEY`), or the reference of every key (`--reference`).
+    Config(config::ConfigArgs),
 }
 
 /// Runs the command line; errors are printed as one line and exit with status 1 (a run
@@ -56,6 +60,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Embed(a) => embed::run(a),
         Command::Report(a) => report::run(a),
         Command::Presets(a) => presets::run(a),
+        Command::Config(a) => config::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

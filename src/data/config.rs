@@ -8,7 +8,7 @@ use super::Dataset;
 use crate::error::{Error, Result};
 
 /// One number for every channel, or one per channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum PerChannel {
     One(f32),
@@ -31,7 +31,7 @@ impl PerChannel {
 }
 
 /// Which data, where, and how it is normalised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     /// Dataset name (see `contrastive data fetch --help`).

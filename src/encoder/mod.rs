@@ -18,7 +18,7 @@ use mlp::Mlp;
 use resnet::ResNet;
 
 /// Which backbone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EncoderKind {
     /// Fully connected layers over the flattened input.
@@ -42,7 +42,7 @@ impl EncoderKind {
 }
 
 /// The first layers of a ResNet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stem {
     /// A 3x3 conv, no max-pool (small images).
@@ -52,7 +52,7 @@ pub enum Stem {
 }
 
 /// Which backbone, and its sizes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncoderConfig {
     pub kind: EncoderKind,

@@ -13,7 +13,7 @@ use projection::Projection;
 use quantizer::QuantizerConfig;
 
 /// Which projection head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HeadKind {
     /// `z = h`.
@@ -25,7 +25,7 @@ pub enum HeadKind {
 }
 
 /// Which head, and its sizes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadConfig {
     pub kind: HeadKind,
@@ -40,6 +40,7 @@ pub struct HeadConfig {
     /// A prediction head on the query side only (BYOL's asymmetry): an MLP with batch norm
     /// from `z` to `z`, of `predictor_hidden` hidden units.
     pub predictor: bool,
+    /// Hidden units of the prediction head.
     pub predictor_hidden: usize,
     /// The contextualisation head over sequences of embeddings (CPC).
     pub context: ContextConfig,

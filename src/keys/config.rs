@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// How key embeddings are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyEncoderKind {
     /// The query encoder itself, with gradient (end-to-end: SimCLR).
@@ -22,7 +22,7 @@ pub enum KeyEncoderKind {
 }
 
 /// Where the keys a query is compared against come from, besides the batch's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeySourceKind {
     /// The batch only.
@@ -35,7 +35,7 @@ pub enum KeySourceKind {
 }
 
 /// Which rows of a batch are queries and which are keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pairing {
     /// Every row is a query and a key, in one forward pass (SimCLR, SupCon).
@@ -52,7 +52,7 @@ pub enum Pairing {
 }
 
 /// The key strategy of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeysConfig {
     pub encoder: KeyEncoderKind,
@@ -79,6 +79,7 @@ pub struct KeysConfig {
     /// With `cross` pairing, each key is replaced by its nearest neighbour (cosine) in a
     /// support set of past keys (NNCLR); the support set holds `support_size` keys.
     pub neighbours: bool,
+    /// Keys the NNCLR support set holds (the oldest leave first).
     pub support_size: usize,
     /// With `context` pairing, the local features are the feature map at the end of
     /// encoder stage `local_stage` (1-based), embedded by a head of their own (DIM's local

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::pairs::PositiveMap;
 
 /// How triplets are chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mining {
     /// Every valid triplet (Hermans et al. 2017, "batch all").

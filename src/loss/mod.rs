@@ -26,7 +26,7 @@ pub use mining::Mining;
 pub use params::LossParams;
 
 /// The losses of the review's taxonomy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
     /// SimCLR's normalized-temperature cross-entropy (multi-positive InfoNCE, `L_out`).
@@ -70,7 +70,7 @@ pub const KINDS: &str =
     "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav";
 
 /// Which loss, with which score and parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
     pub kind: LossKind,
@@ -114,7 +114,7 @@ pub struct LossConfig {
 }
 
 /// How NCE estimates its partition function `Z = n mean e^s` ([`nce::nce`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NceZ {
     /// Per query, from its own candidates in each batch.
@@ -126,7 +126,7 @@ pub enum NceZ {
 
 /// What a loss estimates once and then holds for the rest of training: written to every
 /// checkpoint so that a resumed run uses the same values.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossState {
     /// `log mean e^s` of NCE's first batch, under `nce_z = "first-batch"`.

@@ -84,12 +84,16 @@ pub fn barlow_twins(
 
 /// VICReg's weights (Bardes et al. 2022): invariance `lambda`, variance `mu`, covariance
 /// `nu`, and the `eps` inside the standard deviation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Vicreg {
+    /// Weight of the invariance term, the mean squared distance between the two views.
     pub invariance: f64,
+    /// Weight of the variance term, the hinge `max(0, 1 - std)` on each dimension.
     pub variance: f64,
+    /// Weight of the covariance term, the squared off-diagonal covariances.
     pub covariance: f64,
+    /// Added to the variance before its square root.
     pub eps: f64,
 }
 

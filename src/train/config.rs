@@ -11,7 +11,7 @@ use super::sgd::Sgd;
 use crate::error::{Error, Result};
 
 /// Which optimiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OptimKind {
     /// SGD with momentum and L2 weight decay.
@@ -23,7 +23,7 @@ pub enum OptimKind {
 }
 
 /// The learning rate's course over the planned steps, after the warm-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Schedule {
     /// Half a cosine from the base rate to 0.
@@ -33,7 +33,7 @@ pub enum Schedule {
 }
 
 /// Optimiser and learning-rate schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
     /// Which optimiser.
@@ -134,10 +134,12 @@ impl OptimConfig {
 }
 
 /// The training loop.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Passes over the training set.
     pub epochs: usize,
+    /// Samples per step, over all ranks (each sample gives `views.n` views).
     pub batch_size: usize,
     /// Seed of everything random: initialisation, data order, augmentations.
     pub seed: u64,

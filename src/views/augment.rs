@@ -20,7 +20,7 @@ use blur::{auto_kernel_size, gaussian_kernel};
 /// contrast, saturation, hue in a random order, probability `jitter_p`), grayscale, Gaussian
 /// blur, solarisation, then normalisation. The defaults are recipe R1: the operations
 /// after the jitter are off, and saturation and hue are 0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentConfig {
     /// Output side in pixels; 0 keeps the input size.

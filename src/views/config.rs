@@ -16,7 +16,7 @@ use crate::keys::config::Pairing;
 use crate::pairs::Relation;
 
 /// How the views of an instance are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ViewsKind {
     /// Augmented views of each instance (data transformations).
@@ -28,7 +28,7 @@ pub enum ViewsKind {
 }
 
 /// The similarity distribution: how views are made and which pairs are positive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ViewsConfig {
     /// How views are made.
