@@ -70,7 +70,7 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
             Series {
                 name: "epoch mean".into(),
                 points: epoch_loss,
-                markers: true,
+                markers: false,
             },
         ],
     )?;
@@ -184,14 +184,19 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
 
 type Points = Vec<(f64, f64)>;
 
-/// Per-step loss and learning rate (x: step), per-epoch mean loss (x: the epoch's last
-/// step) and kNN accuracy (x: epoch) from the metrics records.
+/// Per-step loss and learning rate (x: step), per-epoch mean loss (a level from the
+/// epoch's first step to its last) and kNN accuracy (x: epoch) from the metrics records.
 fn curves(records: &[Record]) -> (Points, Points, Points, Points) {
     let (mut loss, mut lr, mut epoch_loss, mut knn) = (vec![], vec![], vec![], vec![]);
+    let mut epoch_start = 1.0;
     for r in records {
         let step = r.step as f64;
         if r.is_epoch() {
-            epoch_loss.extend(r.loss.map(|l| (step, l)));
+            // the mean spans its epoch's steps: a level, not a point past the last step
+            if let Some(l) = r.loss {
+                epoch_loss.extend([(epoch_start, l), (step, l)]);
+            }
+            epoch_start = step + 1.0;
         } else if let Some(l) = r.loss {
             loss.push((step, l));
             lr.extend(r.lr.map(|v| (step, v)));

@@ -73,7 +73,8 @@ fn fail(path: &Path, msg: impl ToString) -> Error {
     }
 }
 
-/// `[min, max]` of `values`, widened by 5% (and to a non-empty range).
+/// `[min, max]` of `values`, widened by 5% of the span; a single value by 5% of itself
+/// (at least 0.05), so that one point does not sit on a 0.999–1.001 axis.
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
@@ -83,7 +84,10 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-9 + lo.abs() * 1e-3);
+    let pad = match hi - lo {
+        span if span > 1e-12 => span * 0.05,
+        _ => lo.abs().max(1.0) * 0.05,
+    };
     (lo - pad, hi + pad)
 }
 
@@ -120,6 +124,13 @@ pub fn lines(path: &Path, title: &str, x: &str, y: &str, series: &[Series]) -> R
         if s.markers {
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(|e| err(&e))?;
+        }
+        // a lone point (a one-epoch run's kNN) says its value
+        if let [p] = s.points.as_slice() {
+            let label = format!("  {:.4}", p.1);
+            chart
+                .draw_series(std::iter::once(Text::new(label, *p, ("sans-serif", 16))))
                 .map_err(|e| err(&e))?;
         }
     }
