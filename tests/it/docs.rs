@@ -11,9 +11,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// README.md and every page of docs/.
+/// README.md, benches/README.md and every page of docs/.
 fn pages() -> Vec<PathBuf> {
-    let mut pages = vec![root().join("README.md")];
+    let mut pages = vec![root().join("README.md"), root().join("benches/README.md")];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
         .unwrap()
         .flatten()
@@ -95,10 +95,15 @@ fn render(page: &Path, out: &Path) -> PathBuf {
          document.body.appendChild(p);}});</script></body></html>",
         base.display()
     );
-    let name = page.file_stem().unwrap().to_string_lossy().to_string();
-    let file = out.join(format!("{name}.html"));
+    let file = out.join(format!("{}.html", page_name(page)));
     std::fs::write(&file, doc).unwrap();
     file
+}
+
+/// `README`, `benches-README`, `docs-guide`: a page's path without its extension.
+fn page_name(page: &Path) -> String {
+    let rel = page.strip_prefix(root()).unwrap_or(page).with_extension("");
+    rel.to_string_lossy().replace('/', "-")
 }
 
 fn chromium(args: &[String]) -> std::process::Output {
@@ -137,10 +142,7 @@ fn every_page_renders_in_headless_chromium_with_its_images() {
                 .nth(1)
                 .map(|s| &s[..s.len().min(20)])
         );
-        let shot = out.join(format!(
-            "{}.png",
-            page.file_stem().unwrap().to_string_lossy()
-        ));
+        let shot = out.join(format!("{}.png", page_name(&page)));
         let _ = std::fs::remove_file(&shot);
         chromium(&[
             format!("--screenshot={}", shot.display()),
