@@ -2,6 +2,7 @@
 //! hard-negative variants.
 
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::masks::{masked_logsumexp, row_max, softplus, Masks};
 use crate::error::{Error, Result};
@@ -30,6 +31,68 @@ pub fn info_nce(scores: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
     let lse = masked_logsumexp(s.clone(), m.excluded);
     let pos = (s * m.pos).sum_dim(1) / m.n_pos;
     Ok((lse - pos).mean().reshape([1]))
+}
+
+/// The decoupled contrastive loss (Yeh et al. 2022, eq. 6): InfoNCE with the positive
+/// taken out of the denominator,
+///
+/// `L = mean_i ( -w_i mean_{p in P(i)} s_ip + log sum_{n in N(i)} e^{s_in} )`,
+///
+/// `N(i)` the candidates that are not positives. DCL has `w_i = 1`; DCLW weighs each
+/// anchor by the negative von Mises-Fisher weight `w_i = 2 - A softmax_i(c_i / sigma)`
+/// over the `A` anchors, `c_i` the cosine of the anchor with its positives (the score
+/// times `temperature`), without gradient. `weight` is `(temperature, sigma)` for DCLW.
+/// Under joint pairing of two views this is lightly's `DCLLoss` / `DCLWLoss`.
+pub fn decoupled(
+    scores: Tensor<2>,
+    map: &PositiveMap,
+    weight: Option<(f64, f64)>,
+) -> Result<Tensor<1>> {
+    let [rows, cols] = scores.dims();
+    check_map(rows, cols, map)?;
+    let m = Masks::new(map, &scores.device());
+    let max = row_max(&scores, &m.not_neg);
+    let neg = masked_logsumexp(scores.clone() - max.clone(), m.not_neg) + max;
+    let pos = (scores * m.pos).sum_dim(1) / m.n_pos;
+    let pos = match weight {
+        None => pos,
+        Some((t, sigma)) => {
+            let c = pos.clone().detach().mul_scalar(t / sigma);
+            let soft = burn::tensor::activation::softmax(c, 0);
+            let w = soft.mul_scalar(-(rows as f64)).add_scalar(2.0);
+            pos * w
+        }
+    };
+    Ok((neg - pos).mean().reshape([1]))
+}
+
+/// DCLW's setting ([`decoupled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dclw {
+    /// Scale of the cosines in the von Mises-Fisher weights (lightly's `sigma`).
+    pub sigma: f64,
+}
+
+impl Default for Dclw {
+    /// The paper's and lightly's `DCLWLoss` default, 0.5.
+    fn default() -> Self {
+        Self { sigma: 0.5 }
+    }
+}
+
+impl Dclw {
+    /// Checks the setting, naming its key.
+    pub fn validate(&self) -> Result<()> {
+        match self.sigma > 0.0 && self.sigma.is_finite() {
+            true => Ok(()),
+            false => Err(Error::config(
+                "loss.dclw.sigma",
+                self.sigma,
+                "a finite value > 0",
+            )),
+        }
+    }
 }
 
 /// SupCon's `L_in` (Khosla et al. 2020, eq. 3): the mean over positives inside the log,

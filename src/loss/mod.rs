@@ -63,11 +63,15 @@ pub enum LossKind {
     /// SwAV's swapped prediction of Sinkhorn cluster codes over `head.prototypes`
     /// (natural clustering), settings in `[loss.swav]`; joint pairing only.
     Swav,
+    /// Decoupled contrastive loss: InfoNCE without the positive in the denominator.
+    Dcl,
+    /// DCL with von Mises-Fisher weights on the positives, `sigma` in `[loss.dclw]`.
+    Dclw,
 }
 
 /// Loss kinds, for errors and help.
 pub const KINDS: &str =
-    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav";
+    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav, dcl, dclw";
 
 /// Which loss, with which score and parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -111,6 +115,8 @@ pub struct LossConfig {
     pub vicreg: regression::Vicreg,
     /// The Sinkhorn settings of `swav`.
     pub swav: swav::Swav,
+    /// The weighting of `dclw`.
+    pub dclw: infonce::Dclw,
 }
 
 /// How NCE estimates its partition function `Z = n mean e^s` ([`nce::nce`]).
@@ -153,6 +159,7 @@ impl Default for LossConfig {
             nce_z: NceZ::Batch,
             vicreg: regression::Vicreg::default(),
             swav: swav::Swav::default(),
+            dclw: infonce::Dclw::default(),
         }
     }
 }
@@ -178,6 +185,8 @@ impl LossConfig {
                 "beta",
             ],
             LossKind::Nce => &["score", "temperature", "exclude_false_negatives", "nce_z"],
+            LossKind::Dcl => SCORED,
+            LossKind::Dclw => &["score", "temperature", "exclude_false_negatives", "dclw"],
             LossKind::Pair => &["margin", "normalize", "exclude_false_negatives"],
             LossKind::Triplet => &[
                 "margin",
@@ -299,6 +308,7 @@ impl LossConfig {
         }
         self.vicreg.validate()?;
         self.swav.validate()?;
+        self.dclw.validate()?;
         if !(0.0..1.0).contains(&self.tau_plus) {
             return Err(Error::config(
                 "loss.tau_plus",
@@ -443,6 +453,14 @@ impl LossConfig {
                 self.tau_plus,
                 self.beta,
                 t,
+            ),
+            LossKind::Dcl => {
+                infonce::decoupled(score_matrix(self.score, q, k, t, bilinear)?, map, None)
+            }
+            LossKind::Dclw => infonce::decoupled(
+                score_matrix(self.score, q, k, t, bilinear)?,
+                map,
+                Some((t, self.dclw.sigma)),
             ),
             LossKind::Nce => {
                 let s = score_matrix(self.score, q, k, t, bilinear)?;

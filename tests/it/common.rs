@@ -124,3 +124,26 @@ pub fn param_values<M: Module>(m: &M) -> Vec<Vec<f32>> {
     m.visit(&mut v);
     v.0
 }
+
+/// Central differences of `f` at `x` (step 1e-2) agree with the gradient `g` to 2% (or
+/// 1e-3 where the derivative is below 0.05).
+pub fn agrees_with_central_differences(
+    x: &[f32],
+    g: &[f32],
+    f: impl Fn(&[f32]) -> f64,
+    what: &str,
+) {
+    let h = 1e-2f32;
+    for i in 0..x.len() {
+        let (mut p, mut m) = (x.to_vec(), x.to_vec());
+        p[i] += h;
+        m[i] -= h;
+        let fd = (f(&p) - f(&m)) / (2.0 * f64::from(h));
+        let tol = 2e-2 * fd.abs().max(0.05);
+        assert!(
+            (fd - f64::from(g[i])).abs() <= tol,
+            "{what}[{i}]: autodiff {} vs finite diff {fd}",
+            g[i]
+        );
+    }
+}

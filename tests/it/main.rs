@@ -11,6 +11,7 @@ mod cli_augment;
 mod cli_train;
 mod data_errors;
 mod data_formats;
+mod dcl;
 mod docs;
 mod kernels;
 mod key_encoders;

@@ -61,6 +61,8 @@ fn every_image_preset_trains() {
         "swav-fashion-mnist",
         "dim-fashion-mnist",
         "nnclr-fashion-mnist",
+        "dcl-fashion-mnist",
+        "dclw-fashion-mnist",
     ] {
         smoke(name, out.path(), &images(&[]));
     }

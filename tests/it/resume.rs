@@ -225,7 +225,7 @@ fn mining_warm_up_ends_on_time_and_resumes_exactly() {
             tmp.path().join(format!("warm-{pairing}")),
             tmp.path().join(format!("semi-{pairing}")),
         );
-        let warm = [pairing, "loss.mining_warmup_epochs=1"];
+        let warm = [pairing, "loss.mining=hard", "loss.mining_warmup_epochs=1"];
         let semi = [pairing, "loss.mining=semi-hard"];
         for (run, extra) in [(&w, &warm[..]), (&s, &semi[..])] {
             assert!(train_preset(run, preset, extra)
@@ -249,7 +249,11 @@ fn mining_warm_up_ends_on_time_and_resumes_exactly() {
         );
     }
     let k = tmp.path().join("killed");
-    let warm = ["loss.mining_warmup_epochs=1"];
+    let warm = [
+        "keys.pairing=joint",
+        "loss.mining=hard",
+        "loss.mining_warmup_epochs=1",
+    ];
     kill_run_after(train_preset(&k, preset, &warm), &k, 15);
     resume(&k);
     let uninterrupted = tmp.path().join("warm-keys.pairing=joint");

@@ -7,7 +7,9 @@ use contrastive::loss::regression::{vicreg, Vicreg};
 use contrastive::loss::swav::{sinkhorn, swav, Swav};
 use contrastive::pairs::PositiveMap;
 
-use crate::common::{fixture, floats, plain, rel_err, tracked, usize_of, values};
+use crate::common::{
+    agrees_with_central_differences, fixture, floats, plain, rel_err, tracked, usize_of, values,
+};
 
 fn weights(case: &serde_json::Value) -> Vicreg {
     let f = |k: &str| case[k].as_f64().expect(k);
@@ -156,24 +158,6 @@ fn vicreg_gradients_match_finite_differences() {
     );
     agrees_with_central_differences(&a, &ga, |x| f(x, &b), "da");
     agrees_with_central_differences(&b, &gb, |x| f(&a, x), "db");
-}
-
-/// Central differences of `f` at `x` (step 1e-2) agree with the gradient `g` to 2% (or
-/// 1e-3 where the derivative is below 0.05).
-fn agrees_with_central_differences(x: &[f32], g: &[f32], f: impl Fn(&[f32]) -> f64, what: &str) {
-    let h = 1e-2f32;
-    for i in 0..x.len() {
-        let (mut p, mut m) = (x.to_vec(), x.to_vec());
-        p[i] += h;
-        m[i] -= h;
-        let fd = (f(&p) - f(&m)) / (2.0 * f64::from(h));
-        let tol = 2e-2 * fd.abs().max(0.05);
-        assert!(
-            (fd - f64::from(g[i])).abs() <= tol,
-            "{what}[{i}]: autodiff {} vs finite diff {fd}",
-            g[i]
-        );
-    }
 }
 
 /// Central differences of SwAV (codes held fixed, as the method detaches them) agree with
