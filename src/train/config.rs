@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
 
 use super::lars::Lars;
@@ -20,6 +20,9 @@ pub enum OptimKind {
     Lars,
     /// Adam with L2 weight decay.
     Adam,
+    /// Adam with decoupled weight decay, `p <- p (1 - lr wd) - lr m / (sqrt(v) + eps)`
+    /// (Loshchilov & Hutter 2019), as PyTorch's `torch.optim.AdamW`.
+    Adamw,
 }
 
 /// The learning rate's course over the planned steps, after the warm-up.
@@ -118,6 +121,10 @@ impl OptimConfig {
             OptimKind::Adam => AdamConfig::new()
                 .with_epsilon(1e-8)
                 .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
+                .init(),
+            OptimKind::Adamw => AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(wd)
                 .init(),
             OptimKind::Lars => ModuleOptimizer::from(Lars {
                 momentum: self.momentum as f32,

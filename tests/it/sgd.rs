@@ -189,3 +189,54 @@ fn lars_equals_barlow_twins_reference_and_resumes_from_its_state() {
     }
     kernels::set_enabled(true);
 }
+
+#[test]
+fn adamw_equals_pytorch_and_resumes_from_its_state() {
+    let f = fixture("adamw.json");
+    let num = |k: &str| f[k].as_f64().expect("number");
+    let (lr, steps) = (num("lr"), f["steps"].as_u64().expect("steps") as usize);
+    let adamw = || {
+        contrastive::train::config::OptimConfig {
+            kind: contrastive::train::config::OptimKind::Adamw,
+            weight_decay: num("weight_decay"),
+            ..Default::default()
+        }
+        .init()
+    };
+    let case = &f["case"];
+    let device = Device::flex().autodiff();
+    let start = Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(floats(&case["weight"]), [6, 4]),
+            &device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(floats(&case["bias"]), [4]),
+            &device,
+        ))),
+    };
+    let check = |layer: &Linear, what: &str| {
+        let w: Vec<f32> = layer.weight.val().into_data().iter::<f32>().collect();
+        let b: Vec<f32> = layer
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let (ew, eb) = (
+            rel_err(&w, &floats(&case["weight_after"])),
+            rel_err(&b, &floats(&case["bias_after"])),
+        );
+        assert!(ew < 1e-5 && eb < 1e-5, "{what}: weight {ew:e}, bias {eb:e}");
+    };
+    check(
+        &replay(&mut adamw(), start.clone(), case, 0..steps, lr),
+        "straight",
+    );
+    let mut first = adamw();
+    let half = replay(&mut first, start.clone(), case, 0..2, lr);
+    let mut second = adamw().from_bytes(first.into_bytes().unwrap()).unwrap();
+    check(&replay(&mut second, half, case, 2..steps, lr), "resumed");
+}
