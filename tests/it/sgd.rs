@@ -130,6 +130,34 @@ fn replay(
     })
 }
 
+/// The Linear(6, 4) a fixture case starts from (`weight` as burn holds it, `[in, out]`).
+fn fixture_layer(case: &serde_json::Value, device: &Device) -> Linear {
+    let weight = TensorData::new(floats(&case["weight"]), [6, 4]);
+    let bias = TensorData::new(floats(&case["bias"]), [4]);
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(weight, device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(bias, device))),
+    }
+}
+
+/// Asserts that `layer` holds the case's `weight_after` and `bias_after` to 1e-5.
+fn matches_fixture(layer: &Linear, case: &serde_json::Value, what: &str) {
+    let w: Vec<f32> = layer.weight.val().into_data().iter::<f32>().collect();
+    let b: Vec<f32> = layer
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let (ew, eb) = (
+        rel_err(&w, &floats(&case["weight_after"])),
+        rel_err(&b, &floats(&case["bias_after"])),
+    );
+    assert!(ew < 1e-5 && eb < 1e-5, "{what}: weight {ew:e}, bias {eb:e}");
+}
+
 #[test]
 fn lars_equals_barlow_twins_reference_and_resumes_from_its_state() {
     let _serial = crate::common::serial();
@@ -146,35 +174,9 @@ fn lars_equals_barlow_twins_reference_and_resumes_from_its_state() {
     let (lr, steps) = (num("lr"), f["steps"].as_u64().expect("steps") as usize);
     let device = Device::flex().autodiff();
     for (name, case) in f["cases"].as_object().expect("cases") {
-        let start = Linear {
-            weight: Param::from_tensor(Tensor::from_data(
-                TensorData::new(floats(&case["weight"]), [6, 4]),
-                &device,
-            )),
-            bias: Some(Param::from_tensor(Tensor::from_data(
-                TensorData::new(floats(&case["bias"]), [4]),
-                &device,
-            ))),
-        };
-        let check = |layer: &Linear, what: &str| {
-            let w: Vec<f32> = layer.weight.val().into_data().iter::<f32>().collect();
-            let b: Vec<f32> = layer
-                .bias
-                .as_ref()
-                .unwrap()
-                .val()
-                .into_data()
-                .iter::<f32>()
-                .collect();
-            let (ew, eb) = (
-                rel_err(&w, &floats(&case["weight_after"])),
-                rel_err(&b, &floats(&case["bias_after"])),
-            );
-            assert!(
-                ew < 1e-5 && eb < 1e-5,
-                "{name}, {what}: weight {ew:e}, bias {eb:e}"
-            );
-        };
+        let start = fixture_layer(case, &device);
+        let check =
+            |layer: &Linear, what: &str| matches_fixture(layer, case, &format!("{name}, {what}"));
         for fast in [true, false] {
             kernels::set_enabled(fast);
             check(
@@ -205,32 +207,8 @@ fn adamw_equals_pytorch_and_resumes_from_its_state() {
     };
     let case = &f["case"];
     let device = Device::flex().autodiff();
-    let start = Linear {
-        weight: Param::from_tensor(Tensor::from_data(
-            TensorData::new(floats(&case["weight"]), [6, 4]),
-            &device,
-        )),
-        bias: Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(floats(&case["bias"]), [4]),
-            &device,
-        ))),
-    };
-    let check = |layer: &Linear, what: &str| {
-        let w: Vec<f32> = layer.weight.val().into_data().iter::<f32>().collect();
-        let b: Vec<f32> = layer
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .into_data()
-            .iter::<f32>()
-            .collect();
-        let (ew, eb) = (
-            rel_err(&w, &floats(&case["weight_after"])),
-            rel_err(&b, &floats(&case["bias_after"])),
-        );
-        assert!(ew < 1e-5 && eb < 1e-5, "{what}: weight {ew:e}, bias {eb:e}");
-    };
+    let start = fixture_layer(case, &device);
+    let check = |layer: &Linear, what: &str| matches_fixture(layer, case, what);
     check(
         &replay(&mut adamw(), start.clone(), case, 0..steps, lr),
         "straight",
