@@ -433,7 +433,7 @@ mod tests {
         };
         assert_eq!(
             err("optim.kind=lamb"),
-            "config key `optim.kind` = lamb: expected sgd, lars, adam"
+            "config key `optim.kind` = lamb: expected sgd, lars, adam, adamw"
         );
         assert_eq!(
             err("optim.trust_coefficient=0"),

@@ -56,6 +56,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         &l.device,
     )?;
     let names = &l.ds.class_names;
+    let retrieval = eval::retrieval::retrieval(&fte.labelled(l.ds.classes));
 
     println!("checkpoint: {}", run.checkpoint.display());
     println!(
@@ -97,6 +98,20 @@ pub fn run(a: EvalArgs) -> Result<()> {
             g.samples
         );
     }
+    if let Some(r) = &retrieval {
+        let recall: Vec<String> = r
+            .recall_at
+            .iter()
+            .map(|(k, v)| format!("R@{k} {v:.4}"))
+            .collect();
+        println!(
+            "{:<34} {}; R-precision {:.4}; mAP@R {:.4}",
+            "retrieval among the test samples",
+            recall.join(", "),
+            r.r_precision,
+            r.map_at_r
+        );
+    }
     if let Some(knn) = &e.knn {
         print_per_class(names, knn, e.linear.as_ref());
         print_confusion(names, knn);
@@ -123,6 +138,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "epochs": cfg.eval.linear_epochs, "lr": cfg.eval.linear_lr, "top1": lin.top1,
             "correct": lin.correct, "per_class": lin.per_class, "confusion": lin.confusion})),
         "alignment": g.as_ref().map(|g| g.alignment), "uniformity": g.as_ref().map(|g| g.uniformity),
+        "retrieval": retrieval.as_ref().map(|r| json!({
+            "recall_at": r.recall_at.iter().map(|(k, v)| (k.to_string(), json!(v)))
+                .collect::<serde_json::Map<_, _>>(),
+            "r_precision": r.r_precision, "map_at_r": r.map_at_r, "queries": r.queries,
+            "of": "cosine ranking of L2-normalised h among the labelled test samples, each query's own row excluded"})),
         "geometry": g.as_ref().map(|g| json!({"samples": g.samples, "alpha": 2, "t": 2,
             "alignment_of": "L2-normalised h of two augmented views of each test sample",
             "uniformity_of": "L2-normalised h of the un-augmented test samples"})),

@@ -8,6 +8,7 @@ pub mod knn;
 pub mod linear;
 #[cfg(feature = "report")]
 pub mod map2d;
+pub mod retrieval;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;

@@ -22,6 +22,7 @@ mod onnx_teacher;
 mod presets;
 mod quantizer;
 mod resume;
+mod retrieval;
 #[cfg(feature = "mpi")]
 mod scale_out;
 mod sgd;
