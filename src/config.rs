@@ -48,7 +48,7 @@ impl Config {
     /// assert_eq!((cfg.optim.kind, cfg.train.epochs), (OptimKind::Lars, 3));
     /// // a misspelt kind names the key, the value and what is allowed
     /// let e = Config::parse("[optim]\nkind = \"lamb\"\n", "my.toml".as_ref(), &[]).unwrap_err();
-    /// assert_eq!(e.to_string(), "config key `optim.kind` = lamb: expected sgd, lars, adam");
+    /// assert_eq!(e.to_string(), "config key `optim.kind` = lamb: expected sgd, lars, adam, adamw");
     /// # Ok::<(), contrastive::Error>(())
     /// ```
     pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
