@@ -77,6 +77,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
             knn.correct,
         );
     }
+    if let Some(top5) = e.scores.knn_top5 {
+        println!("{:<34} {top5:.4}", "kNN top-5");
+    }
     if let Some(lin) = &e.linear {
         println!(
             "{:<34} {:.4} ({}/{labelled})",
@@ -131,7 +134,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         "representation": "h", "dim": ftr.dim,
         "train_samples": ftr.len(), "test_samples": fte.len(),
         "knn": e.knn.as_ref().map(|knn| json!({"k": cfg.eval.knn_k,
-            "temperature": cfg.eval.knn_temperature, "top1": knn.top1, "correct": knn.correct,
+            "temperature": cfg.eval.knn_temperature, "top1": knn.top1,
+            "top5": e.scores.knn_top5, "correct": knn.correct,
             "per_class": knn.per_class, "confusion": knn.confusion})),
         "unlabelled": e.unlabelled,
         "linear": e.linear.as_ref().map(|lin| json!({

@@ -75,11 +75,28 @@ pub fn predict(
     classes: usize,
     device: &Device,
 ) -> Vec<u32> {
+    ranked(memory, queries, k, t, classes, 1, device)
+        .into_iter()
+        .map(|r| r[0])
+        .collect()
+}
+
+/// The `top` classes of every query row by weighted vote, best first (ties: the lower
+/// class first); `[u32::MAX]` for every row when the memory is empty.
+pub fn ranked(
+    memory: &Features,
+    queries: &Features,
+    k: usize,
+    t: f32,
+    classes: usize,
+    top: usize,
+    device: &Device,
+) -> Vec<Vec<u32>> {
     let mem = memory.normalised();
     let q = queries.normalised();
     let n = mem.len();
     if n == 0 {
-        return vec![u32::MAX; q.len()];
+        return vec![vec![u32::MAX]; q.len()];
     }
     let k = k.clamp(1, n);
     let mem_t =
@@ -91,17 +108,17 @@ pub fn predict(
         let block = Tensor::<2>::from_data(TensorData::new(block, [rows, q.dim]), device);
         let sims = block.matmul(mem_t.clone()).into_data();
         let sims = sims.as_slice::<f32>().unwrap_or(&[]);
-        let preds: Vec<u32> = sims
+        let preds: Vec<Vec<u32>> = sims
             .par_chunks(n)
-            .map(|row| vote(row, &mem.labels, k, t, classes))
+            .map(|row| vote(row, &mem.labels, k, t, classes, top))
             .collect();
         out.extend(preds);
     }
     out
 }
 
-/// The weighted vote of the `k` most similar rows of `sims`.
-fn vote(sims: &[f32], labels: &[u32], k: usize, t: f32, classes: usize) -> u32 {
+/// The `top` classes of the weighted vote of the `k` most similar rows of `sims`.
+fn vote(sims: &[f32], labels: &[u32], k: usize, t: f32, classes: usize, top: usize) -> Vec<u32> {
     let mut idx: Vec<u32> = (0..sims.len() as u32).collect();
     if k < idx.len() {
         idx.select_nth_unstable_by(k - 1, |&a, &b| {
@@ -111,17 +128,37 @@ fn vote(sims: &[f32], labels: &[u32], k: usize, t: f32, classes: usize) -> u32 {
     }
     // exp(sim / t) relative to the nearest neighbour's, so that a low temperature cannot
     // overflow (exp(1 / 0.01) is beyond f32; the ratios, which decide the vote, are not)
-    let top = idx
+    let nearest = idx
         .iter()
         .map(|&i| f64::from(sims[i as usize]))
         .fold(f64::NEG_INFINITY, f64::max);
     let mut score = vec![0f64; classes];
     for &i in &idx {
         if let Some(s) = score.get_mut(labels[i as usize] as usize) {
-            *s += ((f64::from(sims[i as usize]) - top) / f64::from(t)).exp();
+            *s += ((f64::from(sims[i as usize]) - nearest) / f64::from(t)).exp();
         }
     }
-    argmax(&score) as u32
+    if top == 1 {
+        return vec![argmax(&score) as u32];
+    }
+    let mut order: Vec<u32> = (0..classes as u32).collect();
+    order.sort_by(|&a, &b| {
+        score[b as usize]
+            .total_cmp(&score[a as usize])
+            .then(a.cmp(&b))
+    });
+    order.truncate(top.max(1));
+    order
+}
+
+/// Fraction of queries whose true class is among their ranked classes.
+pub fn top_k_accuracy(ranked: &[Vec<u32>], truth: &[u32]) -> f64 {
+    let hit = ranked
+        .iter()
+        .zip(truth)
+        .filter(|(r, t)| r.contains(t))
+        .count();
+    hit as f64 / truth.len().max(1) as f64
 }
 
 /// Index of the largest value (the first on ties).
@@ -144,6 +181,32 @@ pub fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seven classes at angles 0, 10, 20, ... degrees: a query at 0 degrees ranks them by
+    /// angle, and top-5 holds a class that top-1 misses.
+    #[test]
+    fn ranked_classes_follow_the_vote_and_top5_counts_the_first_five() {
+        let angle = |d: f32| {
+            let r = d.to_radians();
+            [r.cos(), r.sin()]
+        };
+        let memory = Features {
+            data: (0..7).flat_map(|c| angle(10.0 * c as f32)).collect(),
+            dim: 2,
+            labels: (0..7).collect(),
+        };
+        let queries = Features {
+            data: angle(1.0).to_vec(),
+            dim: 2,
+            labels: vec![3],
+        };
+        let device = Device::flex();
+        let r = ranked(&memory, &queries, 7, 0.1, 7, 5, &device);
+        assert_eq!(r, vec![vec![0, 1, 2, 3, 4]]);
+        assert_eq!(predict(&memory, &queries, 7, 0.1, 7, &device), vec![0]);
+        assert_eq!(top_k_accuracy(&r, &[3]), 1.0);
+        assert_eq!(top_k_accuracy(&r, &[6]), 0.0);
+    }
 
     #[test]
     fn nearest_class_wins() {
@@ -170,8 +233,12 @@ mod tests {
         let sims = [0.99f32, 0.95, 0.96];
         let labels = [1u32, 0, 0];
         for t in [0.02f32, 0.01, 0.001] {
-            assert_eq!(vote(&sims, &labels, 3, t, 2), 1, "t = {t}");
+            assert_eq!(vote(&sims, &labels, 3, t, 2, 1), vec![1], "t = {t}");
         }
-        assert_eq!(vote(&sims, &labels, 3, 10.0, 2), 0, "a high t counts votes");
+        assert_eq!(
+            vote(&sims, &labels, 3, 10.0, 2, 1),
+            vec![0],
+            "a high t counts votes"
+        );
     }
 }

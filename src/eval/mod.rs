@@ -28,6 +28,8 @@ const BATCH: usize = 512;
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Scores {
     pub knn_top1: Option<f64>,
+    /// kNN top-5 accuracy, where there are more than 5 classes.
+    pub knn_top5: Option<f64>,
     pub linear_top1: Option<f64>,
     pub knn_seconds: f64,
     pub linear_seconds: f64,
@@ -185,6 +187,7 @@ pub fn evaluate(
         return Evaluation {
             scores: Scores {
                 knn_top1: None,
+                knn_top5: None,
                 linear_top1: None,
                 knn_seconds: 0.0,
                 linear_seconds: 0.0,
@@ -195,15 +198,19 @@ pub fn evaluate(
         };
     }
     let t0 = std::time::Instant::now();
-    let pred = knn::predict(
+    let top = if classes > 5 { 5 } else { 1 };
+    let ranked = knn::ranked(
         &train,
         &test,
         cfg.knn_k,
         cfg.knn_temperature,
         classes,
+        top,
         device,
     );
+    let pred: Vec<u32> = ranked.iter().map(|r| r[0]).collect();
     let knn = ClassScores::new(&pred, &test.labels, classes);
+    let knn_top5 = (top == 5).then(|| knn::top_k_accuracy(&ranked, &test.labels));
     let knn_seconds = t0.elapsed().as_secs_f64();
     let linear = (cfg.linear_epochs > 0).then(|| {
         let p = linear::probe(
@@ -223,6 +230,7 @@ pub fn evaluate(
     Evaluation {
         scores: Scores {
             knn_top1: Some(knn.top1),
+            knn_top5,
             linear_top1: linear.as_ref().map(|l| l.top1),
             knn_seconds,
             linear_seconds: t0.elapsed().as_secs_f64() - knn_seconds,

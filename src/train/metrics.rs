@@ -35,6 +35,9 @@ pub struct Record {
     pub mi_bound: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knn_top1: Option<f64>,
+    /// kNN top-5 accuracy of the final evaluation (more than 5 classes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_top5: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linear_top1: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

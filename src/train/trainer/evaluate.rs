@@ -46,6 +46,7 @@ impl Trainer {
         let knn = evaluation.knn.as_ref();
         let record = Record {
             knn_top1: scores.knn_top1,
+            knn_top5: scores.knn_top5,
             linear_top1: scores.linear_top1,
             images_per_s: Some(images_per_s),
             knn_per_class: knn.map(|k| k.per_class.clone()),
