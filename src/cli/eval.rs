@@ -57,6 +57,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     )?;
     let names = &l.ds.class_names;
     let retrieval = eval::retrieval::retrieval(&fte.labelled(l.ds.classes));
+    let clustering = eval::clustering::clustering(&fte, l.ds.classes, seed);
 
     println!("checkpoint: {}", run.checkpoint.display());
     println!(
@@ -115,6 +116,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
             r.map_at_r
         );
     }
+    if let Some(c) = &clustering {
+        println!(
+            "{:<34} NMI {:.4}, AMI {:.4}",
+            format!("k-means ({} clusters) vs labels", c.clusters),
+            c.nmi,
+            c.ami
+        );
+    }
     if let Some(knn) = &e.knn {
         print_per_class(names, knn, e.linear.as_ref());
         print_confusion(names, knn);
@@ -147,6 +156,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 .collect::<serde_json::Map<_, _>>(),
             "r_precision": r.r_precision, "map_at_r": r.map_at_r, "queries": r.queries,
             "of": "cosine ranking of L2-normalised h among the labelled test samples, each query's own row excluded"})),
+        "clustering": clustering.as_ref().map(|c| json!({"nmi": c.nmi, "ami": c.ami,
+            "clusters": c.clusters,
+            "of": "spherical k-means of the labelled test samples' h into as many clusters as classes"})),
         "geometry": g.as_ref().map(|g| json!({"samples": g.samples, "alpha": 2, "t": 2,
             "alignment_of": "L2-normalised h of two augmented views of each test sample",
             "uniformity_of": "L2-normalised h of the un-augmented test samples"})),

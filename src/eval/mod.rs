@@ -1,6 +1,7 @@
 //! Evaluation of representations: weighted kNN, a linear probe, per-class scores,
 //! alignment and uniformity, and 2-D maps.
 
+pub mod clustering;
 pub mod config;
 pub mod confusion;
 pub mod geometry;
