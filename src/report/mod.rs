@@ -220,12 +220,23 @@ fn final_tables(run: &SavedRun, records: &[Value], names: &[String]) -> String {
             out.push_str(
                 "<p>From <code>eval.json</code> (written by <code>contrastive eval</code>).</p>\n",
             );
+            let recall = |k: &str| &e["retrieval"]["recall_at"][k];
             for (k, v) in [
                 ("kNN top-1", &e["knn"]["top1"]),
+                ("kNN top-5", &e["knn"]["top5"]),
                 ("linear top-1", &e["linear"]["top1"]),
+                ("Recall@1", recall("1")),
+                ("Recall@8", recall("8")),
+                ("R-precision", &e["retrieval"]["r_precision"]),
+                ("mAP@R", &e["retrieval"]["map_at_r"]),
+                ("k-means NMI", &e["clustering"]["nmi"]),
+                ("k-means AMI", &e["clustering"]["ami"]),
                 ("alignment", &e["alignment"]),
                 ("uniformity", &e["uniformity"]),
-            ] {
+            ]
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            {
                 scalars.push(vec![k.into(), show(v)]);
             }
             (
