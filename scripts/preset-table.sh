@@ -26,7 +26,7 @@ PY
 echo "| preset | trained kNN / linear | raw input | random-init encoder | overrides |"
 echo "|---|---|---|---|---|"
 run simclr-fashion-mnist "${baselines[@]}"
-for p in moco-v2 instdisc supcon triplet byol barlow-twins vicreg swav dcl dclw dim nnclr pcl; do
+for p in moco-v2 instdisc supcon triplet byol barlow-twins vicreg swav dcl dclw simsiam dim nnclr pcl; do
     run "$p-fashion-mnist" --set eval.baseline=false
 done
 run crd-fashion-mnist "${baselines[@]}" --set "keys.teacher=$out/simclr-fashion-mnist"

@@ -55,6 +55,8 @@ pub enum LossKind {
     AlignUniform,
     /// BYOL's regression of the prediction on the target (non-contrastive baseline).
     Byol,
+    /// SimSiam's negative cosine of the prediction and the (stop-gradient) projection.
+    NegCosine,
     /// Barlow Twins' redundancy reduction (non-contrastive baseline), weight `lambda`.
     BarlowTwins,
     /// VICReg's variance-invariance-covariance regularisation (non-contrastive baseline),
@@ -71,7 +73,7 @@ pub enum LossKind {
 
 /// Loss kinds, for errors and help.
 pub const KINDS: &str =
-    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav, dcl, dclw";
+    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav, dcl, dclw, neg-cosine";
 
 /// Which loss, with which score and parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -199,7 +201,7 @@ impl LossConfig {
                 "temperature",
             ],
             LossKind::AlignUniform => &["weight"],
-            LossKind::Byol => &[],
+            LossKind::Byol | LossKind::NegCosine => &[],
             LossKind::BarlowTwins => &["lambda"],
             LossKind::Vicreg => &["vicreg"],
             LossKind::Swav => &["swav", "temperature"],
@@ -362,6 +364,7 @@ impl LossConfig {
                 | LossKind::Triplet
                 | LossKind::AlignUniform
                 | LossKind::Byol
+                | LossKind::NegCosine
                 | LossKind::BarlowTwins
                 | LossKind::Vicreg
                 | LossKind::Swav
@@ -372,7 +375,11 @@ impl LossConfig {
     pub fn contrastive(&self) -> bool {
         !matches!(
             self.kind,
-            LossKind::Byol | LossKind::BarlowTwins | LossKind::Vicreg | LossKind::Swav
+            LossKind::Byol
+                | LossKind::NegCosine
+                | LossKind::BarlowTwins
+                | LossKind::Vicreg
+                | LossKind::Swav
         )
     }
 
@@ -509,6 +516,7 @@ impl LossConfig {
                 }
             }
             LossKind::Byol => regression::byol(q, k, map),
+            LossKind::NegCosine => regression::negative_cosine(q, k, map),
             LossKind::BarlowTwins => regression::barlow_twins(q, k, map, self.lambda),
             LossKind::Vicreg => regression::vicreg(q, k, map, &self.vicreg),
             LossKind::Swav => Err(Error::Invalid(

@@ -42,6 +42,16 @@ pub fn byol(q: Tensor<2>, k: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> 
     Ok(cos.mul_scalar(-2.0).add_scalar(2.0).mean().reshape([1]))
 }
 
+/// SimSiam's loss (Chen & He 2021, eq. 1), the negative cosine of each query (the
+/// prediction) with its positive key (the projection, without gradient under a key
+/// encoder): `L = -mean_i <q_i / |q_i|, k_i / |k_i|>`. It is BYOL's `(L - 2) / 2`; as
+/// lightly's `NegativeCosineSimilarity`.
+pub fn negative_cosine(q: Tensor<2>, k: Tensor<2>, map: &PositiveMap) -> Result<Tensor<1>> {
+    let k = paired_keys(k, map)?;
+    let cos = (l2_normalise(q) * l2_normalise(k)).sum_dim(1);
+    Ok(cos.mean().neg().reshape([1]))
+}
+
 /// Barlow Twins (Zbontar et al. 2021, eq. 1-2): with `a`, `b` the queries and their
 /// positive keys, each dimension standardised over the batch (biased variance, as the
 /// reference's `BatchNorm1d(affine=False)`), `C = aᵀ b / N` and

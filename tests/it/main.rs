@@ -18,6 +18,7 @@ mod key_encoders;
 mod loss_properties;
 mod losses;
 mod nan_guard;
+mod neg_cosine;
 mod onnx_teacher;
 mod presets;
 mod quantizer;

@@ -63,6 +63,7 @@ fn every_image_preset_trains() {
         "nnclr-fashion-mnist",
         "dcl-fashion-mnist",
         "dclw-fashion-mnist",
+        "simsiam-fashion-mnist",
     ] {
         smoke(name, out.path(), &images(&[]));
     }
