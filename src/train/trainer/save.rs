@@ -126,6 +126,18 @@ impl Trainer {
     }
 }
 
+/// Drops from `now` the keys that `saved` lacks and that hold their `default` value.
+fn without_new_defaults(saved: &toml::Table, now: &mut toml::Table, default: &toml::Table) {
+    now.retain(|k, v| match (saved.get(k), default.get(k), v) {
+        (None, Some(d), v) => d != v,
+        (Some(toml::Value::Table(s)), Some(toml::Value::Table(d)), toml::Value::Table(n)) => {
+            without_new_defaults(s, n, d);
+            true
+        }
+        _ => true,
+    });
+}
+
 /// Refuses to resume on another number of ranks than the checkpoint was written by,
 /// unless `any` allows an inexact continuation.
 pub(super) fn same_ranks(meta: &Meta, any: bool, dir: &Path) -> Result<()> {
@@ -148,16 +160,20 @@ pub(super) fn same_ranks(meta: &Meta, any: bool, dir: &Path) -> Result<()> {
 /// run's `config.toml` now) differs, naming the first key that differs. Every key counts,
 /// `train.epochs` too: the learning-rate schedule and warm-up are functions of the total
 /// step count, so a run extended on resume would equal no uninterrupted run. To train on
-/// with other values, start a new run from this one with `train.init`.
+/// with other values, start a new run from this one with `train.init`. A key the saved
+/// config lacks is no change while it holds its default: a later version added it (as
+/// `train.threads` and `train.sync_bn` were), and at its default it changes nothing.
 pub(super) fn same_config(saved: &str, cfg: &Config, dir: &Path) -> Result<()> {
     let now = cfg.to_toml();
     if saved == now {
         return Ok(());
     }
     let parse = |t: &str| t.parse::<toml::Table>().unwrap_or_default();
-    let (was, is) = (parse(saved), parse(&now));
-    let (key, old, new) = crate::config::first_difference(&was, &is)
-        .unwrap_or_else(|| ("(formatting)".into(), String::new(), String::new()));
+    let (was, mut is) = (parse(saved), parse(&now));
+    without_new_defaults(&was, &mut is, &parse(&Config::default().to_toml()));
+    let Some((key, old, new)) = crate::config::first_difference(&was, &is) else {
+        return Ok(());
+    };
     Err(Error::RunDir {
         path: dir.to_path_buf(),
         msg: format!(
@@ -167,4 +183,34 @@ pub(super) fn same_config(saved: &str, cfg: &Config, dir: &Path) -> Result<()> {
             dir.display()
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint written before `train.threads` and `train.sync_bn` existed resumes; an
+    /// edited value, or a new key away from its default, is still refused.
+    #[test]
+    fn keys_a_later_version_added_at_their_default_are_no_change() {
+        let dir = Path::new("run");
+        let cfg = Config::default();
+        let older: String = cfg
+            .to_toml()
+            .lines()
+            .filter(|l| !l.starts_with("threads =") && !l.starts_with("sync_bn ="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(same_config(&older, &cfg, dir).is_ok());
+        let mut threads = cfg.clone();
+        threads.train.threads = 1;
+        let e = same_config(&older, &threads, dir).unwrap_err().to_string();
+        assert!(e.contains("`train.threads` was (absent), is now 1"), "{e}");
+        let mut epochs = cfg.clone();
+        epochs.train.epochs = 7;
+        let e = same_config(&cfg.to_toml(), &epochs, dir)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`train.epochs` was 1, is now 7"), "{e}");
+    }
 }
