@@ -25,7 +25,7 @@ impl Trainer {
     /// The final evaluation, written as the last metrics record and returned.
     /// Rank 0 evaluates; the other ranks of a data-parallel run return no scores.
     pub(super) fn finish(mut self, images_per_s: f64, final_loss: Option<f32>) -> Result<Outcome> {
-        if self._lock.is_none() {
+        if !self.writes_run() {
             return Ok(Outcome {
                 dir: self.dir.clone(),
                 unlabelled: None,

@@ -134,7 +134,7 @@ pub struct Trainer {
     /// kept in checkpoints so that a resumed epoch reports the same means.
     epoch_sums: (f64, f64, usize),
     /// The run directory's lock, held for the trainer's life by the rank that writes it.
-    _lock: Option<RunLock>,
+    lock: Option<RunLock>,
 }
 
 impl Trainer {
@@ -220,7 +220,7 @@ impl Trainer {
             best_knn: None,
             steps,
             epoch_sums: (0.0, 0.0, 0),
-            _lock: lock,
+            lock,
         };
         if let Batching::Balanced {
             left_out: n @ 1..,
@@ -233,6 +233,12 @@ impl Trainer {
             ));
         }
         Ok(t)
+    }
+
+    /// Whether this process writes the run directory (and evaluates): the one holding its
+    /// lock, rank 0 of a data-parallel run.
+    fn writes_run(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// The signal that asked the run to stop, if one did. Ranks agree on it (one small
@@ -401,7 +407,7 @@ impl Trainer {
         let online = every > 0
             && (epoch + 1).is_multiple_of(every)
             && epoch + 1 < self.cfg.train.epochs
-            && self._lock.is_some();
+            && self.writes_run();
         let knn = if online { self.online_knn() } else { None };
         if let Some(knn) = knn {
             let mut record = Record::at(epoch + 1, end);

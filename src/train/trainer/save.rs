@@ -17,7 +17,7 @@ use crate::train::rundir::{atomic_write, prune};
 impl Trainer {
     /// Writes a checkpoint of the current position, then prunes old ones.
     pub(super) fn save(&self) -> Result<()> {
-        if self._lock.is_none() {
+        if !self.writes_run() {
             return Ok(()); // rank 0 writes the run
         }
         let global = self.pos.epoch * self.steps + self.pos.step;
@@ -30,7 +30,7 @@ impl Trainer {
 
     /// Writes a checkpoint of the current position as `checkpoints/<name>`.
     pub(super) fn save_as(&self, name: &str) -> Result<()> {
-        if self._lock.is_none() {
+        if !self.writes_run() {
             return Ok(());
         }
         let path = self.dir.join("checkpoints").join(name);
@@ -102,7 +102,7 @@ impl Trainer {
         self.loss_state = meta.loss_state;
         let lines = meta.metrics_lines;
         self.metrics_lines = lines;
-        if self._lock.is_none() {
+        if !self.writes_run() {
             return Ok(());
         }
         let path = self.dir.join("metrics.jsonl");
