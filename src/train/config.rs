@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, Optimizer};
 use serde::{Deserialize, Serialize};
 
+use super::decay::WeightsOnly;
 use super::lars::Lars;
 use super::sgd::Sgd;
 use crate::error::{Error, Result};
@@ -47,8 +48,12 @@ pub struct OptimConfig {
     pub scale_lr: bool,
     /// SGD momentum.
     pub momentum: f64,
-    /// L2 weight decay on every parameter.
+    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW) on every parameter, or on
+    /// the weights only with `exclude_bias_norm`.
     pub weight_decay: f64,
+    /// Leave biases and normalisation parameters out of the weight decay (solo-learn's
+    /// `exclude_bias_n_norm_wd`, default off there too); LARS always leaves them out.
+    pub exclude_bias_norm: bool,
     /// The learning rate's course over the planned steps.
     pub schedule: Schedule,
     /// Linear warm-up from 0, in epochs.
@@ -68,6 +73,7 @@ impl Default for OptimConfig {
             scale_lr: true,
             momentum: 0.9,
             weight_decay: 5e-4,
+            exclude_bias_norm: false,
             schedule: Schedule::Cosine,
             warmup_epochs: 0.0,
             trust_coefficient: 1e-3,
@@ -97,6 +103,13 @@ impl OptimConfig {
                 "a value in [0, 1)",
             ));
         }
+        if self.exclude_bias_norm && self.kind == OptimKind::Lars {
+            return Err(Error::config(
+                "optim.exclude_bias_norm",
+                true,
+                "false with optim.kind = \"lars\" (LARS always leaves biases and norms out)",
+            ));
+        }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return Err(Error::config(
                 "optim.weight_decay",
@@ -117,26 +130,49 @@ impl OptimConfig {
     /// The optimiser this section describes.
     pub fn init(&self) -> ModuleOptimizer {
         let wd = self.weight_decay as f32;
+        let split = self.exclude_bias_norm;
         match self.kind {
-            OptimKind::Adam => AdamConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
-                .init(),
-            OptimKind::Adamw => AdamWConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(wd)
-                .init(),
+            OptimKind::Adam => {
+                let with = |wd: f32| {
+                    AdamConfig::new()
+                        .with_epsilon(1e-8)
+                        .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
+                        .build()
+                };
+                weights_only(split, with(wd), with(0.0))
+            }
+            OptimKind::Adamw => {
+                let with = |wd: f32| {
+                    AdamWConfig::new()
+                        .with_epsilon(1e-8)
+                        .with_weight_decay(wd)
+                        .build()
+                };
+                weights_only(split, with(wd), with(0.0))
+            }
             OptimKind::Lars => ModuleOptimizer::from(Lars {
                 momentum: self.momentum as f32,
                 weight_decay: wd,
                 trust_coefficient: self.trust_coefficient as f32,
                 bias_lr_scale: self.bias_lr_scale as f32,
             }),
-            OptimKind::Sgd => ModuleOptimizer::from(Sgd {
-                momentum: self.momentum as f32,
-                weight_decay: wd,
-            }),
+            OptimKind::Sgd => {
+                let with = |weight_decay| Sgd {
+                    momentum: self.momentum as f32,
+                    weight_decay,
+                };
+                weights_only(split, with(wd), with(0.0))
+            }
         }
+    }
+}
+
+/// `decayed` on every parameter, or with `split` on the weights and `plain` on biases
+/// and normalisation parameters.
+fn weights_only<O: Optimizer>(split: bool, decayed: O, plain: O) -> ModuleOptimizer {
+    match split {
+        true => ModuleOptimizer::from(WeightsOnly { decayed, plain }),
+        false => ModuleOptimizer::from(decayed),
     }
 }
 

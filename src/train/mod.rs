@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod decay;
 pub mod init;
 pub mod keystate;
 pub mod lars;
