@@ -125,7 +125,14 @@ impl Config {
                 "views.kind = \"windows\" with stride >= 1, n >= 2 and a head.context",
             ));
         }
-        if self.keys.pairing == Pairing::Context && self.encoder.kind == EncoderKind::Mlp {
+        if self.encoder.kind == EncoderKind::Vit && self.views.local_crops > 0 {
+            self.encoder
+                .vit
+                .fits("views.local_size", self.views.local_size)?;
+        }
+        if self.keys.pairing == Pairing::Context
+            && matches!(self.encoder.kind, EncoderKind::Mlp | EncoderKind::Vit)
+        {
             return Err(Error::config(
                 "keys.pairing",
                 "context",
@@ -164,29 +171,57 @@ impl Config {
             .validate_local(self.keys.pairing, self.encoder.kind)
     }
 
-    /// SwAV's prototypes and its loss come together, under joint pairing.
+    /// Prototypes are read by SwAV under joint pairing and by DINO under multi-crop
+    /// pairing; DINO's centre moves once per step, so it needs the one loss call of
+    /// multi-crop pairing.
     fn validate_prototypes(&self) -> Result<()> {
-        let swav = self.loss.kind == crate::loss::LossKind::Swav;
+        use crate::loss::LossKind;
+        let kind = self.loss.kind;
         let k = self.head.prototypes;
-        if swav && k < 2 {
+        if kind == LossKind::Swav && k < 2 {
             return Err(Error::config(
                 "head.prototypes",
                 k,
                 "at least 2 with loss.kind = \"swav\"",
             ));
         }
-        if !swav && k > 0 {
+        if !matches!(kind, LossKind::Swav | LossKind::Dino) && k > 0 {
             return Err(Error::config(
                 "head.prototypes",
                 k,
-                "0 unless loss.kind = \"swav\"",
+                "0 unless loss.kind = \"swav\" or \"dino\"",
             ));
         }
-        if swav && self.keys.pairing != Pairing::Joint {
+        let needs = match kind {
+            LossKind::Swav => Some((
+                Pairing::Joint,
+                "joint with loss.kind = \"swav\" (every crop in one forward pass)",
+            )),
+            LossKind::Dino => Some((
+                Pairing::MultiCrop,
+                "multi-crop with loss.kind = \"dino\" (one loss, and one centre update, per step)",
+            )),
+            _ => None,
+        };
+        if kind == LossKind::ProtoNce
+            && (self.views.relation == crate::pairs::Relation::Cluster
+                || self.views.recluster_every == 0)
+        {
+            return Err(Error::config(
+                "views.relation",
+                kind_name(&self.views.relation),
+                "an instance relation with views.recluster_every >= 1 for loss.kind = \"proto-nce\" (its prototypes come from loss.proto.clusters)",
+            ));
+        }
+        let needs = needs.or((kind == LossKind::ProtoNce).then_some((
+            Pairing::Joint,
+            "joint with loss.kind = \"proto-nce\" (the prototypes score every row of the batch)",
+        )));
+        if let Some((_, why)) = needs.filter(|(p, _)| *p != self.keys.pairing) {
             return Err(Error::config(
                 "keys.pairing",
                 kind_name(&self.keys.pairing),
-                "joint with loss.kind = \"swav\" (every crop in one forward pass)",
+                why,
             ));
         }
         Ok(())
@@ -422,6 +457,50 @@ mod tests {
         );
         assert!(e(&["loss.kind=\"triplet\"", "loss.margin=0.3"]).is_ok());
         assert!(e(&["loss.kind=\"nt-xent\"", "loss.temperature=0.3"]).is_ok());
+    }
+
+    /// The new methods' parts refuse the combinations they cannot honour, naming the key.
+    #[test]
+    fn new_method_parts_refuse_what_they_cannot_honour() {
+        let err = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::parse("", Path::new("x.toml"), &sets)
+                .unwrap_err()
+                .to_string()
+        };
+        let dino = ["loss.kind=\"dino\"", "head.prototypes=16"];
+        assert!(err(&dino).contains("`keys.pairing` = joint: expected multi-crop"));
+        let e = err(&["loss.kind=\"proto-nce\"", "views.relation=\"cluster\""]);
+        assert!(e.contains("`views.relation` = cluster"), "{e}");
+        let e = err(&["loss.kind=\"proto-nce\"", "loss.proto.clusters=[]"]);
+        assert!(e.contains("`loss.proto.clusters`"), "{e}");
+        let e = err(&["keys.pairing=\"multi-crop\"", "keys.source=\"queue\""]);
+        assert!(e.contains("`keys.pairing` = multi-crop"), "{e}");
+        let vit = [
+            "encoder.kind=\"vit\"",
+            "views.local_crops=2",
+            "views.local_size=10",
+        ];
+        let e = err(&[&vit[..], &["keys.pairing=\"multi-crop\""]].concat());
+        assert!(
+            e.contains("`views.local_size` = 10: expected a multiple of encoder.vit.patch = 4"),
+            "{e}"
+        );
+        let e = err(&["encoder.kind=\"vit\"", "encoder.vit.heads=3"]);
+        assert!(
+            e.contains("`encoder.vit.heads` = 3: expected a divisor of encoder.vit.dim = 128"),
+            "{e}"
+        );
+        let e = err(&["optim.kind=\"lars\"", "optim.exclude_bias_norm=true"]);
+        assert!(e.contains("`optim.exclude_bias_norm` = true"), "{e}");
+        let e = err(&["eval.online_probe_lr=0"]);
+        assert!(e.contains("`eval.online_probe_lr` = 0"), "{e}");
+        let e = err(&[
+            "loss.kind=\"dino\"",
+            "loss.dino.center_momentum=2",
+            "keys.pairing=\"multi-crop\"",
+        ]);
+        assert!(e.contains("`loss.dino.center_momentum` = 2"), "{e}");
     }
 
     #[test]

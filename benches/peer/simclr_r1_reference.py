@@ -152,10 +152,12 @@ def crop_resize_flip(x, i, j, h, w, flip, out=IMG):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def augment(x, gen, mean, std):
-    """One random view per image. x: (n,1,28,28) in [0,1]. Returns normalised view.
+def augment(x, gen, mean, std, scale=CROP_SCALE, out=IMG):
+    """One random view per image. x: (n,1,28,28) in [0,1]. Returns normalised view,
+    (n,1,out,out). `scale` and `out` default to R1's (0.2,1) and 28; the self-distillation
+    peer (benches/peer_self_distill.py) sets them for DINO's global and local crops.
 
-    1. RandomResizedCrop(28, scale=(0.2,1), ratio=(3/4,4/3)), bilinear: integer crop
+    1. RandomResizedCrop(out, scale, ratio=(3/4,4/3)), bilinear: integer crop
        box drawn as torchvision get_params, resampled like torchvision/F.interpolate
        (align_corners=False, coordinates clamped to the crop) via one grid_sample
     2. horizontal flip p=0.5 (folded into the sampling grid)
@@ -165,9 +167,9 @@ def augment(x, gen, mean, std):
     4. normalise (x - mean) / std
     """
     n = x.shape[0]
-    i, j, h, w = sample_crop_params(n, gen)
+    i, j, h, w = sample_crop_params(n, gen, scale=scale)
     flip = torch.rand(n, generator=gen) < FLIP_P
-    v = crop_resize_flip(x, i, j, h, w, flip)
+    v = crop_resize_flip(x, i, j, h, w, flip, out=out)
 
     # colour (intensity) jitter
     apply = torch.rand(n, generator=gen) < JITTER_P

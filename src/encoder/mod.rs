@@ -8,6 +8,7 @@ pub mod onnx;
 #[path = "onnx_absent.rs"]
 pub mod onnx;
 pub mod resnet;
+pub mod vit;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 use convnet::ConvNet;
 use mlp::Mlp;
 use resnet::ResNet;
+use vit::{Vit, VitConfig};
 
 /// Which backbone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -33,6 +35,8 @@ pub enum EncoderKind {
     Resnet18,
     /// ResNet-34: widths 64-512, blocks [3, 4, 6, 3].
     Resnet34,
+    /// A Vision Transformer, sizes in `[encoder.vit]`.
+    Vit,
 }
 
 impl EncoderKind {
@@ -72,6 +76,8 @@ pub struct EncoderConfig {
     /// each sense its own encoder); only with `views.kind = "modalities"`. The views share
     /// the head.
     pub per_view: bool,
+    /// The sizes of `vit`.
+    pub vit: VitConfig,
 }
 
 impl Default for EncoderConfig {
@@ -85,6 +91,7 @@ impl Default for EncoderConfig {
             bn: false,
             kernel: 7,
             per_view: false,
+            vit: VitConfig::default(),
         }
     }
 }
@@ -112,6 +119,7 @@ impl EncoderConfig {
         }
         match self.kind {
             EncoderKind::Mlp => Ok(()),
+            EncoderKind::Vit => self.vit.validate(),
             EncoderKind::Convnet | EncoderKind::Conv1d => {
                 if self.kind == EncoderKind::Conv1d && self.kernel.is_multiple_of(2) {
                     return Err(Error::config(
@@ -177,6 +185,11 @@ impl EncoderConfig {
                 self.kernel,
                 device,
             )),
+            EncoderKind::Vit => {
+                self.vit.fits("data (image height)", input[1])?;
+                self.vit.fits("data (image width)", input[2])?;
+                Encoder::Vit(Vit::new(&self.vit, input, device))
+            }
             EncoderKind::Resnet | EncoderKind::Resnet18 | EncoderKind::Resnet34 => {
                 let (c, b) = self.resnet_shape();
                 Encoder::ResNet(ResNet::new(
@@ -211,6 +224,7 @@ impl EncoderConfig {
     pub fn output_dim(&self) -> usize {
         match self.kind {
             EncoderKind::Resnet18 | EncoderKind::Resnet34 => RESNET_WIDTHS[3],
+            EncoderKind::Vit => self.vit.dim,
             _ => self.channels.last().copied().unwrap_or(0),
         }
     }
@@ -224,6 +238,7 @@ pub enum Encoder {
     Mlp(Mlp),
     ConvNet(ConvNet),
     ResNet(ResNet),
+    Vit(Vit),
 }
 
 impl Encoder {
@@ -236,6 +251,7 @@ impl Encoder {
             }
             Encoder::ConvNet(m) => m.forward(x),
             Encoder::ResNet(m) => m.forward(x),
+            Encoder::Vit(m) => m.forward(x),
         }
     }
 
@@ -248,6 +264,9 @@ impl Encoder {
             )),
             Encoder::ConvNet(m) => Ok(m.features_split(x, blocks)),
             Encoder::ResNet(m) => Ok(m.features_split(x, blocks)),
+            Encoder::Vit(_) => Err(Error::Invalid(
+                "a vit encoder has no feature map for local features".into(),
+            )),
         }
     }
 }

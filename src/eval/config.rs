@@ -28,6 +28,13 @@ pub struct EvalConfig {
     pub every: usize,
     /// Use only the first N test samples for evaluation (0: all).
     pub test_limit: usize,
+    /// Train a linear classifier on the detached `h` of each batch's first view during
+    /// training (solo-learn's online classifier) and report its accuracy every epoch:
+    /// `online_probe_train_top1` on the training batches, `online_probe_top1` on the test
+    /// set. Joint, cross and multi-crop pairings.
+    pub online_probe: bool,
+    /// SGD learning rate of the online probe (momentum 0.9, no weight decay).
+    pub online_probe_lr: f64,
 }
 
 impl Default for EvalConfig {
@@ -42,6 +49,8 @@ impl Default for EvalConfig {
             random_init: false,
             every: 0,
             test_limit: 0,
+            online_probe: false,
+            online_probe_lr: 0.1,
         }
     }
 }
@@ -57,6 +66,13 @@ impl EvalConfig {
                 "eval.knn_temperature",
                 self.knn_temperature,
                 "a value > 0",
+            ));
+        }
+        if !(self.online_probe_lr > 0.0 && self.online_probe_lr.is_finite()) {
+            return Err(Error::config(
+                "eval.online_probe_lr",
+                self.online_probe_lr,
+                "a finite value > 0",
             ));
         }
         if self.linear_batch == 0 {

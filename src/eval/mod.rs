@@ -9,6 +9,7 @@ pub mod knn;
 pub mod linear;
 #[cfg(feature = "report")]
 pub mod map2d;
+pub mod online;
 pub mod retrieval;
 
 use burn::prelude::*;

@@ -49,6 +49,10 @@ pub enum Pairing {
     /// Ordered windows of a sequence are summarised by the context head; its prediction
     /// of step `t + k` must find that window's embedding (CPC).
     Predictive,
+    /// Every crop, global and local, is a query from the online encoder; the keys are the
+    /// key encoder's global crops (views `0..views.n`); a query's positives are the other
+    /// crops of its image (DINO's multi-crop, one loss over all of them).
+    MultiCrop,
 }
 
 /// The key strategy of a run.
@@ -119,12 +123,14 @@ impl KeysConfig {
                 return Err(Error::config(key, m, "a value in [0, 1]"));
             }
         }
-        if self.pairing != Pairing::Cross && self.encoder != KeyEncoderKind::Shared {
+        if !matches!(self.pairing, Pairing::Cross | Pairing::MultiCrop)
+            && self.encoder != KeyEncoderKind::Shared
+        {
             return Err(Error::config(
                 "keys.pairing",
-                format!("{:?}", self.pairing).to_lowercase(),
+                crate::error::kind_name(&self.pairing),
                 format!(
-                    "cross: a {:?} key encoder encodes the key view apart from the queries",
+                    "cross or multi-crop: a {:?} key encoder encodes the key view apart from the queries",
                     self.encoder
                 )
                 .to_lowercase(),
@@ -142,6 +148,15 @@ impl KeysConfig {
                 "keys.neighbours",
                 true,
                 "nearest-neighbour keys with `keys.pairing = \"cross\"` and support_size >= 1",
+            ));
+        }
+        if self.pairing == Pairing::MultiCrop
+            && (self.source != KeySourceKind::Batch || self.neighbours)
+        {
+            return Err(Error::config(
+                "keys.pairing",
+                "multi-crop",
+                "cross for keys from a queue, a bank or nearest neighbours (multi-crop pairing scores the batch's own global crops)",
             ));
         }
         if self.source == KeySourceKind::Queue && self.queue_size == 0 {

@@ -5,6 +5,7 @@
 //! the batch, so any loss works with any way of making positive pairs. The formula, with
 //! its source, is in each function's documentation.
 
+pub mod dino;
 pub mod geometry;
 pub mod infonce;
 pub mod margin;
@@ -13,6 +14,7 @@ pub mod mining;
 pub mod mutual_info;
 pub mod nce;
 pub mod params;
+pub mod proto;
 pub mod regression;
 pub mod swav;
 
@@ -69,11 +71,19 @@ pub enum LossKind {
     Dcl,
     /// DCL with von Mises-Fisher weights on the positives, `sigma` in `[loss.dclw]`.
     Dclw,
+    /// DINO's self-distillation: the cross-entropy of the student's softmax at
+    /// `temperature` against the teacher's centred, sharpened softmax of another crop,
+    /// teacher settings in `[loss.dino]`; multi-crop pairing only.
+    Dino,
+    /// PCL's ProtoNCE: the instance InfoNCE (`nt-xent`) plus `weight` times, averaged over
+    /// the clusterings of `[loss.proto]`, each embedding's InfoNCE against the k-means
+    /// prototypes at their concentrations; joint pairing.
+    ProtoNce,
 }
 
 /// Loss kinds, for errors and help.
 pub const KINDS: &str =
-    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav, dcl, dclw, neg-cosine";
+    "nt-xent, info-nce, supcon, supcon-in, debiased, nce, negative-sampling, pair, triplet, dim-jsd, dim-dv, align-uniform, byol, barlow-twins, vicreg, swav, dcl, dclw, neg-cosine, dino, proto-nce";
 
 /// Which loss, with which score and parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -119,6 +129,10 @@ pub struct LossConfig {
     pub swav: swav::Swav,
     /// The weighting of `dclw`.
     pub dclw: infonce::Dclw,
+    /// The teacher's temperature and centre of `dino`.
+    pub dino: dino::Dino,
+    /// The clusterings and weight of `proto-nce`.
+    pub proto: proto::Proto,
 }
 
 /// How NCE estimates its partition function `Z = n mean e^s` ([`nce::nce`]).
@@ -139,6 +153,8 @@ pub enum NceZ {
 pub struct LossState {
     /// `log mean e^s` of NCE's first batch, under `nce_z = "first-batch"`.
     pub nce_log_mean_exp: Option<f64>,
+    /// DINO's centre of the teacher's outputs, moved after every step.
+    pub dino_center: Option<Vec<f32>>,
 }
 
 impl Default for LossConfig {
@@ -162,6 +178,8 @@ impl Default for LossConfig {
             vicreg: regression::Vicreg::default(),
             swav: swav::Swav::default(),
             dclw: infonce::Dclw::default(),
+            dino: dino::Dino::default(),
+            proto: proto::Proto::default(),
         }
     }
 }
@@ -205,6 +223,8 @@ impl LossConfig {
             LossKind::BarlowTwins => &["lambda"],
             LossKind::Vicreg => &["vicreg"],
             LossKind::Swav => &["swav", "temperature"],
+            LossKind::Dino => &["dino", "temperature"],
+            LossKind::ProtoNce => &["score", "temperature", "exclude_false_negatives", "proto"],
         }
     }
 
@@ -311,6 +331,8 @@ impl LossConfig {
         self.vicreg.validate()?;
         self.swav.validate()?;
         self.dclw.validate()?;
+        self.dino.validate()?;
+        self.proto.validate()?;
         if !(0.0..1.0).contains(&self.tau_plus) {
             return Err(Error::config(
                 "loss.tau_plus",
@@ -339,10 +361,18 @@ impl LossConfig {
     }
 
     /// The loss as it applies in `epoch` (from 0), with no warm-up left to schedule:
-    /// semi-hard mining during the first `mining_warmup_epochs`, `mining` after them.
+    /// semi-hard mining during the first `mining_warmup_epochs`, `mining` after them, and
+    /// DINO's teacher temperature of this epoch.
     pub fn for_epoch(&self, epoch: usize) -> Self {
         let warming = epoch < self.mining_warmup_epochs;
+        let teacher = self.dino.teacher_at(epoch);
         Self {
+            dino: dino::Dino {
+                teacher_temperature: teacher,
+                warmup_teacher_temperature: teacher,
+                warmup_epochs: 0,
+                ..self.dino
+            },
             mining: if warming {
                 Mining::SemiHard
             } else {
@@ -368,6 +398,7 @@ impl LossConfig {
                 | LossKind::BarlowTwins
                 | LossKind::Vicreg
                 | LossKind::Swav
+                | LossKind::Dino
         )
     }
 
@@ -380,6 +411,7 @@ impl LossConfig {
                 | LossKind::BarlowTwins
                 | LossKind::Vicreg
                 | LossKind::Swav
+                | LossKind::Dino
         )
     }
 
@@ -433,7 +465,7 @@ impl LossConfig {
         }
         let t = self.temperature;
         match self.kind {
-            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon
+            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon | LossKind::ProtoNce
                 if matches!(self.score, Score::Cosine | Score::Dot) =>
             {
                 infonce::check_map(rq, rk, map)?;
@@ -448,7 +480,7 @@ impl LossConfig {
                 }
                 infonce::info_nce(score_matrix(self.score, q, k, t, bilinear)?, map)
             }
-            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon => {
+            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon | LossKind::ProtoNce => {
                 infonce::info_nce(score_matrix(self.score, q, k, t, bilinear)?, map)
             }
             LossKind::SupconIn => {
@@ -517,6 +549,15 @@ impl LossConfig {
             }
             LossKind::Byol => regression::byol(q, k, map),
             LossKind::NegCosine => regression::negative_cosine(q, k, map),
+            LossKind::Dino => dino::dino(
+                q,
+                k,
+                map,
+                &mut state.dino_center,
+                t,
+                self.dino.teacher_temperature,
+                self.dino.center_momentum,
+            ),
             LossKind::BarlowTwins => regression::barlow_twins(q, k, map, self.lambda),
             LossKind::Vicreg => regression::vicreg(q, k, map, &self.vicreg),
             LossKind::Swav => Err(Error::Invalid(

@@ -14,9 +14,10 @@ use crate::config::Config;
 use crate::encoder::onnx::OnnxEncoder;
 use crate::error::Result;
 use crate::keys::{self, Bank, KeyEncoderKind, KeySourceKind, Queue};
+use crate::loss::LossKind;
 use crate::model::Model;
 use crate::pairs::{Relation, Tag};
-use crate::views::cluster::Prototypes;
+use crate::views::cluster::{Clustering, Prototypes};
 use crate::views::transform::mix;
 
 /// The key side of a run; the default holds nothing (end-to-end, keys from the batch).
@@ -74,8 +75,7 @@ impl KeyState {
             queue: (cfg.keys.source == KeySourceKind::Queue).then(|| queue(cfg.keys.queue_size)),
             bank: (cfg.keys.source == KeySourceKind::Bank).then(bank),
             support: cfg.keys.neighbours.then(|| queue(cfg.keys.support_size)),
-            prototypes: (cfg.views.relation == Relation::Cluster)
-                .then(|| Prototypes::new(bank(), cfg.views.clusters)),
+            prototypes: prototypes(cfg, bank),
         })
     }
 
@@ -122,7 +122,7 @@ impl KeyState {
         Some(
             tags.iter()
                 .map(|t| Tag {
-                    cluster: p.assign[t.instance as usize],
+                    cluster: p.assign()[t.instance as usize],
                     ..*t
                 })
                 .collect(),
@@ -151,7 +151,20 @@ impl KeyState {
         }
         if let Some(p) = &self.prototypes {
             out.push(("prototype_bank".into(), f32_bytes(&p.bank.z)));
-            out.push(("prototype_assign".into(), u32_bytes(&p.assign)));
+            let all = |f: fn(&Clustering) -> &[u32]| {
+                p.sets.iter().flat_map(f).copied().collect::<Vec<u32>>()
+            };
+            out.push(("prototype_assign".into(), u32_bytes(&all(|c| &c.assign))));
+            let sizes: Vec<u32> = p.sets.iter().map(|c| c.phi.len() as u32).collect();
+            out.push(("prototype_sizes".into(), u32_bytes(&sizes)));
+            let centroids: Vec<f32> = p
+                .sets
+                .iter()
+                .flat_map(|c| c.centroids.iter().copied())
+                .collect();
+            out.push(("prototype_centroids".into(), f32_bytes(&centroids)));
+            let phi: Vec<f32> = p.sets.iter().flat_map(|c| c.phi.iter().copied()).collect();
+            out.push(("prototype_phi".into(), f32_bytes(&phi)));
         }
         Ok(())
     }
@@ -191,11 +204,48 @@ impl KeyState {
         if let Some(p) = self.prototypes.as_mut() {
             let z = bytes_f32(get("prototype_bank")?);
             let assign = bytes_u32(get("prototype_assign")?);
-            if z.len() != p.bank.z.len() || assign.len() != p.assign.len() {
+            let n = p.bank.labels.len();
+            if z.len() != p.bank.z.len() || assign.len() != n * p.sets.len() {
                 return Err("prototype bank of another size".into());
             }
-            (p.bank.z, p.assign) = (z, assign);
+            p.bank.z = z;
+            // checkpoints of one clustering written before centroids were kept hold none
+            let sizes = c
+                .section("prototype_sizes")
+                .map(bytes_u32)
+                .unwrap_or_default();
+            let centroids = c
+                .section("prototype_centroids")
+                .map(bytes_f32)
+                .unwrap_or_default();
+            let phi = c
+                .section("prototype_phi")
+                .map(bytes_f32)
+                .unwrap_or_default();
+            let dim = p.bank.dim;
+            let (mut at, mut total) = (0, 0);
+            for (m, set) in p.sets.iter_mut().enumerate() {
+                set.assign = assign[m * n..(m + 1) * n].to_vec();
+                let k = sizes.get(m).copied().unwrap_or(0) as usize;
+                if centroids.len() < (at + k) * dim || phi.len() < total + k {
+                    return Err("prototype centroids of another size".into());
+                }
+                set.centroids = centroids[at * dim..(at + k) * dim].to_vec();
+                set.phi = phi[total..total + k].to_vec();
+                (at, total) = (at + k, total + k);
+            }
         }
         Ok(())
     }
+}
+
+/// The clusterings a run keeps: one of `views.clusters` for the `cluster` relation, those
+/// of `loss.proto.clusters` for ProtoNCE.
+fn prototypes(cfg: &Config, bank: impl Fn() -> Bank) -> Option<Prototypes> {
+    let (alpha, t) = (cfg.loss.proto.alpha, cfg.loss.temperature);
+    if cfg.views.relation == Relation::Cluster {
+        return Some(Prototypes::new(bank(), &[cfg.views.clusters], alpha, t));
+    }
+    (cfg.loss.kind == LossKind::ProtoNce)
+        .then(|| Prototypes::new(bank(), &cfg.loss.proto.clusters, alpha, t))
 }

@@ -35,6 +35,13 @@ pub struct Record {
     pub mi_bound: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knn_top1: Option<f64>,
+    /// The online probe's accuracy over the epoch's training batches, each measured
+    /// before the probe's update on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_probe_train_top1: Option<f64>,
+    /// The online probe's accuracy on the test set at the epoch's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_probe_top1: Option<f64>,
     /// kNN top-5 accuracy of the final evaluation (more than 5 classes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knn_top5: Option<f64>,

@@ -31,6 +31,9 @@ pub struct Step<'a> {
     pub total: usize,
     /// The rows gathered across ranks this step (empty in one process).
     pub ledger: &'a mut Ledger,
+    /// Set by the pairing, when the online probe asks for them (`Some`), to the detached
+    /// representations `h` of this rank's first-view rows and their tags.
+    pub features: Option<&'a mut Option<(Tensor<2>, Vec<Tag>)>>,
 }
 
 /// Whether the ranks split the loss by queries: each computes only its own rows' terms
@@ -66,20 +69,19 @@ pub fn loss(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         Pairing::Cross => cross(s, views),
         Pairing::Context => context(s, views),
         Pairing::Predictive => predictive(s, views),
+        Pairing::MultiCrop => multi_crop(s, views),
     }
 }
 
 /// Every row a query and a key, in one forward pass (SimCLR, SupCon). Rows without any
 /// positive (distant windows, singleton classes) stay keys but are not anchors.
-fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+fn joint(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
     let world = crate::dist::world();
     let mut z = Vec::with_capacity(views.groups.len());
     let mut tags = Vec::new();
     for g in &views.groups {
-        let local = s
-            .model
-            .forward_views(group_input(g, s.device), &g.views())
-            .1;
+        let (h, local) = s.model.forward_views(group_input(g, s.device), &g.views());
+        keep_features(&mut s, h, &g.tags);
         let (rows, t) = world.gather_rows(local, &g.tags, s.ledger);
         z.push(rows);
         tags.extend(t);
@@ -121,19 +123,60 @@ fn joint(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         };
         return Ok((loss, map));
     }
-    match anchors(&map) {
+    let prototypes = prototype_term(&s, &z, &tags)?;
+    let (loss, map) = match anchors(&map) {
         None => {
             let loss = s.loss.compute_with(z.clone(), z, &map, params, s.state)?;
-            Ok((loss, map))
+            (loss, map)
         }
         Some((rows, sub)) if !rows.is_empty() => {
             let loss = s
                 .loss
                 .compute_with(select(&z, &rows), z, &sub, params, s.state)?;
-            Ok((loss, sub))
+            (loss, sub)
         }
-        Some(_) => Err(Error::Invalid("no row of the batch has a positive".into())),
+        Some(_) => return Err(Error::Invalid("no row of the batch has a positive".into())),
+    };
+    Ok((prototypes.map_or(loss.clone(), |p| loss + p), map))
+}
+
+/// ProtoNCE's prototype term of the batch's embeddings `z` (rows tagged `tags`): `weight`
+/// times the mean over the clusterings of [`crate::loss::proto::proto_nce`] of the unit
+/// embeddings against their instances' prototypes. `None` for other losses and before
+/// the first clustering (PCL's warm-up on the instance term alone).
+fn prototype_term(s: &Step, z: &Tensor<2>, tags: &[Tag]) -> Result<Option<Tensor<1>>> {
+    let c = s.loss.config();
+    let Some(p) = s
+        .keys
+        .prototypes
+        .as_ref()
+        .filter(|_| c.kind == LossKind::ProtoNce)
+    else {
+        return Ok(None);
+    };
+    let v = l2_normalise(z.clone());
+    let d = v.dims()[1];
+    let mut terms = Vec::new();
+    for set in p.sets.iter().filter(|set| !set.phi.is_empty()) {
+        let assign: Vec<u32> = tags
+            .iter()
+            .map(|t| set.assign[t.instance as usize])
+            .collect();
+        let k = set.phi.len();
+        let centroids =
+            Tensor::<2>::from_data(TensorData::new(set.centroids.clone(), [k, d]), s.device);
+        terms.push(crate::loss::proto::proto_nce(
+            v.clone(),
+            &assign,
+            centroids,
+            &set.phi,
+        )?);
     }
+    let m = terms.len() as f64;
+    Ok(terms
+        .into_iter()
+        .reduce(|a, b| a + b)
+        .map(|t| t.mul_scalar(c.proto.weight / m)))
 }
 
 /// SwAV: the normalised embeddings of every crop are scored against the normalised
@@ -178,13 +221,14 @@ fn swav_crops(s: &Step, z: Tensor<2>, tags: &[Tag]) -> Result<Tensor<1>> {
 
 /// Queries from one view, keys from the other (or from a memory bank), per direction:
 /// MoCo, BYOL, CMC, CRD, NNCLR, InstDisc.
-fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+fn cross(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
     let g = views
         .groups
         .first()
         .ok_or_else(|| Error::Invalid("a batch without views".into()))?;
     let world = crate::dist::world();
-    let (_, z_local) = s.model.forward_views(group_input(g, s.device), &g.views());
+    let (h, z_local) = s.model.forward_views(group_input(g, s.device), &g.views());
+    keep_features(&mut s, h, &g.tags);
     let (z_all, tags) = world.gather_rows(z_local, &g.tags, s.ledger);
     if s.keys.bank.is_some() {
         return bank(s, &tags, z_all);
@@ -210,14 +254,7 @@ fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         let q = s.model.predict(select(&z_all, qr));
         // a key encoder reads this rank's rows of the key view; their keys are gathered
         let local = rows_of(&g.tags, tags[kr[0]].view);
-        let k_own = match (&s.keys.model, &s.keys.onnx) {
-            (Some(km), _) => world.gather_detached(model_keys(km, g, &local, s.device)),
-            (None, Some(t)) => {
-                let z = t.embed(&rows_data(g, &local), local.len())?;
-                world.gather_detached(keys::device_rows(z, t.dim, s.device))
-            }
-            (None, None) => select(&z_all, kr),
-        };
+        let k_own = encoded_keys(&s, g, &local)?.unwrap_or_else(|| select(&z_all, kr));
         let k_tags = tags_of(kr);
         // NNCLR: the positive key is the support set's nearest neighbour of the key.
         let k_batch = match s
@@ -263,6 +300,87 @@ fn cross(s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         (Some(loss), Some(map)) => Ok((loss.div_scalar(n), map)),
         _ => Err(Error::Invalid("no query/key direction".into())),
     }
+}
+
+/// The keys of this rank's rows `local` of `g` from the key encoder (a model of this
+/// tool or an ONNX teacher), gathered over ranks without gradient; `None` when the
+/// queries' own encoder computes the keys.
+fn encoded_keys(s: &Step, g: &Group, local: &[usize]) -> Result<Option<Tensor<2>>> {
+    let world = crate::dist::world();
+    Ok(match (&s.keys.model, &s.keys.onnx) {
+        (Some(km), _) => Some(world.gather_detached(model_keys(km, g, local, s.device))),
+        (None, Some(t)) => {
+            let z = t.embed(&rows_data(g, local), local.len())?;
+            Some(world.gather_detached(keys::device_rows(z, t.dim, s.device)))
+        }
+        (None, None) => None,
+    })
+}
+
+/// DINO's multi-crop: every crop of every group (global and local) is a query from the
+/// online encoder; the global crops (views `0..n`) are also encoded by the key encoder,
+/// and those are the keys. A query's positives are the keys of its image from another
+/// view; the key of its own view is no candidate. One loss over all pairs, so a loss
+/// that moves a state per step (DINO's centre) moves it once. With prototypes
+/// (`head.prototypes`), queries and keys are the scores of their normalised embeddings
+/// against each encoder's own unit-norm prototypes.
+fn multi_crop(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
+    let world = crate::dist::world();
+    let global = match s.cfg.views.per_view.len() {
+        0 => s.cfg.views.n,
+        n => n,
+    } as u16;
+    let (mut zq, mut q_tags, mut zk, mut k_tags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for g in &views.groups {
+        let (h, local_z) = s.model.forward_views(group_input(g, s.device), &g.views());
+        keep_features(&mut s, h, &g.tags);
+        let (z, tags) = world.gather_rows(local_z, &g.tags, s.ledger);
+        let keyed: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].view < global).collect();
+        if !keyed.is_empty() {
+            let local: Vec<usize> = (0..g.tags.len())
+                .filter(|&i| g.tags[i].view < global)
+                .collect();
+            let k = encoded_keys(&s, g, &local)?.unwrap_or_else(|| select(&z, &keyed));
+            zk.push(k);
+            k_tags.extend(keyed.iter().map(|&i| tags[i]));
+        }
+        zq.push(z);
+        q_tags.extend(tags);
+    }
+    if zk.is_empty() {
+        return Err(Error::Invalid(
+            "multi-crop pairing needs the global crops (views 0..views.n) in every batch".into(),
+        ));
+    }
+    let q = s.model.predict(Tensor::cat(zq, 0));
+    let k = Tensor::cat(zk, 0);
+    let (q, k) = match &s.model.loss.prototypes {
+        Some(_) => {
+            let teacher = s.keys.model.as_ref().map_or(&s.model.loss, |km| &km.loss);
+            (
+                l2_normalise(q).matmul(s.model.loss.unit_prototypes()?),
+                l2_normalise(k).matmul(teacher.unit_prototypes()?),
+            )
+        }
+        None => (q, k),
+    };
+    let built = positive_map(&s, &q_tags, &k_tags, false);
+    let same_view = |i: usize| -> Vec<u32> {
+        built.positives[i]
+            .iter()
+            .copied()
+            .filter(|&j| {
+                let (a, b) = (q_tags[i], k_tags[j as usize]);
+                a.view == b.view && a.instance == b.instance
+            })
+            .collect()
+    };
+    let excluded = (0..built.rows)
+        .map(|i| [built.excluded[i].clone(), same_view(i)].concat())
+        .collect();
+    let map = PositiveMap::new(built.rows, built.cols, built.positives.clone(), excluded)?;
+    let loss = s.loss.compute_with(q, k, &map, &s.model.loss, s.state)?;
+    Ok((loss, map))
 }
 
 /// InstDisc: every view is a query against the bank entries of the batch's instances and
@@ -422,6 +540,19 @@ fn restrict(map: &PositiveMap, rows: &[usize]) -> PositiveMap {
         cols: map.cols,
         positives: rows.iter().map(|&i| map.positives[i].clone()).collect(),
         excluded: rows.iter().map(|&i| map.excluded[i].clone()).collect(),
+    }
+}
+
+/// Hands the online probe the detached `h` of the view-0 rows of a group (`tags` its
+/// rows), the first group that has any, when it asks.
+fn keep_features(s: &mut Step, h: Tensor<2>, tags: &[Tag]) {
+    let Some(sink) = s.features.as_mut().filter(|f| f.is_none()) else {
+        return;
+    };
+    let rows: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].view == 0).collect();
+    if !rows.is_empty() {
+        let kept = rows.iter().map(|&i| tags[i]).collect();
+        **sink = Some((select(&h, &rows).detach(), kept));
     }
 }
 

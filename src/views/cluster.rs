@@ -10,29 +10,71 @@ use crate::keys::Bank;
 /// Lloyd iterations per re-assignment.
 const ITERATIONS: usize = 20;
 
-/// A memory bank of L2-normalised embeddings per training instance and the cluster each
-/// instance was last assigned to (`u32::MAX` before the first assignment).
+/// One k-means clustering of the bank: its unit centroids (`k x dim`, empty before the
+/// first assignment), each instance's cluster (`u32::MAX` before it) and each cluster's
+/// concentration `phi` ([`crate::loss::proto::concentration`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clustering {
+    pub k: usize,
+    pub centroids: Vec<f32>,
+    pub assign: Vec<u32>,
+    pub phi: Vec<f32>,
+}
+
+/// A memory bank of L2-normalised embeddings per training instance and its clusterings:
+/// one for the `cluster` relation, one per `loss.proto.clusters` for ProtoNCE.
 #[derive(Debug, Clone)]
 pub struct Prototypes {
     pub bank: Bank,
-    pub assign: Vec<u32>,
-    pub clusters: usize,
+    pub sets: Vec<Clustering>,
+    /// `alpha` and the mean temperature of the concentrations.
+    pub alpha: f64,
+    pub temperature: f64,
 }
 
 impl Prototypes {
-    pub fn new(bank: Bank, clusters: usize) -> Self {
+    /// Clusterings of `clusters[m]` prototypes each over `bank`, none assigned yet.
+    pub fn new(bank: Bank, clusters: &[usize], alpha: f64, temperature: f64) -> Self {
         let n = bank.labels.len();
+        let sets = clusters
+            .iter()
+            .map(|&k| Clustering {
+                k,
+                centroids: Vec::new(),
+                assign: vec![u32::MAX; n],
+                phi: Vec::new(),
+            })
+            .collect();
         Self {
             bank,
-            assign: vec![u32::MAX; n],
-            clusters,
+            sets,
+            alpha,
+            temperature,
         }
     }
 
-    /// Re-assigns every instance by spherical k-means on the bank, seeded by `seed`.
+    /// Each instance's cluster in the first clustering (the `cluster` relation's).
+    pub fn assign(&self) -> &[u32] {
+        &self.sets[0].assign
+    }
+
+    /// Re-assigns every instance by spherical k-means on the bank, each clustering seeded
+    /// from `seed` and its place in the list, and estimates the concentrations.
     pub fn recluster(&mut self, seed: u64) {
-        let (_, assign) = kmeans(&self.bank.z, self.bank.dim, self.clusters, seed);
-        self.assign = assign;
+        let (z, dim) = (&self.bank.z, self.bank.dim);
+        for (m, set) in self.sets.iter_mut().enumerate() {
+            let seed = seed ^ (m as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let (centroids, assign) = kmeans(z, dim, set.k, seed);
+            set.phi = crate::loss::proto::concentration(
+                z,
+                dim,
+                &centroids,
+                &assign,
+                self.alpha,
+                self.temperature,
+            );
+            (set.centroids, set.assign) = (centroids, assign);
+        }
     }
 }
 

@@ -120,11 +120,11 @@ impl ViewsConfig {
         if self.local_crops == 0 {
             return Ok(());
         }
-        if pairing != Pairing::Joint {
+        if !matches!(pairing, Pairing::Joint | Pairing::MultiCrop) {
             return Err(Error::config(
                 "views.local_crops",
                 self.local_crops,
-                "0 unless keys.pairing = \"joint\"",
+                "0 unless keys.pairing = \"joint\" or \"multi-crop\"",
             ));
         }
         if encoder == EncoderKind::Mlp {

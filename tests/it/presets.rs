@@ -64,6 +64,8 @@ fn every_image_preset_trains() {
         "dcl-fashion-mnist",
         "dclw-fashion-mnist",
         "simsiam-fashion-mnist",
+        "dino-fashion-mnist",
+        "moco-v3-fashion-mnist",
     ] {
         smoke(name, out.path(), &images(&[]));
     }
@@ -74,7 +76,7 @@ fn every_image_preset_trains() {
         &images(&[
             "train.epochs=2",
             "views.recluster_every=1",
-            "views.clusters=5",
+            "loss.proto.clusters=[5, 10]",
         ]),
     );
     let teacher = format!(
@@ -120,4 +122,33 @@ fn multisensory_presets_refuse_channels_the_data_lacks() {
         err.contains("views.modalities") && err.contains("9") && err.lines().count() == 1,
         "{err}"
     );
+}
+
+/// The online probe reports its training and test accuracy at every epoch's end, and
+/// learns: above chance (0.1 on ten classes) after a few steps.
+#[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
+fn the_online_probe_reports_every_epoch_and_learns() {
+    let out = tempfile::tempdir().unwrap();
+    smoke(
+        "simclr-fashion-mnist",
+        out.path(),
+        &images(&[
+            "train.epochs=2",
+            "eval.online_probe=true",
+            "data.limit=1024",
+        ]),
+    );
+    let m = metrics::read(&out.path().join("simclr-fashion-mnist/metrics.jsonl")).unwrap();
+    let ends: Vec<&serde_json::Value> = m
+        .iter()
+        .filter(|r| r["epoch_seconds"].is_number())
+        .collect();
+    assert_eq!(ends.len(), 2);
+    for r in &ends {
+        let train = r["online_probe_train_top1"].as_f64().unwrap();
+        let test = r["online_probe_top1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&train), "{r}");
+        assert!(test > 0.15, "online probe at chance: {r}");
+    }
 }

@@ -156,8 +156,15 @@ fn queues_banks_and_prototypes_resume_exactly() {
         ("instdisc-fashion-mnist", &["keys.bank_negatives=256"][..]),
         (
             "pcl-fashion-mnist",
-            &["views.recluster_every=2", "views.clusters=5"][..],
+            &["views.recluster_every=2", "loss.proto.clusters=[5, 10]"][..],
         ),
+        // the online probe's weights and counts, and the split weight decay
+        (
+            "simclr-fashion-mnist",
+            &["eval.online_probe=true", "optim.exclude_bias_norm=true"][..],
+        ),
+        // DINO's centre moves every step and is held in the checkpoint
+        ("dino-fashion-mnist", &["head.prototypes=64"][..]),
     ] {
         let (a, b) = (
             tmp.path().join(format!("{name}-a")),

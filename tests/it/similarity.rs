@@ -240,6 +240,7 @@ fn pair_up(
         global: 0,
         total: 1,
         ledger: &mut Default::default(),
+        features: None,
     };
     pairing::loss(step, views).unwrap()
 }
@@ -343,5 +344,31 @@ fn predictive_coding_targets_the_window_k_steps_ahead_of_the_same_series() {
         for t in 0..3 {
             assert_eq!(map.positives_of(i * 3 + t), vec![(t + 1) * 3 + i]);
         }
+    }
+}
+
+/// DINO's multi-crop pairing: every crop, global and local, is a query; the global crops
+/// are the keys; a query's positives are its image's keys of another view, and the key of
+/// its own view is no candidate.
+#[test]
+fn multi_crop_pairs_every_crop_with_the_other_global_crops_of_its_image() {
+    let (cfg, model, device) = image_model(
+        "[encoder]\nkind = \"convnet\"\nchannels = [4, 8]\nstrides = [1, 2]\n[head]\nkind = \"identity\"\n[keys]\npairing = \"multi-crop\"\n[views]\nn = 2\nlocal_crops = 2\nlocal_size = 4\n[loss]\nkind = \"info-nce\"\n",
+        [1, 8, 8],
+    );
+    let views = three_images(&cfg);
+    assert_eq!(views.groups.len(), 2, "a group of global and one of local crops");
+    let q: Vec<Tag> = views.groups.iter().flat_map(|g| g.tags.clone()).collect();
+    let k: Vec<Tag> = q.iter().copied().filter(|t| t.view < 2).collect();
+    let (loss, map) = pair_up(&cfg, &model, &views, &device);
+    assert!(loss.into_scalar::<f32>().is_finite());
+    assert_eq!((map.rows, map.cols), (12, 6));
+    for (r, t) in q.iter().enumerate() {
+        let want: Vec<usize> = (0..k.len())
+            .filter(|&j| k[j].instance == t.instance && k[j].view != t.view)
+            .collect();
+        assert_eq!(map.positives_of(r), want, "crop {r} ({t:?})");
+        let own = usize::from(t.view < 2);
+        assert_eq!(map.negatives(r), 6 - want.len() - own, "crop {r}");
     }
 }

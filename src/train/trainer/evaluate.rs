@@ -97,6 +97,15 @@ impl Trainer {
         Some(eval::knn::accuracy(&pred, &fte.labels))
     }
 
+    /// The online probe's accuracy on the labelled test samples; `None` when there are
+    /// none.
+    pub(super) fn probe_accuracy(&self, probe: &crate::eval::online::OnlineProbe) -> Option<f64> {
+        let fte = self
+            .features(&self.model, &self.test_split())
+            .labelled(self.ds.classes);
+        (!fte.is_empty()).then(|| eval::knn::accuracy(&probe.predict(&fte.data), &fte.labels))
+    }
+
     /// kNN and linear probe on the representation (with per-class scores, and alignment
     /// and uniformity for augmented views), on raw inputs and on a random-init encoder
     /// when configured.

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::data::loader::{steps_per_epoch, Batching, EpochLoader};
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
+use crate::eval::online::OnlineProbe;
 use crate::eval::Scores;
 use crate::loss::{Loss, LossState};
 use crate::model::Model;
@@ -135,6 +136,8 @@ pub struct Trainer {
     epoch_sums: (f64, f64, usize),
     /// The run directory's lock, held for the trainer's life by the rank that writes it.
     lock: Option<RunLock>,
+    /// The online linear probe (`eval.online_probe`), on the rank that writes the run.
+    probe: Option<OnlineProbe>,
 }
 
 impl Trainer {
@@ -197,6 +200,10 @@ impl Trainer {
         let batching = Batching::new(cfg.train.classes_per_batch, batch, &train.labels)?;
         let keys = KeyState::build(&cfg, &model, train.shape, &train.labels, &ad)?;
         let loss = cfg.loss.for_epoch(0).build()?;
+        let probe = match (cfg.eval.online_probe, &lock) {
+            (true, Some(_)) => Some(online_probe(&cfg, ds.classes)?),
+            _ => None,
+        };
         let t = Self {
             cfg,
             dir: dir.to_path_buf(),
@@ -221,6 +228,7 @@ impl Trainer {
             steps,
             epoch_sums: (0.0, 0.0, 0),
             lock,
+            probe,
         };
         if let Batching::Balanced {
             left_out: n @ 1..,
@@ -396,6 +404,11 @@ impl Trainer {
         if self.cfg.loss.contrastive() && n > 0 {
             record.mi_bound = Some(bound_sum / n as f64);
         }
+        if let Some(mut probe) = self.probe.take() {
+            record.online_probe_train_top1 = probe.take_accuracy();
+            record.online_probe_top1 = self.probe_accuracy(&probe);
+            self.probe = Some(probe);
+        }
         self.write(record)?;
         self.keys
             .end_of_epoch(&self.cfg, &self.model, self.train.shape, &self.ad)?;
@@ -424,6 +437,38 @@ impl Trainer {
             None => Ok(()),
         }
     }
+}
+
+/// The online probe `cfg` asks for, over `classes` classes; refused where no pairing
+/// hands it representations or the data have no labels.
+fn online_probe(cfg: &Config, classes: usize) -> Result<OnlineProbe> {
+    use crate::keys::Pairing;
+    let pairing = cfg.keys.pairing;
+    if !matches!(
+        pairing,
+        Pairing::Joint | Pairing::Cross | Pairing::MultiCrop
+    ) {
+        return Err(Error::config(
+            "eval.online_probe",
+            true,
+            format!(
+                "false with keys.pairing = \"{}\" (joint, cross and multi-crop pairings hand it h)",
+                crate::error::kind_name(&pairing)
+            ),
+        ));
+    }
+    if classes < 2 {
+        return Err(Error::config(
+            "eval.online_probe",
+            true,
+            "false for data without two or more classes",
+        ));
+    }
+    Ok(OnlineProbe::new(
+        cfg.encoder.output_dim(),
+        classes,
+        cfg.eval.online_probe_lr,
+    ))
 }
 
 /// Sets this process's compute threads (`train.threads`, 0: its share of the host's

@@ -51,6 +51,9 @@ impl Trainer {
             ),
         ];
         self.keys.write(&mut sections).map_err(bad)?;
+        if let Some(p) = &self.probe {
+            sections.push(("online_probe".into(), p.to_bytes()));
+        }
         let meta = Meta {
             epoch: self.pos.epoch,
             step: self.pos.step,
@@ -93,6 +96,12 @@ impl Trainer {
             .from_bytes(section("optimizer")?)
             .map_err(|e| bad(e.to_string()))?;
         self.keys.read(c).map_err(bad)?;
+        if let Some(p) = self.probe.as_mut() {
+            let bytes = c
+                .section("online_probe")
+                .ok_or_else(|| bad("has no `online_probe` section".into()))?;
+            p.read_bytes(bytes).map_err(bad)?;
+        }
         self.pos = Position {
             epoch: meta.epoch,
             step: meta.step,

@@ -53,6 +53,8 @@ impl Trainer {
         let world = crate::dist::world();
         let split = pairing::splits_queries(&self.cfg);
         let mut ledger = crate::dist::Ledger::default();
+        let mut features = None;
+        let probing = self.probe.is_some();
         let step = Step {
             cfg: &self.cfg,
             model: &self.model,
@@ -63,8 +65,13 @@ impl Trainer {
             global,
             total,
             ledger: &mut ledger,
+            features: probing.then_some(&mut features),
         };
         let (loss, map) = pairing::loss(step, views)?;
+        if let (Some(probe), Some((h, tags))) = (self.probe.as_mut(), features) {
+            let labels: Vec<u32> = tags.iter().map(|t| t.label).collect();
+            probe.step(&crate::keys::host(&h), &labels);
+        }
         let mut value = [loss.clone().into_scalar::<f32>()];
         if split {
             world.all_reduce_sum(&mut value);
