@@ -53,6 +53,7 @@ pub mod reference;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod score;
+pub mod study;
 pub mod train;
 pub mod views;
 

@@ -6,6 +6,7 @@ mod embed;
 mod eval;
 mod presets;
 mod report;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,9 @@ enum Command {
     /// Print the resolved config a run would use (`--set` applied), explain one key
     /// (`--explain KEY`), or the reference of every key (`--reference`).
     Config(config::ConfigArgs),
+    /// Train a grid (or list) of overrides of one config, each point its own run, and
+    /// summarise them: summary.csv, summary.md and summary.html with charts.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Runs the command line; errors are printed as one line and exit with status 1 (a run
@@ -61,6 +65,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Report(a) => report::run(a),
         Command::Presets(a) => presets::run(a),
         Command::Config(a) => config::run(a),
+        Command::Sweep(a) => sweep::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

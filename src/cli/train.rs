@@ -101,7 +101,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
 /// A flag that the first SIGINT or SIGTERM sets to its number, so that training stops
 /// after its step with a checkpoint; a second one exits at once with status 128 + signal.
-fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
+pub(super) fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicUsize::new(0));
     for signal in [SIGINT, SIGTERM] {

@@ -30,5 +30,6 @@ mod retrieval;
 mod scale_out;
 mod sgd;
 mod similarity;
+mod sweep;
 mod tool;
 mod vicreg_swav;
