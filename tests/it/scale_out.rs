@@ -1,7 +1,8 @@
 //! Data-parallel training under `mpirun -np 2` equals one process training the same
 //! global batch: per-step losses and the final parameters, for SimCLR (keys and queries
 //! gathered), SupCon (labels split across ranks), MoCo v2 (queue, momentum encoder),
-//! InstDisc (memory bank) and NNCLR (support set, predictor), with `train.sync_bn`.
+//! InstDisc (memory bank), NNCLR (support set, predictor), DINO (multi-crop, centre) and
+//! PCL (ProtoNCE's clusterings), with `train.sync_bn`.
 //!
 //! The tolerance is measured, not guessed: the one-process run is repeated with one
 //! compute thread instead of two, which changes only the order of float sums (as
@@ -202,6 +203,29 @@ fn instdisc_on_two_ranks_equals_one_process() {
 #[ignore = "needs downloaded data and Open MPI: scripts/test.sh"]
 fn nnclr_on_two_ranks_equals_one_process() {
     equivalent("nnclr-fashion-mnist", &[]);
+}
+
+/// DINO: multi-crop groups gathered per crop size, the teacher's keys gathered, the
+/// centre moved from the whole batch on every rank.
+#[test]
+#[ignore = "needs downloaded data and Open MPI: scripts/test.sh"]
+fn dino_on_two_ranks_equals_one_process() {
+    equivalent("dino-fashion-mnist", &["head.prototypes=64"]);
+}
+
+/// PCL's ProtoNCE: the bank, its clusterings and the prototype term over the gathered
+/// batch (two epochs of ten steps; the prototypes are assigned from the second).
+#[test]
+#[ignore = "needs downloaded data and Open MPI: scripts/test.sh"]
+fn protonce_on_two_ranks_equals_one_process() {
+    let limit = format!("data.limit={}", STEPS * BATCH / 2);
+    let extra = [
+        "train.epochs=2",
+        limit.as_str(),
+        "views.recluster_every=5",
+        "loss.proto.clusters=[5, 10]",
+    ];
+    equivalent("pcl-fashion-mnist", &extra);
 }
 
 /// The same equivalence with the ranks on two "hosts": network namespaces joined by a veth

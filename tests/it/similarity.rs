@@ -357,7 +357,11 @@ fn multi_crop_pairs_every_crop_with_the_other_global_crops_of_its_image() {
         [1, 8, 8],
     );
     let views = three_images(&cfg);
-    assert_eq!(views.groups.len(), 2, "a group of global and one of local crops");
+    assert_eq!(
+        views.groups.len(),
+        2,
+        "a group of global and one of local crops"
+    );
     let q: Vec<Tag> = views.groups.iter().flat_map(|g| g.tags.clone()).collect();
     let k: Vec<Tag> = q.iter().copied().filter(|t| t.view < 2).collect();
     let (loss, map) = pair_up(&cfg, &model, &views, &device);
