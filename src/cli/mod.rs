@@ -5,6 +5,7 @@ mod data;
 mod embed;
 mod eval;
 mod presets;
+mod probe;
 mod report;
 mod sweep;
 mod train;
@@ -42,6 +43,9 @@ enum Command {
     /// Train a grid (or list) of overrides of one config, each point its own run, and
     /// summarise them: summary.csv, summary.md and summary.html with charts.
     Sweep(sweep::SweepArgs),
+    /// Probe a trained run's representation (`probe invariance RUN`).
+    #[command(subcommand)]
+    Probe(probe::ProbeCommand),
 }
 
 /// Runs the command line; errors are printed as one line and exit with status 1 (a run
@@ -66,6 +70,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Presets(a) => presets::run(a),
         Command::Config(a) => config::run(a),
         Command::Sweep(a) => sweep::run(a),
+        Command::Probe(c) => probe::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -253,7 +253,10 @@ pub fn finished(dir: &Path) -> Result<Option<RunMetrics>> {
             values.insert(key.to_string(), v);
         }
     }
-    let last_epoch = records.iter().rev().find(|r| r.get("epoch_seconds").is_some());
+    let last_epoch = records
+        .iter()
+        .rev()
+        .find(|r| r.get("epoch_seconds").is_some());
     if let Some(e) = last_epoch {
         for (from, to) in [
             ("loss", "final_loss"),

@@ -22,6 +22,7 @@ mod nan_guard;
 mod neg_cosine;
 mod onnx_teacher;
 mod presets;
+mod probe;
 mod proto;
 mod quantizer;
 mod resume;
