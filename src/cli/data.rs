@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use contrastive::config::Config;
 use contrastive::data::{self, detect, fetch, preview, Dataset, Split};
+use contrastive::study::audit;
 use contrastive::views::augment::AugmentConfig;
 
 /// Columns of the preview picture.
@@ -46,6 +47,23 @@ pub enum DataCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Audit a dataset before training on it: class balance, near-duplicates across the
+    /// train and test splits (average hash, then mean absolute difference), each class's
+    /// mean image and where the objects sit (centres of mass); writes audit.md,
+    /// audit.html and its pictures.
+    Audit {
+        /// The dataset folder, or one of its files.
+        path: PathBuf,
+        /// Dataset name (default: inferred from PATH).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Folder of the outputs (default: <dataset>-audit in the current folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Largest mean absolute difference (values in [0, 1]) of a near-duplicate pair.
+        #[arg(long, default_value_t = 0.01)]
+        near: f32,
+    },
 }
 
 pub fn run(c: DataCommand) -> Result<()> {
@@ -74,6 +92,25 @@ pub fn run(c: DataCommand) -> Result<()> {
                 None => AugmentConfig::default(),
             };
             info(&path, dataset, out, views, &augment)
+        }
+        DataCommand::Audit {
+            path,
+            dataset,
+            out,
+            near,
+        } => {
+            let (name, dir) = match dataset {
+                Some(name) => (name, path),
+                None => detect::infer(&path)?,
+            };
+            let ds = data::load(&name, &dir)?;
+            let found = audit::audit(&ds, near);
+            let out = out
+                .unwrap_or_else(|| PathBuf::from(format!("{}-audit", ds.name.replace('/', "-"))));
+            audit::write(&ds, &found, &out)?;
+            print!("{}", audit::markdown(&found, &ds.class_names));
+            println!("written: {}", out.join("audit.html").display());
+            Ok(())
         }
     }
 }

@@ -4,6 +4,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Which output the evaluation reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    /// The encoder's representation `h`, as methods are compared.
+    H,
+    /// The head's embedding `z = g(h)`, the space the loss shapes.
+    Z,
+}
+
 /// Evaluation of the representation `h`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +38,9 @@ pub struct EvalConfig {
     pub every: usize,
     /// Use only the first N test samples for evaluation (0: all).
     pub test_limit: usize,
+    /// The output evaluated by kNN, the linear probe and the report: `h` or `z` (the
+    /// heads study compares them).
+    pub layer: Layer,
     /// Train a linear classifier on the detached `h` of each batch's first view during
     /// training (solo-learn's online classifier) and report its accuracy every epoch:
     /// `online_probe_train_top1` on the training batches, `online_probe_top1` on the test
@@ -49,6 +62,7 @@ impl Default for EvalConfig {
             random_init: false,
             every: 0,
             test_limit: 0,
+            layer: Layer::H,
             online_probe: false,
             online_probe_lr: 0.1,
         }

@@ -57,10 +57,10 @@ pub enum Output {
     Projection,
 }
 
-/// Representations `h` of every sample of `split` as the run of `cfg` defines them,
-/// normalised with `mean`/`std`, using the model in inference mode (batch norm with
-/// running statistics). For multisensory views a sample's representation is the
-/// concatenation of its senses' representations (as CMC evaluates).
+/// The evaluated output (`eval.layer`: `h`, or `z`) of every sample of `split` as the
+/// run of `cfg` defines it, normalised with `mean`/`std`, using the model in inference
+/// mode (batch norm with running statistics). For multisensory views a sample's
+/// representation is the concatenation of its senses' (as CMC evaluates).
 pub fn extract(
     cfg: &crate::config::Config,
     model: &Model,
@@ -69,14 +69,11 @@ pub fn extract(
     std: &[f32],
     device: &Device,
 ) -> Features {
-    extract_output(
-        cfg,
-        model,
-        split,
-        (mean, std),
-        device,
-        Output::Representation,
-    )
+    let output = match cfg.eval.layer {
+        config::Layer::H => Output::Representation,
+        config::Layer::Z => Output::Projection,
+    };
+    extract_output(cfg, model, split, (mean, std), device, output)
 }
 
 /// Like [`extract`], for the chosen `output`.
@@ -274,6 +271,29 @@ mod tests {
         assert_eq!(e.knn.as_ref().map(|k| k.per_class.len()), Some(2));
         assert_eq!(e.scores.knn_top1, Some(1.0));
         assert!(e.unlabelled.is_none());
+    }
+
+    /// `eval.layer = "z"` evaluates the head's embedding: its width, not `h`'s.
+    #[test]
+    fn the_evaluated_layer_is_the_configured_one() {
+        let device = Device::flex();
+        let text = "[encoder]\nchannels = [4, 8]\nstrides = [1, 2]\n[head]\nkind = \"mlp\"\nhidden = 6\nout = 5\n";
+        let split = Split {
+            data: (0..2 * 36).map(|i| (i % 5) as f32 / 5.0).collect(),
+            shape: [1, 6, 6],
+            labels: vec![0, 1],
+        };
+        for (layer, dim) in [("h", 8), ("z", 5)] {
+            let sets = [format!("eval.layer=\"{layer}\"")];
+            let cfg =
+                crate::config::Config::parse(text, std::path::Path::new("x.toml"), &sets).unwrap();
+            let model = Model::new(&cfg, split.shape, &device).unwrap();
+            assert_eq!(
+                extract(&cfg, &model, &split, &[0.5], &[0.5], &device).dim,
+                dim,
+                "{layer}"
+            );
+        }
     }
 
     /// With one encoder per sense, each sense's half of the features is its own encoder's

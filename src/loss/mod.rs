@@ -114,6 +114,10 @@ pub struct LossConfig {
     pub tau_plus: f64,
     /// Hard-negative concentration `beta` of `debiased` (0 = no reweighting).
     pub beta: f64,
+    /// How `beta` is reached over training: the review's curriculum of easy negatives
+    /// early and hard ones later is `linear` or `cosine`, from 0 at the first step to
+    /// `beta` at the last.
+    pub beta_schedule: BetaSchedule,
     /// Weight of the uniformity term of `align-uniform`.
     pub weight: f64,
     /// Weight of the off-diagonal term of `barlow-twins`.
@@ -146,6 +150,30 @@ pub enum NceZ {
     FirstBatch,
 }
 
+/// The course of the hard-negative concentration `beta` over training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BetaSchedule {
+    /// `beta` throughout.
+    Constant,
+    /// `beta t / T` at step `t` of `T`.
+    Linear,
+    /// `beta (1 - cos(pi t / T)) / 2` at step `t` of `T`.
+    Cosine,
+}
+
+impl BetaSchedule {
+    /// The fraction of `beta` at step `step` of `total`.
+    pub fn fraction(self, step: usize, total: usize) -> f64 {
+        let t = step as f64 / total.saturating_sub(1).max(1) as f64;
+        match self {
+            Self::Constant => 1.0,
+            Self::Linear => t.min(1.0),
+            Self::Cosine => (1.0 - (std::f64::consts::PI * t.min(1.0)).cos()) / 2.0,
+        }
+    }
+}
+
 /// What a loss estimates once and then holds for the rest of training: written to every
 /// checkpoint so that a resumed run uses the same values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -171,6 +199,7 @@ impl Default for LossConfig {
             normalize: true,
             tau_plus: 0.1,
             beta: 0.0,
+            beta_schedule: BetaSchedule::Constant,
             weight: 1.0,
             lambda: 5e-3,
             exclude_false_negatives: false,
@@ -203,6 +232,7 @@ impl LossConfig {
                 "exclude_false_negatives",
                 "tau_plus",
                 "beta",
+                "beta_schedule",
             ],
             LossKind::Nce => &["score", "temperature", "exclude_false_negatives", "nce_z"],
             LossKind::Dcl => SCORED,
@@ -380,6 +410,16 @@ impl LossConfig {
             },
             mining_warmup_epochs: 0,
             ..self.clone()
+        }
+    }
+
+    /// The loss as it applies at step `step` of `total` in `epoch`: [`Self::for_epoch`],
+    /// with `beta` on its schedule.
+    pub fn at_step(&self, epoch: usize, step: usize, total: usize) -> Self {
+        Self {
+            beta: self.beta * self.beta_schedule.fraction(step, total),
+            beta_schedule: BetaSchedule::Constant,
+            ..self.for_epoch(epoch)
         }
     }
 
@@ -601,5 +641,38 @@ impl Loss {
     ) -> Result<Tensor<1>> {
         self.cfg
             .compute_checked(q, k, map, params.critic.as_ref(), state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The curriculum of hard negatives: 0 at the first step, `beta` at the last, through
+    /// the middle linearly or on half a cosine; a constant `beta` throughout.
+    #[test]
+    fn beta_follows_its_schedule() {
+        let cfg = |schedule| LossConfig {
+            kind: LossKind::Debiased,
+            beta: 2.0,
+            beta_schedule: schedule,
+            ..LossConfig::default()
+        };
+        let at = |s, step| cfg(s).at_step(0, step, 11).beta;
+        assert_eq!(
+            [
+                at(BetaSchedule::Linear, 0),
+                at(BetaSchedule::Linear, 5),
+                at(BetaSchedule::Linear, 10)
+            ],
+            [0.0, 1.0, 2.0]
+        );
+        assert!((at(BetaSchedule::Cosine, 5) - 1.0).abs() < 1e-12);
+        assert!(at(BetaSchedule::Cosine, 2) < at(BetaSchedule::Linear, 2));
+        assert_eq!(at(BetaSchedule::Constant, 0), 2.0);
+        assert_eq!(
+            cfg(BetaSchedule::Linear).at_step(0, 3, 11).beta_schedule,
+            BetaSchedule::Constant
+        );
     }
 }

@@ -341,8 +341,8 @@ pub fn probe(saved: &SavedRun, loaded: &Loaded, limit: usize, seed: u64) -> Resu
     let random_z = mean_cosine(&z0.data, &derangement(&z0.data, z0.dim, seed), z0.dim);
     let classes = loaded.ds.classes;
     let labelled = loaded.train.labels.iter().any(|&l| (l as usize) < classes);
-    let memory = labelled
-        .then(|| eval::extract(cfg, model, &loaded.train, mean, std, device).labelled(classes));
+    let memory =
+        labelled.then(|| features(&loaded.train, Output::Representation).labelled(classes));
     let (k, t) = (cfg.eval.knn_k, cfg.eval.knn_temperature);
     let knn = |f: &eval::knn::Features| {
         memory.as_ref().and_then(|m| {

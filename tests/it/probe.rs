@@ -63,3 +63,32 @@ fn the_invariance_probe_scores_every_family_and_reaches_the_report() {
     assert!(page.contains("<h2>Invariances</h2>"));
     assert!(run.join("report/invariance-0.png").exists());
 }
+
+/// `data audit` on a real dataset: the class table, the duplicate count and the pictures.
+#[test]
+#[ignore = "needs downloaded data: scripts/test.sh"]
+fn the_data_audit_reports_balance_duplicates_and_pictures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("audit");
+    let o = bin()
+        .args(["data", "audit"])
+        .arg(dataset("digits"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("audit.md")).unwrap();
+    assert!(
+        md.contains("## Class balance") && md.contains("| 0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("test samples have a training sample within"),
+        "{md}"
+    );
+    assert!(md.contains("Centre of mass"), "{md}");
+    for f in ["audit.html", "class-means.png", "centres.png"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+}

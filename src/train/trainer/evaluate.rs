@@ -100,8 +100,10 @@ impl Trainer {
     /// The online probe's accuracy on the labelled test samples; `None` when there are
     /// none.
     pub(super) fn probe_accuracy(&self, probe: &crate::eval::online::OnlineProbe) -> Option<f64> {
-        let fte = self
-            .features(&self.model, &self.test_split())
+        let (mean, std) = (self.mean.as_slice(), self.std.as_slice());
+        let test = self.test_split();
+        let h = eval::Output::Representation;
+        let fte = eval::extract_output(&self.cfg, &self.model, &test, (mean, std), &self.device, h)
             .labelled(self.ds.classes);
         (!fte.is_empty()).then(|| eval::knn::accuracy(&probe.predict(&fte.data), &fte.labels))
     }

@@ -29,7 +29,7 @@ use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::eval::online::OnlineProbe;
 use crate::eval::Scores;
-use crate::loss::{Loss, LossState};
+use crate::loss::{BetaSchedule, Loss, LossState};
 use crate::model::Model;
 use crate::pairs::Relation;
 use crate::views::Sampler;
@@ -344,6 +344,13 @@ impl Trainer {
             let global = epoch * self.steps + s;
             crate::dist::at_step(global);
             let lr = self.lr(global);
+            if self.cfg.loss.beta_schedule != BetaSchedule::Constant {
+                self.loss = self
+                    .cfg
+                    .loss
+                    .at_step(epoch, global, self.total_steps())
+                    .build()?;
+            }
             let (loss, bound) = self.train_step(global, lr, &views)?;
             *last = Some(loss);
             self.epoch_sums.0 += f64::from(loss);
