@@ -52,9 +52,16 @@ enum Command {
 /// stopped by a signal, with status 128 + the signal's number, as the shell reports it).
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // under mpirun: join the job (and finalise MPI when `_mpi` drops, on every rank)
+    // under mpirun: join the job (and finalise MPI when `_mpi` drops, on every rank); a
+    // sweep does not join: it spreads its points over the processes, each training alone
     #[cfg(feature = "mpi")]
-    let _mpi = match contrastive::dist::init() {
+    let spread = matches!(cli.command, Command::Sweep(_));
+    #[cfg(feature = "mpi")]
+    let _mpi = match (!spread)
+        .then(contrastive::dist::init)
+        .transpose()
+        .map(Option::flatten)
+    {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("error: {e}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use contrastive::study::sweep::{parse_case, points, Axis, Sweep};
+use contrastive::study::sweep::{parse_case, points, Axis, Share, Sweep};
 use contrastive::train::{Progress, TrainOptions};
 use contrastive::Config;
 
@@ -31,6 +31,8 @@ pub struct SweepArgs {
     seeds: usize,
     /// The sweep's folder: points/<point>/ run directories and the summary. Running the
     /// same sweep again continues it: finished points are read, a started one resumes.
+    /// Under `mpirun -np N` the points are spread over the N processes (on one host or
+    /// several), each point trained by one of them.
     #[arg(long)]
     out: PathBuf,
     /// Print one line per point only.
@@ -66,7 +68,11 @@ pub fn run(a: SweepArgs) -> Result<()> {
     };
     let mut opts = TrainOptions::new(progress);
     opts.stop = Some(super::train::stop_on_signals()?);
-    let rows = sweep.run(&opts, &mut |line| println!("{line}"))?;
+    let share = Share::from_env();
+    let rows = sweep.run(&opts, share, &mut |line| match share.size {
+        1 => println!("{line}"),
+        n => println!("[rank {} of {n}] {line}", share.rank),
+    })?;
     println!(
         "{} of {} points finished; summary: {}",
         rows.iter().map(|r| r.runs.len()).sum::<usize>(),

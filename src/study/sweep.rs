@@ -164,6 +164,41 @@ pub fn parse_case(s: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// This process's share of a sweep's points: under a launcher (`mpirun -np N`, the
+/// environment's `OMPI_COMM_WORLD_RANK`/`_SIZE` or `PMI_RANK`/`PMI_SIZE`), rank `r` of `N`
+/// trains the points `i` with `i mod N = r`, each in one process; alone, every point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    pub rank: usize,
+    pub size: usize,
+}
+
+impl Share {
+    /// Every point, in this process.
+    pub const ALL: Share = Share { rank: 0, size: 1 };
+
+    /// The share the launcher's environment gives this process.
+    pub fn from_env() -> Share {
+        let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+        let pairs = [
+            ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+            ("PMI_RANK", "PMI_SIZE"),
+        ];
+        pairs
+            .iter()
+            .find_map(|(r, n)| match (var(r), var(n)) {
+                (Some(rank), Some(size)) if rank < size => Some(Share { rank, size }),
+                _ => None,
+            })
+            .unwrap_or(Share::ALL)
+    }
+
+    /// Whether point `i` is this process's.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.size.max(1) == self.rank
+    }
+}
+
 /// What a sweep runs.
 #[derive(Debug, Clone)]
 pub struct Sweep {
@@ -297,13 +332,24 @@ impl Sweep {
         self.points.iter().map(|p| self.config_of(p)).collect()
     }
 
-    /// Trains every point not finished yet, one after another, rewriting the summary
-    /// after each; `say` hears one line per point. An interrupted point stops the sweep
-    /// with its error (its checkpoint is written): the next call resumes it.
-    pub fn run(&self, opts: &TrainOptions, say: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
+    /// Trains every point of `share` not finished yet, one after another, rewriting the
+    /// summary after each; `say` hears one line per point. An interrupted point stops the
+    /// sweep with its error (its checkpoint is written): the next call resumes it.
+    pub fn run(
+        &self,
+        opts: &TrainOptions,
+        share: Share,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<Vec<Row>> {
         let configs = self.check()?;
         std::fs::create_dir_all(self.out.join("points")).map_err(|e| Error::io(&self.out, e))?;
-        for (i, (p, cfg)) in self.points.iter().zip(&configs).enumerate() {
+        let mine = self
+            .points
+            .iter()
+            .zip(&configs)
+            .enumerate()
+            .filter(|(i, _)| share.owns(*i));
+        for (i, (p, cfg)) in mine {
             let dir = self.dir(p);
             let n = self.points.len();
             let what = format!("point {}/{n} {}", i + 1, p.dir_name());
@@ -346,8 +392,18 @@ impl Sweep {
     }
 
     /// Writes `summary.csv`, `summary.md` and `summary.html` (with its charts) into the
-    /// sweep's folder, and returns the rows.
+    /// sweep's folder, and returns the rows. The processes of a spread sweep take turns
+    /// (an exclusive lock on `.summary.lock`), so the last to write saw every point the
+    /// others had finished.
     pub fn write_summary(&self) -> Result<Vec<Row>> {
+        let lock_path = self.out.join(".summary.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         let rows = self.rows()?;
         let keys = self.keys();
         let write = |name: &str, text: String| {

@@ -159,3 +159,32 @@ fn a_killed_sweep_continues_where_it_stopped_and_summarises_the_same() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains(POINTS[0]) && e.contains("another config"), "{e}");
 }
+
+/// Under `mpirun -np 2` the points are spread over the two processes, each point trained
+/// by one of them alone, and the summary is the serial sweep's.
+#[test]
+#[ignore = "needs downloaded data and Open MPI: scripts/test.sh"]
+fn a_sweep_under_mpirun_spreads_its_points_over_the_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (serial, spread) = (tmp.path().join("serial"), tmp.path().join("spread"));
+    ok(sweep(&serial, &[]));
+    let one = sweep(&spread, &[]);
+    let mut c = Command::new("mpirun");
+    c.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(["--oversubscribe", "--bind-to", "none", "-np", "2"])
+        .arg(one.get_program())
+        .args(one.get_args());
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    for (rank, name) in POINTS.iter().enumerate() {
+        let line = format!("[rank {rank} of 2] point {}/2 {name}: training", rank + 1);
+        assert!(said.contains(&line), "{said}");
+    }
+    assert_eq!(said.matches(": training").count(), 2, "{said}");
+    assert_eq!(accuracy_columns(&spread), accuracy_columns(&serial));
+    for i in 0..2 {
+        assert_eq!(records(&point(&spread, i)), records(&point(&serial, i)));
+    }
+}

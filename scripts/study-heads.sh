@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The heads study of docs/studies.md: no head, a linear head, the 2-layer MLP of the
+# presets and a 3-layer MLP, on SimCLR and MoCo v2, one epoch on Fashion-MNIST each; the
+# representation h is evaluated during training, the head's output z afterwards by
+# `contrastive eval --set eval.layer="z"`. About 25 minutes on 2 cores.
+# usage: scripts/study-heads.sh [OUT (default runs/studies)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/studies}
+bin=target/release/contrastive
+[ -x "$bin" ] || cargo build --release --locked
+for preset in simclr moco-v2; do
+    dir="$out/heads-$preset"
+    "$bin" sweep --config "configs/$preset-fashion-mnist.toml" --quiet \
+        --set eval.baseline=false --set eval.random_init=false \
+        --case 'head.kind="identity"' --case 'head.kind="linear"' \
+        --case 'head.kind="mlp";head.depth=2' --case 'head.kind="mlp";head.depth=3' \
+        --out "$dir"
+    for run in "$dir"/points/*/; do
+        [ -e "$run/eval-z.json" ] && continue
+        "$bin" eval "$run" --set 'eval.layer="z"' >/dev/null
+        mv "$run/eval.json" "$run/eval-z.json"
+    done
+done
