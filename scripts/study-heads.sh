@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The heads study of docs/studies.md: no head, a linear head, the 2-layer MLP of the
 # presets and a 3-layer MLP, on SimCLR and MoCo v2, one epoch on Fashion-MNIST each; the
-# representation h is evaluated during training, the head's output z afterwards by
-# `contrastive eval --set eval.layer="z"`. About 25 minutes on 2 cores.
+# representation h is evaluated during training, the head's output z and the third
+# block's pooled map afterwards by `contrastive eval --set eval.layer="z"` and
+# `--set eval.stage=3`. About 30 minutes on 2 cores.
 # usage: scripts/study-heads.sh [OUT (default runs/studies)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,13 @@ for preset in simclr moco-v2; do
         --case 'head.kind="mlp";head.depth=2' --case 'head.kind="mlp";head.depth=3' \
         --out "$dir"
     for run in "$dir"/points/*/; do
-        [ -e "$run/eval-z.json" ] && continue
-        "$bin" eval "$run" --set 'eval.layer="z"' >/dev/null
-        mv "$run/eval.json" "$run/eval-z.json"
+        if [ ! -e "$run/eval-z.json" ]; then
+            "$bin" eval "$run" --set 'eval.layer="z"' >/dev/null
+            mv "$run/eval.json" "$run/eval-z.json"
+        fi
+        if [ ! -e "$run/eval-stage3.json" ]; then
+            "$bin" eval "$run" --set eval.stage=3 >/dev/null
+            mv "$run/eval.json" "$run/eval-stage3.json"
+        fi
     done
 done

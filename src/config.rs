@@ -87,6 +87,17 @@ impl Config {
         self.optim.validate()?;
         self.train.validate()?;
         self.eval.validate()?;
+        let stage = self.eval.stage;
+        if stage > 0
+            && (self.eval.layer != crate::eval::config::Layer::H
+                || self.encoder.stage_output(stage).is_none())
+        {
+            return Err(Error::config(
+                "eval.stage",
+                stage,
+                "0, or with eval.layer = \"h\" a stage of the encoder (1-based; convnet, conv1d and resnet encoders)",
+            ));
+        }
         self.validate_views()?;
         self.validate_prototypes()?;
         self.validate_batches()

@@ -41,6 +41,9 @@ pub struct EvalConfig {
     /// The output evaluated by kNN, the linear probe and the report: `h` or `z` (the
     /// heads study compares them).
     pub layer: Layer,
+    /// With `layer = "h"`: evaluate instead the output of encoder stage `stage` (1-based,
+    /// a conv block or a ResNet stage), averaged over positions; 0: `h` itself.
+    pub stage: usize,
     /// Train a linear classifier on the detached `h` of each batch's first view during
     /// training (solo-learn's online classifier) and report its accuracy every epoch:
     /// `online_probe_train_top1` on the training batches, `online_probe_top1` on the test
@@ -63,6 +66,7 @@ impl Default for EvalConfig {
             every: 0,
             test_limit: 0,
             layer: Layer::H,
+            stage: 0,
             online_probe: false,
             online_probe_lr: 0.1,
         }

@@ -55,6 +55,8 @@ pub enum Output {
     Representation,
     /// The projection head's embedding `z = g(h)` (`h` without a head).
     Projection,
+    /// The encoder's feature map after its first `n` blocks, averaged over positions.
+    Blocks(usize),
 }
 
 /// The evaluated output (`eval.layer`: `h`, or `z`) of every sample of `split` as the
@@ -69,9 +71,10 @@ pub fn extract(
     std: &[f32],
     device: &Device,
 ) -> Features {
-    let output = match cfg.eval.layer {
-        config::Layer::H => Output::Representation,
-        config::Layer::Z => Output::Projection,
+    let output = match (cfg.eval.layer, cfg.encoder.stage_output(cfg.eval.stage)) {
+        (config::Layer::H, Some((blocks, _))) if cfg.eval.stage > 0 => Output::Blocks(blocks),
+        (config::Layer::H, _) => Output::Representation,
+        (config::Layer::Z, _) => Output::Projection,
     };
     extract_output(cfg, model, split, (mean, std), device, output)
 }
@@ -140,6 +143,12 @@ fn encode(
         let f = match output {
             Output::Representation => model.encoder.forward(x),
             Output::Projection => model.forward(x).1,
+            // [`extract`] asks for blocks only of encoders with feature maps (their
+            // `stage_output`), for which the split cannot fail
+            Output::Blocks(n) => match model.encoder.features_split(x.clone(), n) {
+                Ok((map, _)) => crate::encoder::global_avg_pool(map),
+                Err(_) => model.encoder.forward(x),
+            },
         };
         dim = f.dims()[1];
         data.extend(f.into_data().iter::<f32>());
@@ -273,7 +282,8 @@ mod tests {
         assert!(e.unlabelled.is_none());
     }
 
-    /// `eval.layer = "z"` evaluates the head's embedding: its width, not `h`'s.
+    /// `eval.layer = "z"` evaluates the head's embedding: its width, not `h`'s; `eval.stage`
+    /// an earlier block's pooled map, of that block's width.
     #[test]
     fn the_evaluated_layer_is_the_configured_one() {
         let device = Device::flex();
@@ -283,8 +293,8 @@ mod tests {
             shape: [1, 6, 6],
             labels: vec![0, 1],
         };
-        for (layer, dim) in [("h", 8), ("z", 5)] {
-            let sets = [format!("eval.layer=\"{layer}\"")];
+        for (layer, dim) in [("layer=\"h\"", 8), ("layer=\"z\"", 5), ("stage=1", 4)] {
+            let sets = [format!("eval.{layer}")];
             let cfg =
                 crate::config::Config::parse(text, std::path::Path::new("x.toml"), &sets).unwrap();
             let model = Model::new(&cfg, split.shape, &device).unwrap();
