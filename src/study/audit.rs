@@ -295,10 +295,18 @@ pub fn markdown(a: &Audit, class_names: &[String]) -> String {
     out
 }
 
-/// Writes `audit.md`, `audit.html` and the pictures (images only) into `dir`.
+/// Writes `audit.md`, `audit.html`, every duplicate pair with both labels in
+/// `duplicates.csv`, and the pictures (images only) into `dir`.
 pub fn write(ds: &Dataset, a: &Audit, dir: &Path) -> Result<()> {
     let err = |p: &Path, e: std::io::Error| crate::error::Error::io(p, e);
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    let mut csv = String::from("test,train,difference,test_label,train_label\n");
+    for d in &a.duplicates {
+        let (lt, lr) = (ds.test.labels[d.test], ds.train.labels[d.train]);
+        csv += &format!("{},{},{},{lt},{lr}\n", d.test, d.train, d.difference);
+    }
+    let path = dir.join("duplicates.csv");
+    std::fs::write(&path, csv).map_err(|e| err(&path, e))?;
     let md = markdown(a, &ds.class_names);
     let path = dir.join("audit.md");
     std::fs::write(&path, &md).map_err(|e| err(&path, e))?;

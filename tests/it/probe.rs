@@ -88,7 +88,12 @@ fn the_data_audit_reports_balance_duplicates_and_pictures() {
         "{md}"
     );
     assert!(md.contains("Centre of mass"), "{md}");
-    for f in ["audit.html", "class-means.png", "centres.png"] {
+    for f in [
+        "audit.html",
+        "duplicates.csv",
+        "class-means.png",
+        "centres.png",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
 }
