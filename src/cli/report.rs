@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use contrastive::report;
+use contrastive::study::invariance;
 use contrastive::train::saved::SavedRun;
 
 #[derive(Args)]
@@ -28,11 +29,31 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let run = SavedRun::open(&a.path, &a.set)?;
     let loaded = run.load()?;
     let page = a.out.unwrap_or_else(|| run.dir.join("report.html"));
-    let r = report::write(&run, &loaded, &page)?;
+    let extra = invariance_section(&run, &page)?;
+    let r = report::write(&run, &loaded, &page, &extra)?;
     println!(
         "report: {} ({} pictures)",
         r.page.display(),
         r.pictures.len()
     );
     Ok(())
+}
+
+/// The run's invariance probe (`contrastive probe invariance` wrote
+/// `RUN_DIR/invariance/invariance.json`) as a report section, its chart drawn into the
+/// report's picture folder; empty when the run was not probed.
+fn invariance_section(run: &SavedRun, page: &std::path::Path) -> Result<String> {
+    let probed = run.dir.join("invariance").join(invariance::JSON);
+    let Ok(text) = std::fs::read_to_string(&probed) else {
+        return Ok(String::new());
+    };
+    let inv: invariance::Invariance =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", probed.display()))?;
+    let folder = page
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("report");
+    std::fs::create_dir_all(&folder)?;
+    let charts = invariance::charts(std::slice::from_ref(&inv), &folder)?;
+    Ok(invariance::section(&[inv], &charts, "report/"))
 }

@@ -34,8 +34,9 @@ pub struct Report {
 }
 
 /// Writes the report of `run` (with its data and model in `loaded`) to the HTML file
-/// `page`, and its pictures to `report/` beside it.
-pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
+/// `page`, and its pictures to `report/` beside it; `extra` is HTML of more sections
+/// (the invariance probe's), placed before the config.
+pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path, extra: &str) -> Result<Report> {
     let folder = page.parent().unwrap_or(Path::new(".")).join("report");
     std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
     let metrics_path = run.dir.join("metrics.jsonl");
@@ -163,21 +164,7 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path) -> Result<Report> {
 
     body.push_str("<h2>Final metrics</h2>\n");
     body.push_str(&final_tables(run, &records, names));
-    let probed = run
-        .dir
-        .join("invariance")
-        .join(crate::study::invariance::JSON);
-    if let Ok(text) = std::fs::read_to_string(&probed) {
-        let inv: crate::study::invariance::Invariance =
-            serde_json::from_str(&text).map_err(|e| Error::data(&probed, e.to_string()))?;
-        let charts = crate::study::invariance::charts(std::slice::from_ref(&inv), &folder)?;
-        pictures.extend(charts.iter().map(|(f, _)| folder.join(f)));
-        body.push_str(&crate::study::invariance::section(
-            &[inv],
-            &charts,
-            "report/",
-        ));
-    }
+    body.push_str(extra);
     body.push_str("<h2>Config</h2>\n");
     let cfg_path = run.dir.join("config.toml");
     let cfg = std::fs::read_to_string(&cfg_path).unwrap_or_else(|_| run.config.to_toml());

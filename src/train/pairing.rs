@@ -45,7 +45,11 @@ pub fn splits_queries(cfg: &Config) -> bool {
         && cfg.keys.pairing == Pairing::Joint
         && matches!(
             cfg.loss.kind,
-            LossKind::NtXent | LossKind::InfoNce | LossKind::Supcon | LossKind::SupconIn
+            LossKind::NtXent
+                | LossKind::InfoNce
+                | LossKind::Supcon
+                | LossKind::SupconIn
+                | LossKind::ProtoNce
         )
 }
 
@@ -108,6 +112,13 @@ fn joint(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
             .filter(|r| own.binary_search(r).is_ok())
             .collect();
         let weight = mine.len() as f64 / all.len().max(1) as f64;
+        // ProtoNCE's prototype term is a mean over every row: this rank's rows' share
+        let own_tags: Vec<Tag> = own.iter().map(|&r| tags[r]).collect();
+        let prototypes = match own.is_empty() {
+            true => None,
+            false => prototype_term(&s, &select(&z, &own), &own_tags)?
+                .map(|p| p.mul_scalar(own.len() as f64 / tags.len().max(1) as f64)),
+        };
         let loss = match mine.is_empty() {
             true => z.clone().sum().mul_scalar(0.0),
             false => s
@@ -121,7 +132,7 @@ fn joint(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
                 )?
                 .mul_scalar(weight),
         };
-        return Ok((loss, map));
+        return Ok((prototypes.map_or(loss.clone(), |p| loss + p), map));
     }
     let prototypes = prototype_term(&s, &z, &tags)?;
     let (loss, map) = match anchors(&map) {
@@ -254,7 +265,10 @@ fn cross(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
         let q = s.model.predict(select(&z_all, qr));
         // a key encoder reads this rank's rows of the key view; their keys are gathered
         let local = rows_of(&g.tags, tags[kr[0]].view);
-        let k_own = encoded_keys(&s, g, &local)?.unwrap_or_else(|| select(&z_all, kr));
+        let k_own = match encoded_keys(&s, g, &local)? {
+            Some(k) => world.gather_detached(k),
+            None => select(&z_all, kr),
+        };
         let k_tags = tags_of(kr);
         // NNCLR: the positive key is the support set's nearest neighbour of the key.
         let k_batch = match s
@@ -303,15 +317,14 @@ fn cross(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)> {
 }
 
 /// The keys of this rank's rows `local` of `g` from the key encoder (a model of this
-/// tool or an ONNX teacher), gathered over ranks without gradient; `None` when the
+/// tool or an ONNX teacher), without gradient and not yet gathered; `None` when the
 /// queries' own encoder computes the keys.
 fn encoded_keys(s: &Step, g: &Group, local: &[usize]) -> Result<Option<Tensor<2>>> {
-    let world = crate::dist::world();
     Ok(match (&s.keys.model, &s.keys.onnx) {
-        (Some(km), _) => Some(world.gather_detached(model_keys(km, g, local, s.device))),
+        (Some(km), _) => Some(model_keys(km, g, local, s.device)),
         (None, Some(t)) => {
             let z = t.embed(&rows_data(g, local), local.len())?;
-            Some(world.gather_detached(keys::device_rows(z, t.dim, s.device)))
+            Some(keys::device_rows(z, t.dim, s.device))
         }
         (None, None) => None,
     })
@@ -335,14 +348,25 @@ fn multi_crop(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)
         let (h, local_z) = s.model.forward_views(group_input(g, s.device), &g.views());
         keep_features(&mut s, h, &g.tags);
         let (z, tags) = world.gather_rows(local_z, &g.tags, s.ledger);
-        let keyed: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].view < global).collect();
-        if !keyed.is_empty() {
-            let local: Vec<usize> = (0..g.tags.len())
-                .filter(|&i| g.tags[i].view < global)
-                .collect();
-            let k = encoded_keys(&s, g, &local)?.unwrap_or_else(|| select(&z, &keyed));
+        let local: Vec<usize> = (0..g.tags.len())
+            .filter(|&i| g.tags[i].view < global)
+            .collect();
+        if !local.is_empty() {
+            // gathered as rows, so that the keys sort by view as the queries do
+            let (k, t) = match encoded_keys(&s, g, &local)? {
+                Some(k) => {
+                    let own: Vec<Tag> = local.iter().map(|&i| g.tags[i]).collect();
+                    let (k, t) = world.gather_rows(k, &own, &mut Ledger::default());
+                    (k.detach(), t)
+                }
+                None => {
+                    let keyed: Vec<usize> =
+                        (0..tags.len()).filter(|&i| tags[i].view < global).collect();
+                    (select(&z, &keyed), keyed.iter().map(|&i| tags[i]).collect())
+                }
+            };
             zk.push(k);
-            k_tags.extend(keyed.iter().map(|&i| tags[i]));
+            k_tags.extend(t);
         }
         zq.push(z);
         q_tags.extend(tags);

@@ -682,7 +682,23 @@ fn unlabelled_data_and_impossible_sizes_are_handled_in_one_line() {
     let o = train_preset(
         &tmp.path().join("k"),
         "pcl-fashion-mnist",
-        &["views.clusters=5000"],
+        &["loss.proto.clusters=[10, 5000]"],
+    )
+    .output()
+    .unwrap();
+    let e = error_line(&o);
+    assert!(
+        e.contains("loss.proto.clusters") && e.contains("1024"),
+        "{e}"
+    );
+    let o = train_preset(
+        &tmp.path().join("k"),
+        "pcl-fashion-mnist",
+        &[
+            "views.relation=\"cluster\"",
+            "loss.kind=\"supcon\"",
+            "views.clusters=5000",
+        ],
     )
     .output()
     .unwrap();

@@ -151,7 +151,7 @@ fn equivalent_under(name: &str, extra: &[&str], launch: Launch) {
         Launch::TwoHosts => across_namespaces(&train(&cfg, &base, &two)),
     });
     let (a, b, c) = (losses(&one), losses(&one_t1), losses(&two));
-    assert_eq!(a.len(), STEPS, "{name}: steps");
+    assert!(a.len() >= STEPS && a.len() == c.len(), "{name}: steps");
     let first = (c[0] - a[0]).abs() / a[0];
     // the step's update, and how far the two-rank update is from the one-process one
     let (p1, p2) = (params(&one, 1), params(&one, 2));
@@ -214,14 +214,12 @@ fn dino_on_two_ranks_equals_one_process() {
 }
 
 /// PCL's ProtoNCE: the bank, its clusterings and the prototype term over the gathered
-/// batch (two epochs of ten steps; the prototypes are assigned from the second).
+/// batch (two epochs of twenty steps; the prototypes are assigned from the second).
 #[test]
 #[ignore = "needs downloaded data and Open MPI: scripts/test.sh"]
 fn protonce_on_two_ranks_equals_one_process() {
-    let limit = format!("data.limit={}", STEPS * BATCH / 2);
     let extra = [
         "train.epochs=2",
-        limit.as_str(),
         "views.recluster_every=5",
         "loss.proto.clusters=[5, 10]",
     ];

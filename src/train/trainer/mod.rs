@@ -196,6 +196,19 @@ impl Trainer {
                 format!("at most the {} training samples", train.len()),
             ));
         }
+        let proto = &cfg.loss.proto.clusters;
+        if cfg.loss.kind == crate::loss::LossKind::ProtoNce
+            && proto.iter().any(|&k| k > train.len())
+        {
+            return Err(Error::config(
+                "loss.proto.clusters",
+                format!("{proto:?}"),
+                format!(
+                    "cluster counts of at most the {} training samples",
+                    train.len()
+                ),
+            ));
+        }
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
         let batching = Batching::new(cfg.train.classes_per_batch, batch, &train.labels)?;
         let keys = KeyState::build(&cfg, &model, train.shape, &train.labels, &ad)?;
