@@ -140,7 +140,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     let doc = json!({
         "checkpoint": run.checkpoint, "dataset": l.ds.name, "class_names": names,
-        "representation": "h", "dim": ftr.dim,
+        "representation": representation(cfg), "dim": ftr.dim,
         "train_samples": ftr.len(), "test_samples": fte.len(),
         "knn": e.knn.as_ref().map(|knn| json!({"k": cfg.eval.knn_k,
             "temperature": cfg.eval.knn_temperature, "top1": knn.top1,
@@ -194,5 +194,14 @@ fn print_confusion(names: &[String], knn: &ClassScores) {
     for (c, row) in knn.confusion.iter().enumerate() {
         let cells: String = row.iter().map(|v| format!(" {v:>w$}")).collect();
         println!("{:<nw$} {cells}", format!("{c} {}", names[c]));
+    }
+}
+
+/// The output that was evaluated, as eval.json names it: `h`, `z` or `block K`.
+fn representation(cfg: &contrastive::Config) -> String {
+    match (cfg.eval.layer, cfg.eval.stage) {
+        (contrastive::eval::config::Layer::Z, _) => "z".into(),
+        (_, 0) => "h".into(),
+        (_, k) => format!("block {k}"),
     }
 }
