@@ -109,11 +109,11 @@ pub fn apply(family: Family, s: f32, img: &mut [f32], shape: [usize; 3], rng: &m
                 height: ch,
                 width: cw,
             };
-            resample(img, shape, |dst, src| {
+            resample(img, |dst, src| {
                 augment::crop_resize(src, shape, b, h, false, dst)
             });
         }
-        Family::Flip => resample(img, shape, |dst, src| {
+        Family::Flip => resample(img, |dst, src| {
             let full = CropBox {
                 top: 0,
                 left: 0,
@@ -122,7 +122,7 @@ pub fn apply(family: Family, s: f32, img: &mut [f32], shape: [usize; 3], rng: &m
             };
             augment::crop_resize(src, shape, full, h, true, dst)
         }),
-        Family::Rotation => resample(img, shape, |dst, src| rotate(src, shape, s, dst)),
+        Family::Rotation => resample(img, |dst, src| rotate(src, shape, s, dst)),
         Family::Brightness => augment::brightness(img, 1.0 - s),
         Family::Contrast => augment::contrast(img, c, 1.0 - s),
         Family::Saturation => colour::saturation(img, c, 1.0 - s),
@@ -147,13 +147,13 @@ pub fn apply(family: Family, s: f32, img: &mut [f32], shape: [usize; 3], rng: &m
         }
         Family::TimeShift => {
             let k = (s * w as f32).round() as isize;
-            resample(img, shape, |dst, src| {
+            resample(img, |dst, src| {
                 remap_time(src, shape, dst, |t| {
                     (t as isize - k).clamp(0, w as isize - 1) as f32
                 })
             });
         }
-        Family::Warp => resample(img, shape, |dst, src| {
+        Family::Warp => resample(img, |dst, src| {
             let l = (w - 1).max(1) as f32;
             remap_time(src, shape, dst, |t| {
                 let t = t as f32;
@@ -175,7 +175,7 @@ pub fn apply(family: Family, s: f32, img: &mut [f32], shape: [usize; 3], rng: &m
 }
 
 /// Runs `f(dst, src)` with a copy of `img` as the source, writing into `img`.
-fn resample(img: &mut [f32], _shape: [usize; 3], f: impl FnOnce(&mut [f32], &[f32])) {
+fn resample(img: &mut [f32], f: impl FnOnce(&mut [f32], &[f32])) {
     let src = img.to_vec();
     f(img, &src);
 }
