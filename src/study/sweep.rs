@@ -444,19 +444,15 @@ impl Sweep {
                 let Some(x) = r.value(key).and_then(|v| v.parse::<f64>().ok()) else {
                     continue;
                 };
-                let others: Vec<String> = r
+                let others: String = r
                     .sets
                     .iter()
                     .filter(|(k, _)| k != key)
-                    .map(|(k, v)| format!("{k}={v}"))
+                    .map(|(k, v)| format!(" {k}={v}"))
                     .collect();
                 for (metric, label) in [("knn_top1", "kNN"), ("linear_top1", "linear")] {
                     if let Some((mean, _, _)) = r.stat(metric) {
-                        let name = [label.to_string()]
-                            .into_iter()
-                            .chain(others.clone())
-                            .collect::<Vec<_>>()
-                            .join(" ");
+                        let name = format!("{label}{others}");
                         series.entry(name).or_default().push((x, mean));
                     }
                 }

@@ -400,9 +400,9 @@ fn multi_crop(mut s: Step, views: &ViewBatch) -> Result<(Tensor<1>, PositiveMap)
             .collect()
     };
     let excluded = (0..built.rows)
-        .map(|i| [built.excluded[i].clone(), same_view(i)].concat())
+        .map(|i| [built.excluded[i].as_slice(), &same_view(i)].concat())
         .collect();
-    let map = PositiveMap::new(built.rows, built.cols, built.positives.clone(), excluded)?;
+    let map = PositiveMap::new(built.rows, built.cols, built.positives, excluded)?;
     let loss = s.loss.compute_with(q, k, &map, &s.model.loss, s.state)?;
     Ok((loss, map))
 }
