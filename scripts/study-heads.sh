@@ -3,7 +3,7 @@
 # presets, a 3-layer and a wider MLP on SimCLR; no head against the MLP on MoCo v2; one
 # epoch on Fashion-MNIST each. The representation h is evaluated during training, the
 # head's output z and the third block's pooled map afterwards by `contrastive eval --set
-# eval.layer="z"` and `--set eval.stage=3`. About 30 minutes on 2 cores.
+# eval.layer="z"` and `--set eval.stage=3`. Seven one-epoch runs and fourteen evaluations.
 # usage: scripts/study-heads.sh [OUT (default runs/studies)]
 set -euo pipefail
 cd "$(dirname "$0")/.."

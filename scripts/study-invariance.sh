@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The invariance study of docs/studies.md: R1 (SimCLR on Fashion-MNIST, one epoch) with
 # its brightness/contrast jitter and without it, probed side by side by
-# `contrastive probe invariance` on 2,000 test images. About 8 minutes on 2 cores.
+# `contrastive probe invariance` on 2,000 test images. Two one-epoch runs and one probe.
 # usage: scripts/study-invariance.sh [OUT (default runs/studies)]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,7 +2,7 @@
 # The negatives study of docs/studies.md: the number of negatives (in-batch: batch size;
 # MoCo: queue length) against their hardness (Robinson et al.'s beta, Chuang et al.'s
 # debiasing tau+) and the review's curriculum (beta rising from 0 over training), each a
-# `contrastive sweep` of one epoch on Fashion-MNIST, one seed. About 35 minutes on 2 cores.
+# `contrastive sweep` of one epoch on Fashion-MNIST, one seed: thirteen one-epoch runs.
 # usage: scripts/study-negatives.sh [OUT (default runs/studies)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
