@@ -68,9 +68,10 @@ fn main() {
     let mut losses = Vec::new();
     for step in 0..steps {
         let indices: Vec<usize> = (step * batch..(step + 1) * batch).collect();
-        let g = &sampler
+        let views = sampler
             .sample(&train, &indices, mix(seed, step as u64, 0))
-            .groups[0];
+            .expect("views of data held in memory");
+        let g = &views.groups[0];
         let x = Tensor::<4>::from_data(TensorData::new(g.data.clone(), g.shape), &ad);
         let (_, z) = model.forward(x);
         let inst: Vec<u32> = g.tags.iter().map(|t| t.instance).collect();

@@ -28,7 +28,9 @@ fn main() -> contrastive::Result<()> {
     let (batch, steps) = (cfg.train.batch_size, 16);
     for step in 0..steps {
         let indices: Vec<usize> = (step * batch..(step + 1) * batch).collect();
-        let views = sampler.sample(&train, &indices, step as u64);
+        let views = sampler
+            .sample(&train, &indices, step as u64)
+            .expect("views of data held in memory");
         let g = &views.groups[0];
         let x = Tensor::<4>::from_data(TensorData::new(g.data.clone(), g.shape), &device);
         let (_, z) = model.forward(x);

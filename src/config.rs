@@ -87,6 +87,13 @@ impl Config {
         self.optim.validate()?;
         self.train.validate()?;
         self.eval.validate()?;
+        if self.data.streamed() && self.views.kind != crate::views::config::ViewsKind::Transform {
+            return Err(Error::config(
+                "views.kind",
+                format!("{:?}", self.views.kind).to_lowercase(),
+                "\"transform\" for streamed images (data.dataset = \"images\"): senses and windows read data held in memory",
+            ));
+        }
         let stage = self.eval.stage;
         if stage > 0
             && (self.eval.layer != crate::eval::config::Layer::H

@@ -10,6 +10,8 @@ use contrastive::data::{self, detect, fetch, preview, Dataset, Split};
 use contrastive::study::audit;
 use contrastive::views::augment::AugmentConfig;
 
+use super::stream_info;
+
 /// Columns of the preview picture.
 const PREVIEW_SAMPLES: usize = 8;
 /// Seed of the preview's augmented views, fixed so that reruns draw the same picture.
@@ -46,6 +48,49 @@ pub enum DataCommand {
         /// augmentation).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Index a streamed image collection (a folder, a folder of .tar shards or a .csv/.jsonl
+    /// manifest) once: every image's path, stamp, label, split and size, written to
+    /// contrastive-index.jsonl in the folder (beside a manifest, <manifest>.index.jsonl),
+    /// so that runs read one file instead of walking the tree.
+    Index {
+        /// The folder or manifest.
+        path: PathBuf,
+        /// Fraction of the samples without a split held out for testing.
+        #[arg(long, default_value_t = 0.1)]
+        holdout: f64,
+    },
+    /// Time the streamed loader alone: decoded, augmented images per second of a
+    /// collection, as `benches/peer_loader.py` times PyTorch's (same arguments, same JSON
+    /// keys). Views: random-resized crop (scale 0.2-1), flip, colour jitter (0.4, 0.4, 0.4,
+    /// 0.1) with probability 0.8, normalised.
+    Bench {
+        /// The folder, shard folder or manifest.
+        path: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Side of the views.
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// Batches timed.
+        #[arg(long, default_value_t = 40)]
+        batches: usize,
+        /// Batches read before the timing starts.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 2)]
+        views: usize,
+        /// Leave the colour jitter out.
+        #[arg(long)]
+        no_jitter: bool,
+        /// `data.cache_mb` (0: decode every image every time, as PyTorch's loader does).
+        #[arg(long, default_value_t = 0)]
+        cache_mb: u64,
+        /// Batches prepared ahead (`data.prefetch`).
+        #[arg(long, default_value_t = 2)]
+        prefetch: usize,
     },
     /// Audit a dataset before training on it: class balance, near-duplicates across the
     /// train and test splits (average hash, then mean absolute difference), each class's
@@ -93,6 +138,33 @@ pub fn run(c: DataCommand) -> Result<()> {
             };
             info(&path, dataset, out, views, &augment)
         }
+        DataCommand::Index { path, holdout } => index(&path, holdout),
+        DataCommand::Bench {
+            path,
+            workers,
+            batch,
+            size,
+            batches,
+            warmup,
+            views,
+            no_jitter,
+            cache_mb,
+            prefetch,
+        } => {
+            let b = stream_info::Bench {
+                workers,
+                batch,
+                size,
+                batches,
+                warmup,
+                views,
+                jitter: !no_jitter,
+                cache_mb,
+                prefetch,
+            };
+            println!("{}", stream_info::bench(&path, &b)?);
+            Ok(())
+        }
         DataCommand::Audit {
             path,
             dataset,
@@ -135,6 +207,9 @@ fn info(
             (name, dir, "inferred from the path")
         }
     };
+    if name == "images" || stream_info::is_stream(path) {
+        return stream_info::info(path);
+    }
     let ds = data::load(&name, &dir)?;
     println!("dataset: {} ({}, {how})", ds.name, dir.display());
     let what = if preview::is_series(ds.train.shape) {
@@ -186,4 +261,23 @@ fn print_split(name: &str, split: &Split, ds: &Dataset) {
     if !parts.is_empty() {
         println!("  {}", parts.join(", "));
     }
+}
+
+/// `data index`: scans, reads every image's header, writes the index file.
+fn index(path: &Path, holdout: f64) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let mut idx = data::stream::index::Index::scan(path, holdout)?;
+    stream_info::read_sizes(&mut idx)?;
+    let file = data::stream::index::index_file(path);
+    idx.write(&file)?;
+    let test = idx.entries.iter().filter(|e| e.test).count();
+    println!(
+        "indexed {} images ({} train, {test} test, {} classes) in {:.1}s: {}",
+        idx.entries.len(),
+        idx.entries.len() - test,
+        idx.classes.len(),
+        t0.elapsed().as_secs_f64(),
+        file.display()
+    );
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod eval;
 mod presets;
 mod probe;
 mod report;
+mod stream_info;
 mod sweep;
 mod train;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::Dataset;
+use super::{Data, Dataset, Source};
 use crate::error::{Error, Result};
 
 /// One number for every channel, or one per channel.
@@ -49,6 +49,25 @@ pub struct DataConfig {
     /// Largest image, in pixels (width x height), an image folder may hold; larger ones
     /// are refused before they are decoded.
     pub max_pixels: u64,
+    /// Streamed images (`dataset = "images"`): the side of the square the model takes;
+    /// views are cut from the full image at this size unless `views.augment.size` says
+    /// otherwise, and evaluation resizes the shorter edge to it and crops the centre.
+    pub image_size: usize,
+    /// Streamed images: threads that decode and augment (0 = one per core).
+    pub workers: usize,
+    /// Batches prepared ahead of the training step; with the batch size and views this
+    /// bounds the loader's memory.
+    pub prefetch: usize,
+    /// Streamed images: skip an unreadable, undecodable or changed file (counted in the
+    /// metrics as `skipped_files`, its place taken by the next good sample) instead of
+    /// stopping with its name.
+    pub skip_bad: bool,
+    /// Streamed images: keep decoded images in memory when a split's decoded pixels fit in
+    /// this many MiB (and in a quarter of the memory available); 0 never caches.
+    pub cache_mb: u64,
+    /// Streamed images without a train/test split: the fraction held out for testing,
+    /// chosen by a hash of each path.
+    pub holdout: f64,
 }
 
 impl Default for DataConfig {
@@ -61,6 +80,12 @@ impl Default for DataConfig {
             limit: 0,
             fetch: true,
             max_pixels: crate::data::MAX_PIXELS,
+            image_size: 0,
+            workers: 0,
+            prefetch: 2,
+            skip_bad: false,
+            cache_mb: 1024,
+            holdout: 0.1,
         }
     }
 }
@@ -91,7 +116,55 @@ impl DataConfig {
                 "finite values > 0",
             ));
         }
+        if self.prefetch == 0 {
+            return Err(Error::config("data.prefetch", 0, "at least 1 batch"));
+        }
+        if !(0.0..1.0).contains(&self.holdout) {
+            return Err(Error::config(
+                "data.holdout",
+                self.holdout,
+                "a fraction in [0, 1)",
+            ));
+        }
+        if self.streamed() && self.image_size == 0 {
+            return Err(Error::config(
+                "data.image_size",
+                0,
+                "the side in pixels of the square the model takes from streamed images (say 224)",
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the data are streamed from disk (`dataset = "images"`).
+    pub fn streamed(&self) -> bool {
+        self.dataset == "images"
+    }
+
+    /// The dataset as the trainer reads it, streamed or loaded (see [`Self::load`]), with
+    /// a line for `say` about a streamed collection.
+    pub fn open(&self, say: &mut dyn FnMut(&str)) -> Result<Data> {
+        if !self.streamed() {
+            return self.load(say).map(Data::from);
+        }
+        let options = super::stream::Options {
+            side: self.image_size,
+            max_pixels: self.max_pixels,
+            skip_bad: self.skip_bad,
+            cache_bytes: self.cache_mb << 20,
+            holdout: self.holdout,
+        };
+        let (train, test, class_names, fingerprint, said) =
+            super::stream::open(&self.dir, &options)?;
+        say(&said);
+        Ok(Data {
+            name: "images".into(),
+            train: Source::Stream(train),
+            test: Source::Stream(test),
+            classes: class_names.len(),
+            class_names,
+            fingerprint: Some(fingerprint),
+        })
     }
 
     /// Loads the dataset, fetching it first (saying so through `say`) when `fetch` is on,

@@ -1,4 +1,7 @@
 //! Seeded batches of views, prepared on a background thread while the trainer computes.
+//!
+//! Memory: at most `data.prefetch` finished batches wait in the queue, one is being
+//! built, and a streamed source holds one decoded image per worker thread.
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -10,15 +13,13 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::Split;
+use super::Source;
 use crate::error::{Error, Result};
 use crate::views::transform::mix;
 use crate::views::{Sampler, ViewBatch};
 
 /// Salt that separates the shuffling RNG from the view RNGs.
 const SHUFFLE: u64 = 0x5348_5546;
-/// Batches prepared ahead of the trainer.
-const PREFETCH: usize = 2;
 
 /// Salt of the class-balanced batch RNG.
 const BALANCED: u64 = 0x5042_4154;
@@ -144,10 +145,38 @@ pub fn steps_per_epoch(n: usize, batch: usize, drop_last: bool) -> usize {
     }
 }
 
-/// One epoch's batches from step `start` on, as `(step in epoch, views)`.
+/// One epoch's batches from step `start` on, as `(step in epoch, views)`; a batch whose
+/// file cannot be read ends the epoch with its error.
 pub struct EpochLoader {
-    rx: Receiver<(usize, ViewBatch)>,
+    rx: Receiver<Result<(usize, ViewBatch)>>,
     worker: Option<JoinHandle<()>>,
+}
+
+/// How the loader runs: batches prepared ahead, and the threads that read and augment
+/// (`None`: rayon's global pool).
+#[derive(Clone)]
+pub struct Prefetch {
+    pub depth: usize,
+    pub pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl Prefetch {
+    /// `depth` batches ahead (`data.prefetch`); a pool of its own of `workers` threads (0:
+    /// one per core) for a streamed source, whose reading and decoding then overlaps with
+    /// the step instead of competing with it for the global pool.
+    pub fn new(depth: usize, workers: usize, streamed: bool) -> Result<Self> {
+        let pool = if streamed {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(workers)
+                .thread_name(|i| format!("data-{i}"))
+                .build()
+                .map_err(|e| Error::Invalid(format!("data.workers = {workers}: {e}")))?;
+            Some(Arc::new(pool))
+        } else {
+            None
+        };
+        Ok(Self { depth, pool })
+    }
 }
 
 impl EpochLoader {
@@ -156,23 +185,30 @@ impl EpochLoader {
     /// [`Batching::order`]), viewed with seed `mix(seed, epoch, s)`, so any step can be
     /// reproduced without replaying the ones before it. Rank `r` of `n` (`part`) views its
     /// slice of each batch ([`crate::dist::part`]) exactly as one process draws it.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        split: Arc<Split>,
+        source: Arc<Source>,
         sampler: Arc<dyn Sampler>,
         order: Vec<usize>,
         batch: usize,
         (seed, epoch): (u64, usize),
         start: usize,
         (rank, ranks): (usize, usize),
+        prefetch: Prefetch,
     ) -> Self {
-        let (tx, rx) = sync_channel(PREFETCH);
+        let (tx, rx) = sync_channel(prefetch.depth.max(1));
         let worker = std::thread::spawn(move || {
             for s in start..order.len().div_ceil(batch) {
                 let idx = &order[s * batch..((s + 1) * batch).min(order.len())];
                 let mine = crate::dist::part(rank, ranks, idx.len());
                 let seed = mix(seed, epoch as u64, s as u64);
-                let views = sampler.sample_from(&split, &idx[mine.clone()], seed, mine.start);
-                if tx.send((s, views)).is_err() {
+                let draw = || sampler.sample_from(&*source, &idx[mine.clone()], seed, mine.start);
+                let views = match &prefetch.pool {
+                    Some(pool) => pool.install(draw),
+                    None => draw(),
+                };
+                let failed = views.is_err();
+                if tx.send(views.map(|v| (s, v))).is_err() || failed {
                     return;
                 }
             }
@@ -185,7 +221,7 @@ impl EpochLoader {
 }
 
 impl Iterator for EpochLoader {
-    type Item = (usize, ViewBatch);
+    type Item = Result<(usize, ViewBatch)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.rx.recv().ok()

@@ -1,7 +1,9 @@
 //! Datasets and loaders.
 //!
-//! Every dataset becomes two [`Split`]s of `f32` samples of one shape `[C, H, W]`
-//! (time series are `[channels, 1, length]`), with optional integer labels.
+//! A dataset held in memory is two [`Split`]s of `f32` samples of one shape `[C, H, W]`
+//! (time series are `[channels, 1, length]`), with optional integer labels. An image
+//! collection streamed from disk ([`stream`]) has images of any size; both are a
+//! [`Source`] to the trainer and the evaluation.
 
 pub mod cifar;
 pub mod config;
@@ -14,10 +16,15 @@ pub mod idx;
 pub mod loader;
 pub mod preview;
 pub mod series;
+pub mod source;
+pub mod stream;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+pub use source::{Data, Source};
 
 /// Samples of one split, row-major `[n, C, H, W]`, with their labels.
 #[derive(Debug, Clone)]
@@ -101,6 +108,39 @@ impl Split {
     }
 }
 
+/// One sample as the views take it: values `[C, H, W]` of its own shape, with the index
+/// and label of the sample actually read (another one where a bad file was skipped).
+#[derive(Debug, Clone)]
+pub struct Image<'a> {
+    pub data: Cow<'a, [f32]>,
+    pub shape: [usize; 3],
+    pub index: usize,
+    pub label: u32,
+}
+
+/// Samples by index, as the view samplers read them.
+pub trait Fetch: Sync {
+    /// The shape the model takes (every sample's, for data held in memory).
+    fn shape(&self) -> [usize; 3];
+    /// Sample `i`.
+    fn fetch(&self, i: usize) -> Result<Image<'_>>;
+}
+
+impl Fetch for Split {
+    fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    fn fetch(&self, i: usize) -> Result<Image<'_>> {
+        Ok(Image {
+            data: Cow::Borrowed(self.sample(i)),
+            shape: self.shape,
+            index: i,
+            label: self.labels[i],
+        })
+    }
+}
+
 /// A train and a test split with the number of classes.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -114,7 +154,7 @@ pub struct Dataset {
 
 /// Datasets known by name, for help texts and errors.
 pub const DATASETS: &str =
-    "cifar10, cifar100, digits, fashion-mnist, folder, mnist, ucr, ucr/<Name>";
+    "cifar10, cifar100, digits, fashion-mnist, folder, images, mnist, ucr, ucr/<Name>";
 
 /// The default largest image of an image folder (`data.max_pixels`): 64 megapixels, more
 /// than any phone camera's; one such image is 768 MB as RGB `f32`.
@@ -136,6 +176,11 @@ pub fn load_limited(name: &str, dir: &Path, max_pixels: u64) -> Result<Dataset> 
         "cifar100" => cifar::load(cifar::Variant::Cifar100, dir),
         "digits" => digits::load(dir),
         "folder" => folder::load(dir, max_pixels),
+        "images" => Err(Error::config(
+            "data.dataset",
+            name,
+            "a dataset held in memory: `images` is streamed, which train, eval, embed and `data index`/`data info` read",
+        )),
         "ucr" => series::load(dir, None),
         _ => match name.strip_prefix("ucr/") {
             Some(problem) if !problem.is_empty() => series::load(dir, Some(problem)),

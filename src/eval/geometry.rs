@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::knn::Features;
 use crate::config::ViewsConfig;
-use crate::data::Split;
+use crate::data::Fetch;
 use crate::error::{Error, Result};
 use crate::loss::geometry::{alignment, uniformity};
 use crate::model::Model;
@@ -38,7 +38,7 @@ pub struct Geometry {
 /// senses and windows have no such pair of one test sample.
 pub fn measure(
     model: &Model,
-    test: &Split,
+    test: &dyn Fetch,
     features: &Features,
     views: &ViewsConfig,
     (mean, std): (&[f32], &[f32]),
@@ -49,7 +49,7 @@ pub fn measure(
         return Ok(None);
     }
     let augment = views.augments();
-    let n = test.len().min(features.len()).min(SAMPLES);
+    let n = features.len().min(SAMPLES);
     let first = augment
         .first()
         .ok_or_else(|| Error::Invalid("no view augmentation".into()))?;
@@ -60,7 +60,7 @@ pub fn measure(
         std: std.to_vec(),
     };
     let indices: Vec<usize> = (0..n).collect();
-    let views = sampler.sample(test, &indices, seed);
+    let views = sampler.sample(test, &indices, seed)?;
     let model = model.valid();
     let (mut rows, mut tags): ([Vec<f32>; 2], [Vec<Tag>; 2]) = Default::default();
     let mut dim = 0;

@@ -12,12 +12,16 @@ pub mod map2d;
 pub mod online;
 pub mod retrieval;
 
+use std::borrow::Cow;
+
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use serde::Serialize;
 
 use crate::config::EvalConfig;
-use crate::data::Split;
+
+use crate::data::source::Rows;
+use crate::data::{Source, Split};
 use crate::model::Model;
 use confusion::ClassScores;
 use knn::Features;
@@ -71,12 +75,16 @@ pub fn extract(
     std: &[f32],
     device: &Device,
 ) -> Features {
-    let output = match (cfg.eval.layer, cfg.encoder.stage_output(cfg.eval.stage)) {
+    extract_output(cfg, model, split, (mean, std), device, output_of(cfg))
+}
+
+/// The output the evaluation reads (`eval.layer`, `eval.stage`).
+fn output_of(cfg: &crate::config::Config) -> Output {
+    match (cfg.eval.layer, cfg.encoder.stage_output(cfg.eval.stage)) {
         (config::Layer::H, Some((blocks, _))) if cfg.eval.stage > 0 => Output::Blocks(blocks),
         (config::Layer::H, _) => Output::Representation,
         (config::Layer::Z, _) => Output::Projection,
-    };
-    extract_output(cfg, model, split, (mean, std), device, output)
+    }
 }
 
 /// Like [`extract`], for the chosen `output`.
@@ -129,17 +137,47 @@ fn encode(
     device: &Device,
     output: Output,
 ) -> Features {
+    let d = split.sample_len();
+    let rows = |start: usize, n: usize| -> std::result::Result<_, std::convert::Infallible> {
+        Ok((
+            Cow::Borrowed(&split.data[start * d..(start + n) * d]),
+            Cow::Borrowed(&split.labels[start..start + n]),
+        ))
+    };
+    let Ok(f) = encode_rows(
+        model,
+        (split.len(), split.shape),
+        rows,
+        (mean, std),
+        device,
+        output,
+    );
+    f
+}
+
+/// `output` of `n` samples of `shape`, read `BATCH` at a time by `rows(start, count)` as
+/// values and labels, normalised with `mean`/`std` and fed to `model`.
+fn encode_rows<'a, E>(
+    model: &Model,
+    (n, [c, h, w]): (usize, [usize; 3]),
+    rows: impl Fn(usize, usize) -> std::result::Result<Rows<'a>, E>,
+    (mean, std): (&[f32], &[f32]),
+    device: &Device,
+    output: Output,
+) -> std::result::Result<Features, E> {
     let model = model.valid();
-    let [c, h, w] = split.shape;
     let mut data = Vec::new();
+    let mut labels = Vec::with_capacity(n);
     let mut dim = 0;
-    for start in (0..split.len()).step_by(BATCH) {
-        let n = BATCH.min(split.len() - start);
-        let mut x = split.data[start * c * h * w..(start + n) * c * h * w].to_vec();
+    for start in (0..n).step_by(BATCH) {
+        let m = BATCH.min(n - start);
+        let (x, y) = rows(start, m)?;
+        let mut x = x.into_owned();
+        labels.extend_from_slice(&y);
         for img in x.chunks_mut(c * h * w) {
             crate::views::augment::normalise(img, mean, std);
         }
-        let x = Tensor::<4>::from_data(TensorData::new(x, [n, c, h, w]), device);
+        let x = Tensor::<4>::from_data(TensorData::new(x, [m, c, h, w]), device);
         let f = match output {
             Output::Representation => model.encoder.forward(x),
             Output::Projection => model.forward(x).1,
@@ -153,10 +191,51 @@ fn encode(
         dim = f.dims()[1];
         data.extend(f.into_data().iter::<f32>());
     }
-    Features {
-        data,
-        dim,
-        labels: split.labels.clone(),
+    Ok(Features { data, dim, labels })
+}
+
+/// [`extract`] of a training or test [`Source`], held in memory or streamed (images read
+/// a batch at a time, resized and centre-cropped).
+pub fn extract_source(
+    cfg: &crate::config::Config,
+    model: &Model,
+    source: &Source,
+    (mean, std): (&[f32], &[f32]),
+    device: &Device,
+) -> crate::error::Result<Features> {
+    extract_source_output(cfg, model, source, (mean, std), device, output_of(cfg))
+}
+
+/// [`extract_output`] of a [`Source`].
+pub fn extract_source_output(
+    cfg: &crate::config::Config,
+    model: &Model,
+    source: &Source,
+    (mean, std): (&[f32], &[f32]),
+    device: &Device,
+    output: Output,
+) -> crate::error::Result<Features> {
+    match source.memory() {
+        Some(split) => Ok(extract_output(
+            cfg,
+            model,
+            split,
+            (mean, std),
+            device,
+            output,
+        )),
+        None => {
+            let rows = |start, n| source.rows(start, n);
+            let shape = crate::data::Fetch::shape(source);
+            encode_rows(
+                model,
+                (source.len(), shape),
+                rows,
+                (mean, std),
+                device,
+                output,
+            )
+        }
     }
 }
 

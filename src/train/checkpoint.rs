@@ -61,6 +61,10 @@ pub struct Meta {
     /// Data-parallel ranks that trained it (1 before scale-out existed).
     #[serde(default = "one")]
     pub ranks: usize,
+    /// A streamed collection's fingerprint ([`crate::data::stream::index::Index::fingerprint`]):
+    /// a resume on files that were added, removed, relabelled or changed is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 fn one() -> usize {

@@ -33,6 +33,9 @@ pub struct Record {
     pub comm_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mi_bound: Option<f64>,
+    /// Streamed files skipped as unreadable over the epoch (`data.skip_bad`), all ranks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_files: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knn_top1: Option<f64>,
     /// The online probe's accuracy over the epoch's training batches, each measured

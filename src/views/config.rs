@@ -98,6 +98,20 @@ impl ViewsConfig {
         }
     }
 
+    /// The config with every view that keeps its input size (`size = 0`) cut at `side`
+    /// instead: streamed images have no one input size.
+    pub fn sized(&self, side: usize) -> ViewsConfig {
+        let fill = |a: &AugmentConfig| AugmentConfig {
+            size: if a.size == 0 { side } else { a.size },
+            ..a.clone()
+        };
+        ViewsConfig {
+            augment: fill(&self.augment),
+            per_view: self.per_view.iter().map(fill).collect(),
+            ..self.clone()
+        }
+    }
+
     /// The augmentation of each view: the global views, then the local crops.
     pub fn augments(&self) -> Vec<AugmentConfig> {
         let mut views = if self.per_view.is_empty() {

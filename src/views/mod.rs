@@ -14,6 +14,9 @@ pub mod transform;
 
 pub use crate::pairs::{PositiveMap, Relation, Rule, Tag};
 
+use crate::data::Fetch;
+use crate::error::Result;
+
 /// Rows of encoder input of one shape, `[n, c, h, w]`, with their tags.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -47,19 +50,20 @@ impl ViewBatch {
 
 /// Draws the views of a batch of instances.
 pub trait Sampler: Send + Sync {
-    /// Views of `indices` in `split`; `seed` fixes every random choice.
-    fn sample(&self, split: &crate::data::Split, indices: &[usize], seed: u64) -> ViewBatch {
-        self.sample_from(split, indices, seed, 0)
+    /// Views of `indices` in `data`; `seed` fixes every random choice.
+    fn sample(&self, data: &dyn Fetch, indices: &[usize], seed: u64) -> Result<ViewBatch> {
+        self.sample_from(data, indices, seed, 0)
     }
 
     /// [`Self::sample`] of a slice of a batch that starts at position `first`: each
     /// sample draws as it would at its position in the whole batch, so ranks that each
     /// view their slice draw exactly the views of one process viewing the whole batch.
+    /// Fails only where a streamed file cannot be read.
     fn sample_from(
         &self,
-        split: &crate::data::Split,
+        data: &dyn Fetch,
         indices: &[usize],
         seed: u64,
         first: usize,
-    ) -> ViewBatch;
+    ) -> Result<ViewBatch>;
 }

@@ -5,7 +5,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::transform::mix;
 use super::{Group, Tag, ViewBatch};
-use crate::data::Split;
+use crate::data::Fetch;
+use crate::error::Result;
 
 /// Windows of `window` steps cut from series of shape `[channels, 1, length]`.
 ///
@@ -57,22 +58,28 @@ impl WindowViews {
 
 impl super::Sampler for WindowViews {
     /// Windows of `indices`, view-major; each window's [`Tag::time`] is its first step.
-    fn sample_from(&self, split: &Split, indices: &[usize], seed: u64, first: usize) -> ViewBatch {
-        let [c, _, length] = split.shape;
+    fn sample_from(
+        &self,
+        data: &dyn Fetch,
+        indices: &[usize],
+        seed: u64,
+        first: usize,
+    ) -> Result<ViewBatch> {
+        let [c, _, length] = data.shape();
         let per_view = self.n + self.distant;
         let mut rows: Vec<Vec<(Tag, Vec<f32>)>> = vec![Vec::new(); per_view];
         for (i, &idx) in indices.iter().enumerate() {
             let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, 0));
-            let x = split.sample(idx);
+            let x = data.fetch(idx)?;
             for (v, &s) in self.starts(length, &mut rng).iter().enumerate() {
                 let mut w = Vec::with_capacity(c * self.window);
                 for ch in 0..c {
-                    let src = &x[ch * length + s..ch * length + s + self.window];
+                    let src = &x.data[ch * length + s..ch * length + s + self.window];
                     w.extend(src.iter().map(|&a| (a - self.mean[ch]) / self.std[ch]));
                 }
                 let tag = Tag {
                     time: s as u32,
-                    ..Tag::new(idx as u32, split.labels[idx], v as u16)
+                    ..Tag::new(x.index as u32, x.label, v as u16)
                 };
                 rows[v].push((tag, w));
             }
@@ -83,8 +90,8 @@ impl super::Sampler for WindowViews {
             tags: rows.iter().map(|r| r.0).collect(),
             data: rows.into_iter().flat_map(|r| r.1).collect(),
         };
-        ViewBatch {
+        Ok(ViewBatch {
             groups: vec![group],
-        }
+        })
     }
 }

@@ -6,7 +6,8 @@ use rayon::prelude::*;
 
 use super::augment::{augment, output_size, AugmentConfig};
 use super::{Group, Tag, ViewBatch};
-use crate::data::Split;
+use crate::data::Fetch;
+use crate::error::Result;
 
 /// `n` augmented views of each instance; view `v` uses `augment[v]`.
 #[derive(Debug, Clone)]
@@ -17,36 +18,55 @@ pub struct TransformViews {
 }
 
 impl super::Sampler for TransformViews {
-    /// Views of `indices` in `split`, view-major: all first views, then all second views.
+    /// Views of `indices` in `data`, view-major: all first views, then all second views.
     /// `seed` fixes every random choice; view `v` of batch position `i` draws from its
     /// own RNG (seeded by its position `first + i`), so the result does not depend on
-    /// thread scheduling or on how the batch is split.
-    fn sample_from(&self, split: &Split, indices: &[usize], seed: u64, first: usize) -> ViewBatch {
-        let shape = split.shape;
+    /// thread scheduling or on how the batch is split. Each sample is read once, for all
+    /// its views, and dropped, so a streamed batch holds one full-size image per thread.
+    fn sample_from(
+        &self,
+        data: &dyn Fetch,
+        indices: &[usize],
+        seed: u64,
+        first: usize,
+    ) -> Result<ViewBatch> {
+        let shape = data.shape();
+        let c = shape[0];
+        let sides: Vec<usize> = self.augment.iter().map(|a| output_size(a, shape)).collect();
+        let mut outs: Vec<Vec<f32>> = sides
+            .iter()
+            .map(|s| vec![0.0; indices.len() * c * s * s])
+            .collect();
+        let mut per_sample: Vec<Vec<&mut [f32]>> = (0..indices.len()).map(|_| Vec::new()).collect();
+        for (out, side) in outs.iter_mut().zip(&sides) {
+            for (dsts, dst) in per_sample.iter_mut().zip(out.chunks_mut(c * side * side)) {
+                dsts.push(dst);
+            }
+        }
+        let read: Vec<(u32, u32)> = per_sample
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, dsts)| {
+                let img = data.fetch(indices[i])?;
+                for (v, (cfg, dst)) in self.augment.iter().zip(dsts).enumerate() {
+                    let mut rng =
+                        ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, v as u64));
+                    augment(
+                        cfg, &mut rng, &img.data, img.shape, &self.mean, &self.std, dst,
+                    );
+                }
+                Ok((img.index as u32, img.label))
+            })
+            .collect::<Result<_>>()?;
         let mut groups: Vec<Group> = Vec::new();
-        for (v, cfg) in self.augment.iter().enumerate() {
-            let side = output_size(cfg, shape);
-            let len = shape[0] * side * side;
-            let mut data = vec![0.0; indices.len() * len];
-            data.par_chunks_mut(len).enumerate().for_each(|(i, dst)| {
-                let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, v as u64));
-                augment(
-                    cfg,
-                    &mut rng,
-                    split.sample(indices[i]),
-                    shape,
-                    &self.mean,
-                    &self.std,
-                    dst,
-                );
-            });
-            let tags = indices
+        for (v, (data, side)) in outs.into_iter().zip(sides).enumerate() {
+            let tags = read
                 .iter()
-                .map(|&i| Tag::new(i as u32, split.labels[i], v as u16))
+                .map(|&(i, label)| Tag::new(i, label, v as u16))
                 .collect();
             let group = Group {
                 data,
-                shape: [indices.len(), shape[0], side, side],
+                shape: [indices.len(), c, side, side],
                 tags,
             };
             match groups.iter_mut().find(|g| g.shape[1..] == group.shape[1..]) {
@@ -58,7 +78,7 @@ impl super::Sampler for TransformViews {
                 None => groups.push(group),
             }
         }
-        ViewBatch { groups }
+        Ok(ViewBatch { groups })
     }
 }
 

@@ -31,6 +31,7 @@ mod retrieval;
 mod scale_out;
 mod sgd;
 mod similarity;
+mod stream;
 mod sweep;
 mod tool;
 mod vicreg_swav;

@@ -44,7 +44,7 @@ fn multisensory_views_pair_each_sense_with_the_same_samples_other_sense() {
         mean: vec![0.0; 4],
         std: vec![1.0; 4],
     };
-    let b = views.sample(&s, &[2, 0], 0);
+    let b = views.sample(&s, &[2, 0], 0).unwrap();
     let g = &b.groups[0];
     assert_eq!(g.shape, [4, 2, 1, 2]);
     // Row 0: sample 2, channels 0-1; row 3: sample 0, channels 2-3.
@@ -67,7 +67,7 @@ fn close_windows_are_positives_and_distant_ones_only_negatives() {
         mean: vec![0.0],
         std: vec![1.0],
     };
-    let b = sampler.sample(&s, &[0, 1, 2], 9);
+    let b = sampler.sample(&s, &[0, 1, 2], 9).unwrap();
     let g = &b.groups[0];
     let tags = &g.tags;
     assert_eq!(g.shape, [9, 1, 1, 4]);
@@ -220,7 +220,7 @@ fn three_images(cfg: &Config) -> ViewBatch {
         mean: vec![0.5],
         std: vec![0.5],
     };
-    sampler.sample(&split, &[0, 1, 2], 3)
+    sampler.sample(&split, &[0, 1, 2], 3).unwrap()
 }
 
 /// The loss and positive map of `views` under `cfg`'s pairing, at the first step.
@@ -325,7 +325,7 @@ fn predictive_coding_targets_the_window_k_steps_ahead_of_the_same_series() {
         mean: vec![0.0],
         std: vec![100.0],
     };
-    let views = sampler.sample(&s, &[0, 1, 2], 1);
+    let views = sampler.sample(&s, &[0, 1, 2], 1).unwrap();
     let starts: Vec<u32> = views.groups[0].tags.iter().map(|t| t.time).collect();
     for i in 0..3 {
         for t in 1..4 {

@@ -4,13 +4,16 @@
 use std::time::Instant;
 
 use super::{Outcome, Trainer};
-use crate::data::Split;
+use crate::data::Source;
 use crate::error::Result;
 use crate::eval::geometry::Geometry;
 use crate::eval::knn::Features;
 use crate::eval::{self, Evaluation, Scores};
 use crate::model::Model;
 use crate::train::metrics::Record;
+
+/// The most pixel bytes a streamed source's raw-input baseline reads into memory.
+const RAW_BASELINE_BYTES: usize = 1 << 30;
 
 /// The final evaluation: scores with per-class detail, the geometry of augmented views
 /// (transform views only), and the raw-input and random-init baselines.
@@ -72,40 +75,51 @@ impl Trainer {
         })
     }
 
-    /// Representations of `split` under `model`, as the evaluation reads them.
-    fn features(&self, model: &Model, split: &Split) -> Features {
-        eval::extract(&self.cfg, model, split, &self.mean, &self.std, &self.device)
+    /// Representations of `source` under `model`, as the evaluation reads them.
+    fn features(&self, model: &Model, source: &Source) -> Result<Features> {
+        let (mean, std) = (self.mean.as_slice(), self.std.as_slice());
+        eval::extract_source(&self.cfg, model, source, (mean, std), &self.device)
     }
 
     /// The test split used for evaluation.
-    fn test_split(&self) -> Split {
+    fn test_split(&self) -> Source {
         self.ds.test.clone().truncate(self.cfg.eval.test_limit)
     }
 
     /// kNN accuracy of the current representation (online evaluation), on the labelled
     /// samples; `None` when either split has none.
-    pub(super) fn online_knn(&self) -> Option<f64> {
+    pub(super) fn online_knn(&self) -> Result<Option<f64>> {
         let classes = self.ds.classes;
         let test = self.test_split();
-        let ftr = self.features(&self.model, &self.train).labelled(classes);
-        let fte = self.features(&self.model, &test).labelled(classes);
+        let ftr = self.features(&self.model, &self.train)?.labelled(classes);
+        let fte = self.features(&self.model, &test)?.labelled(classes);
         if ftr.is_empty() || fte.is_empty() {
-            return None;
+            return Ok(None);
         }
         let (k, t) = (self.cfg.eval.knn_k, self.cfg.eval.knn_temperature);
         let pred = eval::knn::predict(&ftr, &fte, k, t, classes, &self.device);
-        Some(eval::knn::accuracy(&pred, &fte.labels))
+        Ok(Some(eval::knn::accuracy(&pred, &fte.labels)))
     }
 
     /// The online probe's accuracy on the labelled test samples; `None` when there are
     /// none.
-    pub(super) fn probe_accuracy(&self, probe: &crate::eval::online::OnlineProbe) -> Option<f64> {
+    pub(super) fn probe_accuracy(
+        &self,
+        probe: &crate::eval::online::OnlineProbe,
+    ) -> Result<Option<f64>> {
         let (mean, std) = (self.mean.as_slice(), self.std.as_slice());
         let test = self.test_split();
         let h = eval::Output::Representation;
-        let fte = eval::extract_output(&self.cfg, &self.model, &test, (mean, std), &self.device, h)
-            .labelled(self.ds.classes);
-        (!fte.is_empty()).then(|| eval::knn::accuracy(&probe.predict(&fte.data), &fte.labels))
+        let fte = eval::extract_source_output(
+            &self.cfg,
+            &self.model,
+            &test,
+            (mean, std),
+            &self.device,
+            h,
+        )?
+        .labelled(self.ds.classes);
+        Ok((!fte.is_empty()).then(|| eval::knn::accuracy(&probe.predict(&fte.data), &fte.labels)))
     }
 
     /// kNN and linear probe on the representation (with per-class scores, and alignment
@@ -114,8 +128,8 @@ impl Trainer {
     fn evaluate(&self) -> Result<Evaluated> {
         let test = self.test_split();
         let t0 = Instant::now();
-        let ftr = self.features(&self.model, &self.train);
-        let fte = self.features(&self.model, &test);
+        let ftr = self.features(&self.model, &self.train)?;
+        let fte = self.features(&self.model, &test)?;
         let secs = t0.elapsed().as_secs_f64();
         let (cfg, seed) = (&self.cfg.eval, self.cfg.train.seed);
         let evaluation = eval::evaluate(&ftr, &fte, self.ds.classes, cfg, seed, &self.device);
@@ -123,7 +137,7 @@ impl Trainer {
             &self.model,
             &test,
             &fte,
-            &self.cfg.views,
+            &self.views,
             (&self.mean, &self.std),
             seed,
             &self.device,
@@ -135,18 +149,15 @@ impl Trainer {
         if let Some(why) = &evaluation.unlabelled {
             self.say(why);
         }
-        let baseline = cfg.baseline.then(|| {
-            let (rtr, rte) = (
-                eval::raw(&self.train, &self.mean, &self.std),
-                eval::raw(&test, &self.mean, &self.std),
-            );
-            eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device).scores
-        });
+        let baseline = match cfg.baseline {
+            true => self.raw_baseline(&test)?,
+            false => None,
+        };
         let random_init = if cfg.random_init {
-            let fresh = Model::new(&self.cfg, self.train.shape, &self.ad)?;
+            let fresh = Model::new(&self.cfg, self.shape, &self.ad)?;
             let (rtr, rte) = (
-                self.features(&fresh, &self.train),
-                self.features(&fresh, &test),
+                self.features(&fresh, &self.train)?,
+                self.features(&fresh, &test)?,
             );
             Some(eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device).scores)
         } else {
@@ -158,5 +169,32 @@ impl Trainer {
             baseline,
             random_init,
         })
+    }
+
+    /// The raw-input baseline's scores. A streamed source is read at the evaluated size,
+    /// and only when both splits' pixels fit in [`RAW_BASELINE_BYTES`]; else it is left
+    /// out, with a line saying why.
+    fn raw_baseline(&self, test: &Source) -> Result<Option<eval::Scores>> {
+        let (mean, std) = (self.mean.as_slice(), self.std.as_slice());
+        let raw = |s: &Source| -> Result<Features> {
+            match s.memory() {
+                Some(split) => Ok(eval::raw(split, mean, std)),
+                None => Ok(eval::raw(&s.head(s.len())?, mean, std)),
+            }
+        };
+        let values = (self.train.len() + test.len()) * self.shape.iter().product::<usize>();
+        if self.train.memory().is_none() && values * 4 > RAW_BASELINE_BYTES {
+            self.say(&format!(
+                "raw-input baseline left out: {} of pixels at the evaluated size is over {}",
+                crate::memory::human(values as f64 * 4.0),
+                crate::memory::human(RAW_BASELINE_BYTES as f64)
+            ));
+            return Ok(None);
+        }
+        let (rtr, rte) = (raw(&self.train)?, raw(test)?);
+        let (cfg, seed) = (&self.cfg.eval, self.cfg.train.seed);
+        Ok(Some(
+            eval::evaluate(&rtr, &rte, self.ds.classes, cfg, seed, &self.device).scores,
+        ))
     }
 }

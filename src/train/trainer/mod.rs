@@ -24,14 +24,15 @@ use super::progress::Progress;
 use super::rundir::RunLock;
 use super::schedule::learning_rate;
 use crate::config::Config;
-use crate::data::loader::{steps_per_epoch, Batching, EpochLoader};
-use crate::data::{Dataset, Split};
+use crate::data::loader::{steps_per_epoch, Batching, EpochLoader, Prefetch};
+use crate::data::{Data, Fetch, Source};
 use crate::error::{Error, Result};
 use crate::eval::online::OnlineProbe;
 use crate::eval::Scores;
 use crate::loss::{BetaSchedule, Loss, LossState};
 use crate::model::Model;
 use crate::pairs::Relation;
+use crate::views::config::ViewsConfig;
 use crate::views::Sampler;
 
 /// Options of a run that are not part of the method.
@@ -110,11 +111,16 @@ pub struct Trainer {
     opts: TrainOptions,
     device: Device,
     ad: Device,
-    ds: Dataset,
-    train: Arc<Split>,
+    ds: Data,
+    train: Arc<Source>,
+    /// The model's input shape, `[C, H, W]`.
+    shape: [usize; 3],
     mean: Vec<f32>,
     std: Vec<f32>,
+    /// `cfg.views`, with the side of streamed images' views filled in.
+    views: ViewsConfig,
     sampler: Arc<dyn Sampler>,
+    prefetch: Prefetch,
     /// How the epoch's samples are cut into batches.
     batching: Batching,
     model: Model,
@@ -165,19 +171,24 @@ impl Trainer {
             Some(_) => MetricsLog::open(&dir.join("metrics.jsonl"))?,
             None => MetricsLog::discard(&dir.join("metrics.jsonl")),
         };
-        let ds = cfg.data.load(&mut |m| opts.progress.say(m))?;
+        let ds = cfg.data.open(&mut |m| opts.progress.say(m))?;
         let train = Arc::new(ds.train.clone().truncate(cfg.data.limit));
-        let channels = train.shape[0];
-        let mean = cfg.data.mean.expand("data.mean", channels)?;
-        let std = cfg.data.std.expand("data.std", channels)?;
-        let sampler = cfg.views.sampler(train.shape, &mean, &std)?;
+        let shape = train.shape();
+        let mean = cfg.data.mean.expand("data.mean", shape[0])?;
+        let std = cfg.data.std.expand("data.std", shape[0])?;
+        let views = match cfg.data.streamed() {
+            true => cfg.views.sized(shape[1]),
+            false => cfg.views.clone(),
+        };
+        let sampler = views.sampler(shape, &mean, &std)?;
+        let prefetch = Prefetch::new(cfg.data.prefetch, cfg.data.workers, cfg.data.streamed())?;
         let device = crate::backend::device(&cfg.train.device)?;
         device.seed(cfg.train.seed);
         let ad = device.clone().autodiff();
-        crate::memory::check(&cfg, train.shape)?;
-        let mut model = Model::new(&cfg, train.shape, &ad)?;
+        crate::memory::check(&cfg, shape)?;
+        let mut model = Model::new(&cfg, shape, &ad)?;
         if let (true, Some(path)) = (fresh, &cfg.train.init) {
-            let init = super::init::init_encoders(&cfg, path, train.shape, &ad)?;
+            let init = super::init::init_encoders(&cfg, path, shape, &ad)?;
             (model.encoder, model.view_encoders) = (init.encoder, init.view_encoders);
         }
         let optim = cfg.optim.init();
@@ -210,8 +221,8 @@ impl Trainer {
             ));
         }
         let steps = steps_per_epoch(train.len(), batch, cfg.train.drop_last);
-        let batching = Batching::new(cfg.train.classes_per_batch, batch, &train.labels)?;
-        let keys = KeyState::build(&cfg, &model, train.shape, &train.labels, &ad)?;
+        let batching = Batching::new(cfg.train.classes_per_batch, batch, train.labels())?;
+        let keys = KeyState::build(&cfg, &model, shape, train.labels(), &ad)?;
         let loss = cfg.loss.for_epoch(0).build()?;
         let probe = match (cfg.eval.online_probe, &lock) {
             (true, Some(_)) => Some(online_probe(&cfg, ds.classes)?),
@@ -225,9 +236,12 @@ impl Trainer {
             ad,
             ds,
             train,
+            shape,
             mean,
             std,
+            views,
             sampler,
+            prefetch,
             batching,
             model,
             optim,
@@ -352,8 +366,10 @@ impl Trainer {
             (seed, epoch),
             from,
             (world.rank(), world.size()),
+            self.prefetch.clone(),
         );
-        for (s, views) in loader {
+        for batch_views in loader {
+            let (s, views) = batch_views?;
             let global = epoch * self.steps + s;
             crate::dist::at_step(global);
             let lr = self.lr(global);
@@ -424,14 +440,19 @@ impl Trainer {
         if self.cfg.loss.contrastive() && n > 0 {
             record.mi_bound = Some(bound_sum / n as f64);
         }
+        if self.cfg.data.skip_bad {
+            let mut skipped = [self.train.take_skipped() as f64];
+            crate::dist::world().all_reduce_sum_f64(&mut skipped);
+            record.skipped_files = Some(skipped[0] as u64);
+        }
         if let Some(mut probe) = self.probe.take() {
             record.online_probe_train_top1 = probe.take_accuracy();
-            record.online_probe_top1 = self.probe_accuracy(&probe);
+            record.online_probe_top1 = self.probe_accuracy(&probe)?;
             self.probe = Some(probe);
         }
         self.write(record)?;
         self.keys
-            .end_of_epoch(&self.cfg, &self.model, self.train.shape, &self.ad)?;
+            .end_of_epoch(&self.cfg, &self.model, self.shape, &self.ad)?;
         self.pos = Position {
             epoch: epoch + 1,
             step: 0,
@@ -441,7 +462,7 @@ impl Trainer {
             && (epoch + 1).is_multiple_of(every)
             && epoch + 1 < self.cfg.train.epochs
             && self.writes_run();
-        let knn = if online { self.online_knn() } else { None };
+        let knn = if online { self.online_knn()? } else { None };
         if let Some(knn) = knn {
             let mut record = Record::at(epoch + 1, end);
             record.knn_top1 = Some(knn);

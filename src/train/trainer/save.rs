@@ -64,6 +64,7 @@ impl Trainer {
             loss_state: self.loss_state.clone(),
             config: self.cfg.to_toml(),
             ranks: crate::dist::world().size(),
+            data: self.ds.fingerprint.clone(),
         };
         let meta = serde_json::to_value(&meta).map_err(|e| bad(e.to_string()))?;
         Checkpoint { meta, sections }.save(&path)
@@ -80,13 +81,19 @@ impl Trainer {
         if meta.steps_per_epoch != self.steps {
             return Err(bad("was written with another batch size or dataset".into()));
         }
+        if meta.data != self.ds.fingerprint {
+            return Err(bad(format!(
+                "was written on other data: the files in {} were added, removed, relabelled or changed since (their index differs)",
+                self.cfg.data.dir.display()
+            )));
+        }
         let section = |name: &str| {
             c.section(name)
                 .map(|b| Bytes::from_bytes_vec(b.to_vec()))
                 .ok_or_else(|| bad(format!("has no `{name}` section")))
         };
         let record = ModuleRecord::from_bytes(section("model")?).map_err(|e| bad(e.to_string()))?;
-        let fresh = Model::new(&self.cfg, self.train.shape, &self.ad)?;
+        let fresh = Model::new(&self.cfg, self.shape, &self.ad)?;
         let model = std::mem::replace(&mut self.model, fresh);
         self.model = model
             .try_load_record(record)

@@ -1,0 +1,216 @@
+//! `data info`, `data index` and `data bench` for streamed image collections.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+
+use contrastive::data::loader::{epoch_order, EpochLoader, Prefetch};
+use contrastive::data::stream::{self, decode, index::Index};
+use contrastive::data::Source;
+use contrastive::views::augment::AugmentConfig;
+use contrastive::views::transform::TransformViews;
+
+/// Whether `path` is read as a streamed collection by `data info`: a manifest, or a folder
+/// holding an index file or tar shards.
+pub fn is_stream(path: &Path) -> bool {
+    let ext = |p: &Path, x: &str| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+    if path.is_file() {
+        return ext(path, "csv") || ext(path, "jsonl");
+    }
+    path.join(stream::index::INDEX_FILE).is_file()
+        || std::fs::read_dir(path).is_ok_and(|d| d.flatten().any(|e| ext(&e.path(), "tar")))
+}
+
+/// Fills in every entry's width, height and channels from its header, in parallel.
+pub fn read_sizes(idx: &mut Index) -> Result<()> {
+    let sizes: Vec<(usize, usize, usize)> = idx
+        .entries
+        .par_iter()
+        .map(|e| {
+            let bytes = stream::read(idx, e)?;
+            decode::header(&bytes).map_err(|m| contrastive::Error::data(idx.file(e), m))
+        })
+        .collect::<contrastive::Result<_>>()?;
+    for (e, (w, h, c)) in idx.entries.iter_mut().zip(sizes) {
+        (e.width, e.height, e.channels) = (w as u32, h as u32, c as u8);
+    }
+    Ok(())
+}
+
+/// The value at quantile `q` of sorted `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// `data info` of a streamed collection: counts per split and class, and the
+/// distribution of image sizes (from the index, else from every image's header).
+pub fn info(path: &Path) -> Result<()> {
+    let mut idx = Index::open(path, 0.1)?;
+    if idx.entries.iter().any(|e| e.width == 0) {
+        read_sizes(&mut idx)?;
+    }
+    let test = idx.entries.iter().filter(|e| e.test).count();
+    println!(
+        "dataset: images, streamed ({:?}, {})",
+        idx.kind,
+        path.display()
+    );
+    println!(
+        "images: {} ({} train, {test} test), {} classes",
+        idx.entries.len(),
+        idx.entries.len() - test,
+        idx.classes.len()
+    );
+    for (name, t) in [("train", false), ("test", true)] {
+        let mut counts = vec![0usize; idx.classes.len()];
+        let mut unlabelled = 0;
+        for e in idx.entries.iter().filter(|e| e.test == t) {
+            match counts.get_mut(e.label as usize) {
+                Some(c) => *c += 1,
+                None => unlabelled += 1,
+            }
+        }
+        let mut parts: Vec<String> = idx
+            .classes
+            .iter()
+            .zip(&counts)
+            .map(|(n, c)| format!("{n}: {c}"))
+            .collect();
+        if unlabelled > 0 {
+            parts.push(format!("unlabelled: {unlabelled}"));
+        }
+        println!("{name}: {}", parts.join(", "));
+    }
+    let sorted = |f: &dyn Fn(&stream::index::Entry) -> f64| {
+        let mut v: Vec<f64> = idx.entries.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let rows = [
+        ("width (px)", sorted(&|e| f64::from(e.width))),
+        ("height (px)", sorted(&|e| f64::from(e.height))),
+        (
+            "megapixels",
+            sorted(&|e| f64::from(e.width) * f64::from(e.height) / 1e6),
+        ),
+        (
+            "aspect (w/h)",
+            sorted(&|e| f64::from(e.width) / f64::from(e.height.max(1))),
+        ),
+        (
+            "file (KiB)",
+            sorted(&|e| match e.member {
+                Some((_, len)) => len as f64 / 1024.0,
+                None => e.stamp.bytes as f64 / 1024.0,
+            }),
+        ),
+    ];
+    println!(
+        "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "size", "min", "10%", "median", "90%", "max"
+    );
+    for (name, v) in rows {
+        let q: Vec<String> = [0.0, 0.1, 0.5, 0.9, 1.0]
+            .iter()
+            .map(|&q| format!("{:>9.3}", quantile(&v, q)))
+            .collect();
+        println!("{name:<14} {}", q.join(" "));
+    }
+    let grey = idx.entries.iter().filter(|e| e.channels == 1).count();
+    println!("colour: {} RGB, {grey} grey", idx.entries.len() - grey);
+    Ok(())
+}
+
+/// What `data bench` times.
+pub struct Bench {
+    pub workers: usize,
+    pub batch: usize,
+    pub size: usize,
+    pub batches: usize,
+    pub warmup: usize,
+    pub views: usize,
+    pub jitter: bool,
+    pub cache_mb: u64,
+    pub prefetch: usize,
+}
+
+/// The process's peak resident memory in MiB (`VmHWM`), where `/proc` has it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs the loader over shuffled training batches of the collection at `path` and
+/// returns the JSON line of its throughput.
+pub fn bench(path: &Path, b: &Bench) -> Result<String> {
+    let options = stream::Options {
+        side: b.size,
+        max_pixels: contrastive::data::MAX_PIXELS,
+        skip_bad: false,
+        cache_bytes: b.cache_mb << 20,
+        holdout: 0.1,
+    };
+    let (train, ..) = stream::open(path, &options)?;
+    let channels = train.shape()[0];
+    let source = Arc::new(Source::Stream(train));
+    let augment = AugmentConfig {
+        size: b.size,
+        jitter_p: if b.jitter { 0.8 } else { 0.0 },
+        saturation: 0.4,
+        hue: 0.1,
+        ..AugmentConfig::default()
+    };
+    let sampler = Arc::new(TransformViews {
+        augment: vec![augment; b.views],
+        mean: vec![0.5; channels],
+        std: vec![0.25; channels],
+    });
+    let n = source.len();
+    let total = b.warmup + b.batches;
+    let mut order = Vec::with_capacity(total * b.batch);
+    for epoch in 0.. {
+        if order.len() >= total * b.batch {
+            break;
+        }
+        let mut o = epoch_order(0, epoch, n);
+        o.truncate(n / b.batch * b.batch);
+        anyhow::ensure!(
+            !o.is_empty(),
+            "{}: fewer than --batch {} images",
+            path.display(),
+            b.batch
+        );
+        order.extend(o);
+    }
+    order.truncate(total * b.batch);
+    let prefetch = Prefetch::new(b.prefetch, b.workers, true)?;
+    let loader = EpochLoader::new(source, sampler, order, b.batch, (0, 0), 0, (0, 1), prefetch);
+    let mut t0 = Instant::now();
+    for (k, got) in loader.enumerate() {
+        got.with_context(|| format!("batch {k}"))?;
+        if k + 1 == b.warmup {
+            t0 = Instant::now();
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let images = (b.batches * b.batch) as f64;
+    let out = serde_json::json!({
+        "images_per_s": images / secs,
+        "views_per_s": images * b.views as f64 / secs,
+        "batches": b.batches,
+        "workers": b.workers,
+        "batch": b.batch,
+        "size": b.size,
+        "seconds": secs,
+        "peak_rss_mb": peak_rss_mb(),
+        "views": b.views,
+        "jitter": b.jitter,
+        "cached": b.cache_mb > 0,
+    });
+    Ok(out.to_string())
+}
