@@ -21,7 +21,7 @@ const FUZZ_MAX_PIXELS: u64 = 1 << 20;
 pub type Reader = fn(&[u8]);
 
 /// The readers by the names of their fuzz targets and corpus folders.
-pub const READERS: [(&str, Reader); 8] = [
+pub const READERS: [(&str, Reader); 9] = [
     ("idx", idx_file),
     ("cifar", cifar_records),
     ("image", image_folder),
@@ -30,6 +30,7 @@ pub const READERS: [(&str, Reader); 8] = [
     ("digits", digits_csv),
     ("config", config_toml),
     ("checkpoint", checkpoint_file),
+    ("stream", streamed_collection),
 ];
 
 /// Runs `read` on a fresh, empty folder of this thread's, removed afterwards.
@@ -128,4 +129,43 @@ pub fn checkpoint_file(data: &[u8]) {
     let mut sealed = data.to_vec();
     sealed.extend_from_slice(&Sha256::digest(data));
     let _ = Checkpoint::from_bytes(&sealed);
+}
+
+/// The bytes as each file a streamed collection is read from: a CSV and a JSON Lines
+/// manifest (listing an image file of the same bytes), an index file, and a tar shard;
+/// every collection that opens has its first samples read for training and evaluation.
+pub fn streamed_collection(data: &[u8]) {
+    use crate::data::stream;
+    let options = stream::Options {
+        side: 8,
+        max_pixels: FUZZ_MAX_PIXELS,
+        skip_bad: true,
+        cache_bytes: 0,
+        holdout: 0.5,
+    };
+    let read = |path: &Path| {
+        if let Ok(opened) = stream::open(path, &options) {
+            for s in [opened.train, opened.test] {
+                let n = s.len().min(2);
+                let _ = s.pick(&(0..n).collect::<Vec<_>>());
+                if n > 0 {
+                    let _ = s.image(0);
+                }
+            }
+        }
+    };
+    in_scratch(|d| {
+        put(d, "a.png", data);
+        read(&put(d, "list.csv", data));
+        read(&put(d, "list.jsonl", data));
+        let folder = d.join("indexed");
+        std::fs::create_dir_all(&folder).expect("a scratch folder");
+        put(&folder, stream::index::INDEX_FILE, data);
+        put(&folder, "a.png", data);
+        read(&folder);
+        let shards = d.join("shards");
+        std::fs::create_dir_all(&shards).expect("a scratch folder");
+        put(&shards, "train-0.tar", data);
+        read(&shards);
+    });
 }

@@ -5,10 +5,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use contrastive::data::Split;
+use contrastive::data::Source;
 use contrastive::eval::{self, Output};
 use contrastive::npy;
 use contrastive::train::saved::SavedRun;
+
+/// Samples read and encoded at a time (a multiple of the evaluation's batch of 512, so the
+/// features equal one pass over the split).
+const CHUNK: usize = 4096;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Which {
@@ -53,22 +57,28 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     } else {
         Output::Representation
     };
-    let splits: &[(&str, &Split)] = match a.split {
+    let splits: &[(&str, &Source)] = match a.split {
         Which::Train => &[("train", &l.train)],
         Which::Test => &[("test", &l.test)],
         Which::Both => &[("train", &l.train), ("test", &l.test)],
     };
-    for &(name, split) in splits {
-        let indices = spread(split.len(), a.limit.map(|n| n as usize));
-        let part = subset(split, &indices);
-        let f = eval::extract_output(
-            &run.config,
-            &l.model,
-            &part,
-            (&l.mean, &l.std),
-            &l.device,
-            output,
-        );
+    for &(name, source) in splits {
+        let indices = spread(source.len(), a.limit.map(|n| n as usize));
+        // a chunk at a time, so that a streamed split is never held in memory whole
+        let mut f = eval::knn::Features::default();
+        for chunk in indices.chunks(CHUNK) {
+            let part = eval::extract_output(
+                &run.config,
+                &l.model,
+                &source.pick(chunk)?,
+                (&l.mean, &l.std),
+                &l.device,
+                output,
+            );
+            f.dim = part.dim;
+            f.data.extend(part.data);
+            f.labels.extend(part.labels);
+        }
         let path = |what: &str| out.join(format!("{name}_{what}.npy"));
         npy::write(&path("embeddings"), &f.data, &[f.len(), f.dim])?;
         let labels: Vec<i64> = f.labels.iter().map(|&v| i64::from(v)).collect();
@@ -91,17 +101,5 @@ fn spread(len: usize, limit: Option<usize>) -> Vec<usize> {
     match limit {
         Some(n) if n < len => (0..n).map(|i| i * len / n).collect(),
         _ => (0..len).collect(),
-    }
-}
-
-/// The samples `indices` of `split`.
-fn subset(split: &Split, indices: &[usize]) -> Split {
-    Split {
-        data: indices
-            .iter()
-            .flat_map(|&i| split.sample(i).to_vec())
-            .collect(),
-        shape: split.shape,
-        labels: indices.iter().map(|&i| split.labels[i]).collect(),
     }
 }

@@ -42,15 +42,20 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let run = SavedRun::open(&a.path, &set)?;
     let l = run.load()?;
     let cfg = &run.config;
-    let ftr = eval::extract(cfg, &l.model, &l.train, &l.mean, &l.std, &l.device);
-    let fte = eval::extract(cfg, &l.model, &l.test, &l.mean, &l.std, &l.device);
+    let (mean, std) = (l.mean.as_slice(), l.std.as_slice());
+    let ftr = eval::extract_source(cfg, &l.model, &l.train, (mean, std), &l.device)?;
+    let fte = eval::extract_source(cfg, &l.model, &l.test, (mean, std), &l.device)?;
     let seed = cfg.train.seed;
     let e = eval::evaluate(&ftr, &fte, l.ds.classes, &cfg.eval, seed, &l.device);
+    let views = match cfg.data.streamed() {
+        true => cfg.views.sized(cfg.data.image_size),
+        false => cfg.views.clone(),
+    };
     let g = geometry::measure(
         &l.model,
         &l.test,
         &fte,
-        &cfg.views,
+        &views,
         (&l.mean, &l.std),
         seed,
         &l.device,

@@ -155,7 +155,7 @@ pub fn bench(path: &Path, b: &Bench) -> Result<String> {
         cache_bytes: b.cache_mb << 20,
         holdout: 0.1,
     };
-    let (train, ..) = stream::open(path, &options)?;
+    let train = stream::open(path, &options)?.train;
     let channels = train.shape()[0];
     let source = Arc::new(Source::Stream(train));
     let augment = AugmentConfig {

@@ -154,16 +154,15 @@ impl DataConfig {
             cache_bytes: self.cache_mb << 20,
             holdout: self.holdout,
         };
-        let (train, test, class_names, fingerprint, said) =
-            super::stream::open(&self.dir, &options)?;
-        say(&said);
+        let opened = super::stream::open(&self.dir, &options)?;
+        say(&opened.said);
         Ok(Data {
             name: "images".into(),
-            train: Source::Stream(train),
-            test: Source::Stream(test),
-            classes: class_names.len(),
-            class_names,
-            fingerprint: Some(fingerprint),
+            train: Source::Stream(opened.train),
+            test: Source::Stream(opened.test),
+            classes: opened.classes.len(),
+            class_names: opened.classes,
+            fingerprint: Some(opened.fingerprint),
         })
     }
 

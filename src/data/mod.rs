@@ -179,7 +179,7 @@ pub fn load_limited(name: &str, dir: &Path, max_pixels: u64) -> Result<Dataset> 
         "images" => Err(Error::config(
             "data.dataset",
             name,
-            "a dataset held in memory: `images` is streamed, which train, eval, embed and `data index`/`data info` read",
+            "a dataset held in memory: `images` is streamed, which train, eval, embed, report, probe and `data index`/`info`/`bench` read (`data audit` does not)",
         )),
         "ucr" => series::load(dir, None),
         _ => match name.strip_prefix("ucr/") {

@@ -67,10 +67,26 @@ impl Source {
                 ))
             }
             Source::Stream(s) => {
-                let (x, y) = s.rows(start, n)?;
+                let (x, y) = s.pick(&(start..start + n).collect::<Vec<_>>())?;
                 Ok((Cow::Owned(x), Cow::Owned(y)))
             }
         }
+    }
+
+    /// Samples `indices` in memory, as the evaluation takes them.
+    pub fn pick(&self, indices: &[usize]) -> Result<Split> {
+        let (data, labels) = match self {
+            Source::Memory(s) => (
+                indices.iter().flat_map(|&i| s.sample(i).to_vec()).collect(),
+                indices.iter().map(|&i| s.labels[i]).collect(),
+            ),
+            Source::Stream(s) => s.pick(indices)?,
+        };
+        Ok(Split {
+            data,
+            shape: self.shape(),
+            labels,
+        })
     }
 
     /// The first `n` samples in memory, as the evaluation takes them.

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 const CHUNK: usize = 256;
 
 /// Features `[n, dim]` row-major, with labels.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Features {
     pub data: Vec<f32>,
     pub dim: usize,

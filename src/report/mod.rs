@@ -115,7 +115,7 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path, extra: &str) -> Resul
 
     body.push_str("<h2>Test representations</h2>\n");
     let (mean, std, device) = (&loaded.mean, &loaded.std, &loaded.device);
-    let shown = loaded.test.clone().truncate(MAP_SAMPLES);
+    let shown = loaded.test.head(MAP_SAMPLES)?;
     let h = eval::extract(&run.config, &loaded.model, &shown, mean, std, device);
     let names = &loaded.ds.class_names;
     let n = h.len();
@@ -143,8 +143,14 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path, extra: &str) -> Resul
         &format!("Barnes-Hut t-SNE (perplexity 30) of L2-normalised h for {n} test samples."),
         &mut body,
     );
-    if !preview::is_series(loaded.test.shape) {
-        let memory = eval::extract(&run.config, &loaded.model, &loaded.train, mean, std, device);
+    if !preview::is_series(shown.shape) {
+        let memory = eval::extract_source(
+            &run.config,
+            &loaded.model,
+            &loaded.train,
+            (mean, std),
+            device,
+        )?;
         let queries = preview::pick(&shown, QUERIES);
         let q = eval::knn::Features {
             data: queries.iter().flat_map(|&i| h.row(i).to_vec()).collect(),
@@ -152,7 +158,18 @@ pub fn write(run: &SavedRun, loaded: &Loaded, page: &Path, extra: &str) -> Resul
             labels: queries.iter().map(|&i| h.labels[i]).collect(),
         };
         let nb = neighbours::nearest(&memory, &q, NEIGHBOURS);
-        let grid = neighbours::grid(&shown, &queries, &loaded.train, &nb);
+        let used: Vec<usize> = nb.iter().flatten().copied().collect();
+        let picked = loaded.train.pick(&used)?;
+        // the neighbours renumbered as rows of `picked`
+        let mut start = 0;
+        let nb: Vec<Vec<usize>> = nb
+            .iter()
+            .map(|row| {
+                start += row.len();
+                (start - row.len()..start).collect()
+            })
+            .collect();
+        let grid = neighbours::grid(&shown, &queries, &picked, &nb);
         let path = folder.join("neighbours.png");
         preview::save(&grid, &path)?;
         add(

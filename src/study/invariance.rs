@@ -322,7 +322,10 @@ pub const JSON: &str = "invariance.json";
 /// samples (0: all), with transformation draws from `seed`.
 pub fn probe(saved: &SavedRun, loaded: &Loaded, limit: usize, seed: u64) -> Result<Invariance> {
     let cfg = &saved.config;
-    let test = loaded.test.clone().truncate(limit);
+    let test = loaded.test.head(match limit {
+        0 => loaded.test.len(),
+        n => n,
+    })?;
     if test.is_empty() {
         return Err(Error::data(&cfg.data.dir, "no test samples to probe"));
     }
@@ -340,9 +343,25 @@ pub fn probe(saved: &SavedRun, loaded: &Loaded, limit: usize, seed: u64) -> Resu
     let random_h = mean_cosine(&h0.data, &derangement(&h0.data, h0.dim, seed), h0.dim);
     let random_z = mean_cosine(&z0.data, &derangement(&z0.data, z0.dim, seed), z0.dim);
     let classes = loaded.ds.classes;
-    let labelled = loaded.train.labels.iter().any(|&l| (l as usize) < classes);
-    let memory =
-        labelled.then(|| features(&loaded.train, Output::Representation).labelled(classes));
+    let labelled = loaded
+        .train
+        .labels()
+        .iter()
+        .any(|&l| (l as usize) < classes);
+    let memory = match labelled {
+        true => Some(
+            eval::extract_source_output(
+                cfg,
+                model,
+                &loaded.train,
+                (mean, std),
+                device,
+                Output::Representation,
+            )?
+            .labelled(classes),
+        ),
+        false => None,
+    };
     let (k, t) = (cfg.eval.knn_k, cfg.eval.knn_temperature);
     let knn = |f: &eval::knn::Features| {
         memory.as_ref().and_then(|m| {

@@ -9,7 +9,7 @@ use burn::tensor::Bytes;
 use super::checkpoint::Checkpoint;
 use super::rundir::list_checkpoints;
 use crate::config::Config;
-use crate::data::{self, Dataset, Split};
+use crate::data::{self, Data, Fetch, Source};
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -80,15 +80,20 @@ impl SavedRun {
     /// device.
     pub fn load(&self) -> Result<Loaded> {
         let cfg = &self.config;
-        let ds = data::load_limited(&cfg.data.dataset, &cfg.data.dir, cfg.data.max_pixels)?;
+        let ds = match cfg.data.streamed() {
+            true => cfg.data.open(&mut |_| {})?,
+            false => {
+                data::load_limited(&cfg.data.dataset, &cfg.data.dir, cfg.data.max_pixels)?.into()
+            }
+        };
         let train = ds.train.clone().truncate(cfg.data.limit);
         let test = ds.test.clone().truncate(cfg.eval.test_limit);
-        let channels = train.shape[0];
-        let mean = cfg.data.mean.expand("data.mean", channels)?;
-        let std = cfg.data.std.expand("data.std", channels)?;
+        let shape = train.shape();
+        let mean = cfg.data.mean.expand("data.mean", shape[0])?;
+        let std = cfg.data.std.expand("data.std", shape[0])?;
         let device = crate::backend::device(&cfg.train.device)?;
         device.seed(cfg.train.seed);
-        let model = self.model(train.shape, &device)?;
+        let model = self.model(shape, &device)?;
         Ok(Loaded {
             ds,
             train,
@@ -103,11 +108,11 @@ impl SavedRun {
 
 /// A saved run's data and model, ready to evaluate.
 pub struct Loaded {
-    pub ds: Dataset,
+    pub ds: Data,
     /// The training samples the run used (`data.limit`): kNN memory and probe data.
-    pub train: Split,
+    pub train: Source,
     /// The test samples its evaluation used (`eval.test_limit`).
-    pub test: Split,
+    pub test: Source,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub model: Model,

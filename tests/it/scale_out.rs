@@ -226,6 +226,45 @@ fn protonce_on_two_ranks_equals_one_process() {
     equivalent("pcl-fashion-mnist", &extra);
 }
 
+/// Streamed images of mixed sizes, decoded by each rank for its slice of every batch:
+/// two ranks train as one process does on the whole batch.
+#[test]
+#[ignore = "needs Open MPI: scripts/test.sh"]
+fn streamed_images_on_two_ranks_equal_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pictures");
+    crate::stream::collection(&dir, 64, "jpg", true);
+    let cfg = preset("simclr-fashion-mnist");
+    let mut base =
+        crate::stream::sets(&["train.epochs=1", "train.sync_bn=true", "data.cache_mb=0"]);
+    base.push("data.dataset=images".into());
+    base.push(format!("data.dir={}", dir.display()));
+    let with = |s: &str| {
+        base.iter()
+            .cloned()
+            .chain([s.to_string()])
+            .collect::<Vec<_>>()
+    };
+    let (one, one_t1, two) = (
+        tmp.path().join("one"),
+        tmp.path().join("t1"),
+        tmp.path().join("two"),
+    );
+    ok(train(&cfg, with("train.threads=2"), &one));
+    ok(train(&cfg, with("train.threads=1"), &one_t1));
+    ok(mpirun(2, &cfg, &base, &two));
+    let (a, b, c) = (losses(&one), losses(&one_t1), losses(&two));
+    assert!(a.len() == 8 && c.len() == 8, "{a:?} {c:?}");
+    let first = (c[0] - a[0]).abs() / a[0];
+    let (spread, ranks) = (max_rel(&a, &b), max_rel(&a, &c));
+    eprintln!("streamed: first-step loss {first:.1e}; 8-step losses {ranks:.1e} (one thread: {spread:.1e})");
+    assert!(first < 1e-6, "first step {} vs {}", c[0], a[0]);
+    assert!(
+        ranks <= 10.0 * spread + 1e-4,
+        "2 ranks differ by {ranks:.2e}, one process by {spread:.2e}"
+    );
+}
+
 /// The same equivalence with the ranks on two "hosts": network namespaces joined by a veth
 /// pair, MPI over TCP on it only, the daemons started by a launch agent instead of ssh.
 #[test]

@@ -13,7 +13,7 @@ const CLASSES: [&str; 4] = ["ant", "bee", "cat", "dog"];
 
 /// Image `i` of class `c`: a coloured disc of the class's hue on a noisy background,
 /// `w` x `h` pixels.
-fn picture(c: usize, i: usize, w: u32, h: u32) -> image::RgbImage {
+pub(crate) fn picture(c: usize, i: usize, w: u32, h: u32) -> image::RgbImage {
     let hue: [u8; 3] = [[220, 60, 40], [40, 200, 60], [50, 80, 230], [220, 200, 40]][c];
     let mut s = (c * 7919 + i * 104_729) as u64 | 1;
     let mut noise = move || {
@@ -41,7 +41,12 @@ fn picture(c: usize, i: usize, w: u32, h: u32) -> image::RgbImage {
 
 /// Writes `train/<class>/NNN.EXT` (`per_class` each) and `test/<class>/NNN.EXT` (a
 /// quarter as many); `mixed` gives every third image another size and aspect.
-fn collection(dir: &Path, per_class: usize, ext: &str, mixed: bool) -> Vec<(PathBuf, usize, bool)> {
+pub(crate) fn collection(
+    dir: &Path,
+    per_class: usize,
+    ext: &str,
+    mixed: bool,
+) -> Vec<(PathBuf, usize, bool)> {
     let mut written = Vec::new();
     for (split, n) in [("train", per_class), ("test", per_class / 4)] {
         for (c, name) in CLASSES.iter().enumerate() {
@@ -65,7 +70,7 @@ fn collection(dir: &Path, per_class: usize, ext: &str, mixed: bool) -> Vec<(Path
 }
 
 /// The overrides of a short run on 24-pixel RGB images.
-fn sets(extra: &[&str]) -> Vec<String> {
+pub(crate) fn sets(extra: &[&str]) -> Vec<String> {
     [
         "data.mean=[0.3, 0.3, 0.3]",
         "data.std=[0.3, 0.3, 0.3]",
@@ -130,6 +135,19 @@ fn a_streamed_folder_trains_exactly_as_the_folder_in_memory() {
         ok(run(&out, "images", &dir, &[cache]));
         assert_eq!(records(&out), want, "{cache}");
     }
+    // the tools read a streamed run back: eval scores what training scored
+    let out = tmp.path().join("data.cache_mb=0");
+    let knn = want.last().unwrap()["knn_top1"].as_f64().unwrap();
+    let o = ok(bin().arg("eval").arg(&out).output().unwrap());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(&format!("{knn:.4}")), "{text}");
+    ok(bin().arg("report").arg(&out).output().unwrap());
+    ok(bin()
+        .args(["embed", "--limit", "20"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(out.join("embeddings/test_embeddings.npy").is_file());
 }
 
 #[test]

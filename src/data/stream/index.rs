@@ -9,8 +9,9 @@
 //!   (relative to the manifest's folder, or absolute), optional `label` and `split`
 //!   (`train`, or `test`/`val`/`valid`/`validation`).
 //! - any other folder, walked recursively. With `train/` (and `test/`) sub-folders those are
-//!   the splits; a file's class is the first folder under its split folder (under the root
-//!   when there are none), and files outside any class folder are unlabelled.
+//!   the splits (anything else at the top is ignored); a file's class is the first folder
+//!   under its split folder (under the root when there are none), and files outside any
+//!   class folder are unlabelled.
 //!
 //! Where no split is given, a sample is held out for testing when the hash of its path
 //! falls in the first `holdout` of the range, so the split of a file does not change as
@@ -180,14 +181,12 @@ impl Index {
             classes: self.classes.clone(),
             entries: self.entries.len(),
         };
-        let line = |v: &dyn erased::Line| v.line();
-        let mut text = line(&header);
-        for e in &self.entries {
-            text.push_str(&line(e));
+        let lines = std::iter::once(json_line(&header)).chain(self.entries.iter().map(json_line));
+        for line in lines {
+            out.write_all(line.as_bytes())
+                .map_err(|e| Error::io(&tmp, e))?;
         }
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| Error::io(&tmp, e))?;
+        out.flush().map_err(|e| Error::io(&tmp, e))?;
         drop(out);
         std::fs::rename(&tmp, file).map_err(|e| Error::io(file, e))
     }
@@ -242,18 +241,11 @@ impl Index {
     }
 }
 
-/// Serialisation of one JSON line (a tiny object-safe wrapper over serde).
-mod erased {
-    pub trait Line {
-        fn line(&self) -> String;
-    }
-    impl<T: serde::Serialize> Line for T {
-        fn line(&self) -> String {
-            let mut s = serde_json::to_string(self).expect("index entries serialise");
-            s.push('\n');
-            s
-        }
-    }
+/// `v` as one JSON line.
+fn json_line<T: Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string(v).expect("index entries serialise");
+    s.push('\n');
+    s
 }
 
 /// The index file of a collection at `path`.

@@ -62,9 +62,19 @@ pub struct Options {
     pub holdout: f64,
 }
 
-/// The two splits of the collection at `path`, its class names and its fingerprint, and
-/// a line saying whether each split is cached.
-pub fn open(path: &Path, o: &Options) -> Result<(Stream, Stream, Vec<String>, String, String)> {
+/// A collection opened for streaming.
+pub struct Opened {
+    pub train: Stream,
+    pub test: Stream,
+    pub classes: Vec<String>,
+    /// [`Index::fingerprint`].
+    pub fingerprint: String,
+    /// A line saying what was found and whether each split is cached.
+    pub said: String,
+}
+
+/// The collection at `path`, indexed ([`Index::open`]) and split.
+pub fn open(path: &Path, o: &Options) -> Result<Opened> {
     let index = Index::open(path, o.holdout)?;
     let first = index.entries.iter().find(|e| !e.test).ok_or_else(|| {
         Error::data(
@@ -126,7 +136,13 @@ pub fn open(path: &Path, o: &Options) -> Result<(Stream, Stream, Vec<String>, St
         if test.cache.is_some() { "yes" } else { "no" },
         side = o.side,
     );
-    Ok((train, test, classes, fingerprint, said))
+    Ok(Opened {
+        train,
+        test,
+        classes,
+        fingerprint,
+        said,
+    })
 }
 
 /// Whether a split is cached: its decoded 8-bit pixels, from the index's image sizes
@@ -225,18 +241,13 @@ impl Stream {
         self
     }
 
-    /// Whether decoded images are kept in memory.
-    pub fn cached(&self) -> bool {
-        self.cache.is_some()
-    }
-
     /// Bad files skipped since the last call (with `data.skip_bad`).
     pub fn take_skipped(&self) -> usize {
         self.shared.skipped.swap(0, Ordering::Relaxed)
     }
 
     /// The path (and tar member) of sample `i`, for messages.
-    pub fn name(&self, i: usize) -> PathBuf {
+    fn name(&self, i: usize) -> PathBuf {
         let e = &self.shared.index.entries[self.rows[i]];
         let file = self.shared.index.file(e);
         match e.member {
@@ -310,13 +321,13 @@ impl Stream {
         })
     }
 
-    /// Samples `start..start + n` resized and centre-cropped for evaluation, as
-    /// `[n, channels, side, side]` values in `[0, 1]`, decoded in parallel, with the
-    /// labels of the images used.
-    pub fn rows(&self, start: usize, n: usize) -> Result<(Vec<f32>, Vec<u32>)> {
-        let got: Vec<(Vec<f32>, u32)> = (start..start + n)
-            .into_par_iter()
-            .map(|i| {
+    /// Samples `indices` resized and centre-cropped for evaluation, as `[n, channels,
+    /// side, side]` values in `[0, 1]`, decoded in parallel, with the labels of the images
+    /// used.
+    pub fn pick(&self, indices: &[usize]) -> Result<(Vec<f32>, Vec<u32>)> {
+        let got: Vec<(Vec<f32>, u32)> = indices
+            .par_iter()
+            .map(|&i| {
                 let (j, d) = self.good(i)?;
                 Ok((d.resized_centre(self.side).chw(), self.labels[j]))
             })
