@@ -41,6 +41,7 @@ pub mod error;
 pub mod eval;
 pub mod fuzz;
 pub mod head;
+pub mod host;
 pub mod kernels;
 pub mod keys;
 pub mod loss;

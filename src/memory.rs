@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::encoder::EncoderKind;
 use crate::error::{Error, Result};
 use crate::head::HeadKind;
+use crate::host::{available, human};
 
 /// One part of the estimate: the keys that size it and its bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,27 +162,6 @@ pub fn check(cfg: &Config, input: [usize; 3]) -> Result<()> {
             human(avail as f64)
         ),
     })
-}
-
-/// Memory the kernel says is available to a new allocation (`MemAvailable`), in bytes;
-/// `None` where there is no `/proc/meminfo`.
-pub fn available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Bytes as KB, MB, GB or TB.
-pub fn human(bytes: f64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
-    let mut v = bytes;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", units[u])
 }
 
 #[cfg(test)]

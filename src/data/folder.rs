@@ -67,15 +67,15 @@ pub fn load(dir: &Path, max_pixels: u64) -> Result<Dataset> {
     };
     let (w, h) = dimensions(&entries[0].path, max_pixels)?;
     let need = entries.len() as f64 * f64::from(w) * f64::from(h) * 3.0 * 5.0;
-    if let Some(avail) = crate::memory::available().filter(|&a| need > a as f64) {
+    if let Some(avail) = crate::host::available().filter(|&a| need > a as f64) {
         return Err(Error::data(
             dir,
             format!(
                 "{} images of {w}x{h} need about {} decoded, {} is available (data.limit or \
                  smaller images)",
                 entries.len(),
-                crate::memory::human(need),
-                crate::memory::human(avail as f64)
+                crate::host::human(need),
+                crate::host::human(avail as f64)
             ),
         ));
     }

@@ -115,7 +115,7 @@ pub fn open(path: &Path, o: &Options) -> Result<Opened> {
             &rows,
             channels,
             o.cache_bytes,
-            crate::memory::available(),
+            crate::host::available(),
         );
         Stream {
             cache: cached.then(|| Arc::new((0..rows.len()).map(|_| OnceLock::new()).collect())),

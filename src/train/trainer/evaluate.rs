@@ -186,8 +186,8 @@ impl Trainer {
         if self.train.memory().is_none() && values * 4 > RAW_BASELINE_BYTES {
             self.say(&format!(
                 "raw-input baseline left out: {} of pixels at the evaluated size is over {}",
-                crate::memory::human(values as f64 * 4.0),
-                crate::memory::human(RAW_BASELINE_BYTES as f64)
+                crate::host::human(values as f64 * 4.0),
+                crate::host::human(RAW_BASELINE_BYTES as f64)
             ));
             return Ok(None);
         }
