@@ -142,6 +142,7 @@ pub fn streamed_collection(data: &[u8]) {
         skip_bad: true,
         cache_bytes: 0,
         holdout: 0.5,
+        reduced_decode: true,
     };
     let read = |path: &Path| {
         if let Ok(opened) = stream::open(path, &options) {
@@ -150,6 +151,7 @@ pub fn streamed_collection(data: &[u8]) {
                 let _ = s.pick(&(0..n).collect::<Vec<_>>());
                 if n > 0 {
                     let _ = s.image(0);
+                    let _ = s.image_planned(0, &|_| 8);
                 }
             }
         }

@@ -91,6 +91,9 @@ pub enum DataCommand {
         /// Batches prepared ahead (`data.prefetch`).
         #[arg(long, default_value_t = 2)]
         prefetch: usize,
+        /// Decode JPEGs at 1/4 or 1/8 scale where the crops allow (`data.reduced_decode`).
+        #[arg(long)]
+        reduced: bool,
     },
     /// Audit a dataset before training on it: class balance, near-duplicates across the
     /// train and test splits (average hash, then mean absolute difference), each class's
@@ -150,6 +153,7 @@ pub fn run(c: DataCommand) -> Result<()> {
             no_jitter,
             cache_mb,
             prefetch,
+            reduced,
         } => {
             let b = stream_info::Bench {
                 workers,
@@ -161,6 +165,7 @@ pub fn run(c: DataCommand) -> Result<()> {
                 jitter: !no_jitter,
                 cache_mb,
                 prefetch,
+                reduced,
             };
             println!("{}", stream_info::bench(&path, &b)?);
             Ok(())

@@ -135,6 +135,7 @@ pub struct Bench {
     pub jitter: bool,
     pub cache_mb: u64,
     pub prefetch: usize,
+    pub reduced: bool,
 }
 
 /// The process's peak resident memory in MiB (`VmHWM`), where `/proc` has it.
@@ -154,6 +155,7 @@ pub fn bench(path: &Path, b: &Bench) -> Result<String> {
         skip_bad: false,
         cache_bytes: b.cache_mb << 20,
         holdout: 0.1,
+        reduced_decode: b.reduced,
     };
     let train = stream::open(path, &options)?.train;
     let channels = train.shape()[0];

@@ -68,6 +68,10 @@ pub struct DataConfig {
     /// Streamed images without a train/test split: the fraction held out for testing,
     /// chosen by a hash of each path.
     pub holdout: f64,
+    /// Streamed JPEGs that are not cached: decode at 1/4 or 1/8 of the sides when every
+    /// view's crop is at least that many times its output side (faster on large photos;
+    /// the views then differ slightly from full-size decodes).
+    pub reduced_decode: bool,
 }
 
 impl Default for DataConfig {
@@ -86,6 +90,7 @@ impl Default for DataConfig {
             skip_bad: false,
             cache_mb: 1024,
             holdout: 0.1,
+            reduced_decode: false,
         }
     }
 }
@@ -153,6 +158,7 @@ impl DataConfig {
             skip_bad: self.skip_bad,
             cache_bytes: self.cache_mb << 20,
             holdout: self.holdout,
+            reduced_decode: self.reduced_decode,
         };
         let opened = super::stream::open(&self.dir, &options)?;
         say(&opened.said);

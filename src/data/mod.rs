@@ -124,6 +124,21 @@ pub trait Fetch: Sync {
     fn shape(&self) -> [usize; 3];
     /// Sample `i`.
     fn fetch(&self, i: usize) -> Result<Image<'_>>;
+
+    /// Sample `i` for views whose crops allow a smaller image: `plan` takes the image's
+    /// full `[h, w]` and returns the largest divisor of its sides every view allows. The
+    /// result is the image, possibly decoded at `1/d` of its sides, with its full `[h, w]`.
+    /// Only streamed JPEGs with `data.reduced_decode` are ever smaller.
+    fn fetch_planned(
+        &self,
+        i: usize,
+        plan: &dyn Fn([usize; 2]) -> usize,
+    ) -> Result<(Image<'_>, [usize; 2])> {
+        let _ = plan;
+        let img = self.fetch(i)?;
+        let full = [img.shape[1], img.shape[2]];
+        Ok((img, full))
+    }
 }
 
 impl Fetch for Split {

@@ -123,6 +123,21 @@ impl Fetch for Source {
             Source::Stream(s) => s.image(i),
         }
     }
+
+    fn fetch_planned(
+        &self,
+        i: usize,
+        plan: &dyn Fn([usize; 2]) -> usize,
+    ) -> Result<(Image<'_>, [usize; 2])> {
+        match self {
+            Source::Stream(s) if s.reduces() => s.image_planned(i, plan),
+            _ => {
+                let img = self.fetch(i)?;
+                let full = [img.shape[1], img.shape[2]];
+                Ok((img, full))
+            }
+        }
+    }
 }
 
 /// A dataset as the trainer reads it: two sources with the class names.

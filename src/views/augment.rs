@@ -201,6 +201,27 @@ pub fn sample_crop(
     }
 }
 
+/// Crop box `b` of an image of `[h, w]` pixels, on the same image at `[sh, sw]`: edges
+/// scaled (start rounded down, end up), at least one pixel.
+fn scale_box(b: CropBox, [h, w]: [usize; 2], [sh, sw]: [usize; 2]) -> CropBox {
+    if [h, w] == [sh, sw] {
+        return b;
+    }
+    let edge = |start: usize, len: usize, full: usize, small: usize| {
+        let s = (start * small / full).min(small - 1);
+        let e = ((start + len) * small).div_ceil(full).clamp(s + 1, small);
+        (s, e - s)
+    };
+    let (top, height) = edge(b.top, b.height, h, sh);
+    let (left, width) = edge(b.left, b.width, w, sw);
+    CropBox {
+        top,
+        left,
+        height,
+        width,
+    }
+}
+
 /// Source coordinates of `out` output pixels resampling a crop of `len` pixels starting
 /// at `start` (bilinear, `align_corners=False`, clamped to the crop).
 fn source_coords(start: usize, len: usize, out: usize) -> Vec<f32> {
@@ -290,9 +311,24 @@ pub fn augment(
     std: &[f32],
     dst: &mut [f32],
 ) {
+    augment_reduced(cfg, rng, src, shape, [shape[1], shape[2]], (mean, std), dst);
+}
+
+/// [`augment`] of an image decoded smaller than its full `[h, w]` (`full`): the crop is
+/// drawn on the full image, as it would be at full size, and cut from `src` at its scale.
+pub fn augment_reduced(
+    cfg: &AugmentConfig,
+    rng: &mut impl Rng,
+    src: &[f32],
+    shape: [usize; 3],
+    [fh, fw]: [usize; 2],
+    (mean, std): (&[f32], &[f32]),
+    dst: &mut [f32],
+) {
     let [c, h, w] = shape;
     let out = output_size(cfg, shape);
-    let b = sample_crop(rng, h, w, cfg.crop_scale, cfg.crop_ratio);
+    let b = sample_crop(rng, fh, fw, cfg.crop_scale, cfg.crop_ratio);
+    let b = scale_box(b, [fh, fw], [h, w]);
     let flip = rng.random::<f32>() < cfg.flip_p;
     crop_resize(src, shape, b, out, flip, dst);
     if rng.random::<f32>() < cfg.jitter_p {

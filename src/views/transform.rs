@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::augment::{augment, output_size, AugmentConfig};
+use super::augment::{augment_reduced, output_size, sample_crop, AugmentConfig};
 use super::{Group, Tag, ViewBatch};
 use crate::data::Fetch;
 use crate::error::Result;
@@ -47,13 +47,24 @@ impl super::Sampler for TransformViews {
             .into_par_iter()
             .enumerate()
             .map(|(i, dsts)| {
-                let img = data.fetch(indices[i])?;
+                let rng =
+                    |v: usize| ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, v as u64));
+                // the largest divisor of the image's sides that keeps every view's crop at
+                // least its output size (the crops drawn here as `augment` will draw them)
+                let plan = |[h, w]: [usize; 2]| {
+                    let mut d = 8;
+                    for (v, (cfg, &side)) in self.augment.iter().zip(&sides).enumerate() {
+                        let b = sample_crop(&mut rng(v), h, w, cfg.crop_scale, cfg.crop_ratio);
+                        while d > 1 && b.height.min(b.width) < d * side {
+                            d /= 2;
+                        }
+                    }
+                    d
+                };
+                let (img, full) = data.fetch_planned(indices[i], &plan)?;
+                let norm = (self.mean.as_slice(), self.std.as_slice());
                 for (v, (cfg, dst)) in self.augment.iter().zip(dsts).enumerate() {
-                    let mut rng =
-                        ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, v as u64));
-                    augment(
-                        cfg, &mut rng, &img.data, img.shape, &self.mean, &self.std, dst,
-                    );
+                    augment_reduced(cfg, &mut rng(v), &img.data, img.shape, full, norm, dst);
                 }
                 Ok((img.index as u32, img.label))
             })

@@ -353,3 +353,88 @@ fn a_streamed_run_killed_mid_epoch_resumes_exactly() {
     ok(bin().args(["train", "--resume"]).arg(&b).output().unwrap());
     assert_eq!(records(&b), want);
 }
+
+/// `data.reduced_decode`: large JPEGs decoded at 1/4 or 1/8 of their sides where every
+/// view's crop allows give nearly the views of full-size decodes, the same every time.
+#[test]
+fn reduced_scale_decodes_draw_nearly_the_full_size_views() {
+    use contrastive::data::stream::{self, Options};
+    use contrastive::data::Source;
+    use contrastive::views::augment::AugmentConfig;
+    use contrastive::views::transform::TransformViews;
+    use contrastive::views::Sampler;
+
+    let tmp = tempfile::tempdir().unwrap();
+    for (c, name) in CLASSES.iter().enumerate() {
+        let folder = tmp.path().join("train").join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        // smooth pictures: on noise, a full-size crop's bilinear samples alias where the
+        // scaled IDCT averages, and the two would differ by the noise, not by the decode
+        for i in 0..8 {
+            let r = 60.0 + 8.0 * i as f32;
+            image::RgbImage::from_fn(320, 256, |x, y| {
+                let (x, y) = (x as f32, y as f32);
+                let inside = (x - 160.0).hypot(y - 128.0) < r;
+                let d = if inside { 200.0 } else { 40.0 * c as f32 };
+                image::Rgb([
+                    (255.0 * x / 320.0) as u8,
+                    (255.0 * y / 256.0) as u8,
+                    d as u8,
+                ])
+            })
+            .save(folder.join(format!("{i}.jpg")))
+            .unwrap();
+        }
+    }
+    let open = |reduced_decode| {
+        let o = Options {
+            side: 24,
+            max_pixels: 1 << 24,
+            skip_bad: false,
+            cache_bytes: 0,
+            holdout: 0.0,
+            reduced_decode,
+        };
+        Source::Stream(stream::open(tmp.path(), &o).unwrap().train)
+    };
+    let views = TransformViews {
+        augment: vec![
+            AugmentConfig {
+                size: 24,
+                jitter_p: 0.0,
+                ..AugmentConfig::default()
+            };
+            2
+        ],
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+    };
+    let idx: Vec<usize> = (0..32).collect();
+    let (full, reduced) = (open(false), open(true));
+    let a = views.sample(&full, &idx, 3).unwrap().groups.remove(0).data;
+    let b = views
+        .sample(&reduced, &idx, 3)
+        .unwrap()
+        .groups
+        .remove(0)
+        .data;
+    assert_eq!(
+        b,
+        views
+            .sample(&reduced, &idx, 3)
+            .unwrap()
+            .groups
+            .remove(0)
+            .data
+    );
+    let mean_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .sum::<f64>()
+        / a.len() as f64;
+    eprintln!("mean |full - reduced| = {mean_diff:.4}");
+    assert!(a != b, "no image was decoded at a reduced scale");
+    // measured: 0.0074 of the [0, 1] range
+    assert!(mean_diff < 0.015, "mean difference {mean_diff}");
+}

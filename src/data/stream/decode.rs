@@ -1,8 +1,10 @@
 //! Decoding one image file's bytes, and the evaluation's resize and centre crop.
 //!
-//! JPEG and PNG go through the `image` crate, whose JPEG decoder is `zune-jpeg`; the
-//! comparison with `zune-jpeg` called directly and with `jpeg-decoder` is
-//! `benches/decode_bench.rs`.
+//! JPEG and PNG go through the `image` crate, whose JPEG decoder is `zune-jpeg`, the fastest
+//! at full size. `zune-jpeg` cannot decode at a reduced scale; `jpeg-decoder` can (its IDCT
+//! keeps only the coefficients of a 1/2, 1/4 or 1/8 image), and at 1/4 and 1/8 it is faster
+//! than `zune-jpeg` at full size, so [`decode_reduced`] uses it there
+//! (`examples/decode_bench.rs`).
 
 use std::io::Cursor;
 
@@ -123,4 +125,65 @@ fn one_line(e: image::ImageError) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     )
+}
+
+/// Whether `bytes` start as a JPEG file does (SOI marker).
+pub fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8])
+}
+
+/// [`decode`] of a JPEG at `1/div` of its sides (`div` 4 or 8; the sides rounded up), by
+/// `jpeg-decoder`'s scaled IDCT. Grey, RGB and CMYK-free files only: others, and any
+/// `div` below 4, where the scaled decoder is no faster than [`decode`] at full size, are
+/// decoded at full size.
+pub fn decode_reduced(
+    bytes: &[u8],
+    channels: usize,
+    max_pixels: u64,
+    div: usize,
+) -> Result<Decoded, String> {
+    if div < 4 || !is_jpeg(bytes) {
+        return decode(bytes, channels, max_pixels);
+    }
+    let (w, h, _) = header(bytes)?;
+    if (w * h) as u64 > max_pixels {
+        return Err(format!(
+            "{w}x{h} image is over data.max_pixels = {max_pixels}"
+        ));
+    }
+    // jpeg-decoder asserts on some malformed frames that zune-jpeg's header accepted
+    let scaled = std::panic::catch_unwind(|| -> Option<(Vec<u8>, usize, usize, bool)> {
+        let mut d = jpeg_decoder::Decoder::new(bytes);
+        let (sw, sh) = d
+            .scale(w.div_ceil(div) as u16, h.div_ceil(div) as u16)
+            .ok()?;
+        let pixels = d.decode().ok()?;
+        let grey = match d.info()?.pixel_format {
+            jpeg_decoder::PixelFormat::L8 => true,
+            jpeg_decoder::PixelFormat::RGB24 => false,
+            _ => return None,
+        };
+        Some((pixels, usize::from(sw), usize::from(sh), grey))
+    });
+    let Ok(Some((pixels, sw, sh, grey))) = scaled else {
+        return decode(bytes, channels, max_pixels);
+    };
+    let pixels = match (grey, channels) {
+        (true, 1) | (false, 3) => pixels,
+        (true, _) => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        (false, _) => pixels
+            .chunks_exact(3)
+            .map(|p| {
+                // Rec. 709 luma in integers, as `image`'s `into_luma8` computes it
+                let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
+                ((2126 * r + 7152 * g + 722 * b) / 10000) as u8
+            })
+            .collect(),
+    };
+    Ok(Decoded {
+        pixels,
+        width: sw,
+        height: sh,
+        channels,
+    })
 }

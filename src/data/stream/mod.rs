@@ -31,6 +31,8 @@ struct Shared {
     channels: usize,
     max_pixels: u64,
     skip_bad: bool,
+    /// Decode JPEGs at a reduced scale where every view's crop allows it.
+    reduce: bool,
     /// Files found bad (unreadable, undecodable or changed), so each is tried once.
     bad: Vec<AtomicBool>,
     /// Bad files met since [`Stream::take_skipped`] was last called.
@@ -60,6 +62,8 @@ pub struct Options {
     pub skip_bad: bool,
     pub cache_bytes: u64,
     pub holdout: f64,
+    /// `data.reduced_decode`.
+    pub reduced_decode: bool,
 }
 
 /// A collection opened for streaming.
@@ -98,6 +102,7 @@ pub fn open(path: &Path, o: &Options) -> Result<Opened> {
         channels,
         max_pixels: o.max_pixels,
         skip_bad: o.skip_bad,
+        reduce: o.reduced_decode,
         bad: (0..n).map(|_| AtomicBool::new(false)).collect(),
         skipped: AtomicUsize::new(0),
         index,
@@ -278,16 +283,22 @@ impl Stream {
         }
     }
 
-    /// Sample `i`, or with `data.skip_bad` the first good one after it (wrapping around),
-    /// with the index and label of the one returned. Each bad file is counted once.
-    fn good(&self, i: usize) -> Result<(usize, Arc<Decoded>)> {
+    /// Whether views may get reduced-scale decodes ([`Self::image_planned`]): asked for,
+    /// and not cached (the cache holds full-size images).
+    pub fn reduces(&self) -> bool {
+        self.shared.reduce && self.cache.is_none()
+    }
+
+    /// `load(i)`, or with `data.skip_bad` that of the first good sample after `i`
+    /// (wrapping around), with the index of the one loaded. Each bad file is counted once.
+    fn good<T>(&self, i: usize, load: impl Fn(usize) -> Result<T>) -> Result<(usize, T)> {
         let s = &self.shared;
         let mut first_error = None;
         for j in (i..i + SUBSTITUTES.min(self.len)).map(|j| j % self.len) {
             if s.bad[self.rows[j]].load(Ordering::Relaxed) {
                 continue;
             }
-            match self.decoded(j) {
+            match load(j) {
                 Ok(d) => return Ok((j, d)),
                 Err(e) if s.skip_bad => {
                     if !s.bad[self.rows[j]].swap(true, Ordering::Relaxed) {
@@ -312,13 +323,38 @@ impl Stream {
 
     /// Sample `i` at full size for the views (see [`Self::good`] for bad files).
     pub fn image(&self, i: usize) -> Result<Image<'static>> {
-        let (j, d) = self.good(i)?;
+        let (j, d) = self.good(i, |j| self.decoded(j))?;
         Ok(Image {
             data: d.chw().into(),
             shape: d.shape(),
             index: j,
             label: self.labels[j],
         })
+    }
+
+    /// Sample `i` decoded at `1/plan([h, w])` of its full sides where it is a JPEG and the
+    /// divisor is 4 or 8 ([`decode::decode_reduced`]), with its full `[h, w]`.
+    pub fn image_planned(
+        &self,
+        i: usize,
+        plan: &dyn Fn([usize; 2]) -> usize,
+    ) -> Result<(Image<'static>, [usize; 2])> {
+        let s = &self.shared;
+        let (j, (d, full)) = self.good(i, |j| {
+            let bytes = read(&s.index, &s.index.entries[self.rows[j]])?;
+            let bad = |m| Error::data(self.name(j), m);
+            let (w, h, _) = decode::header(&bytes).map_err(bad)?;
+            let d = decode::decode_reduced(&bytes, s.channels, s.max_pixels, plan([h, w]))
+                .map_err(bad)?;
+            Ok((d, [h, w]))
+        })?;
+        let img = Image {
+            data: d.chw().into(),
+            shape: d.shape(),
+            index: j,
+            label: self.labels[j],
+        };
+        Ok((img, full))
     }
 
     /// Samples `indices` resized and centre-cropped for evaluation, as `[n, channels,
@@ -328,7 +364,7 @@ impl Stream {
         let got: Vec<(Vec<f32>, u32)> = indices
             .par_iter()
             .map(|&i| {
-                let (j, d) = self.good(i)?;
+                let (j, d) = self.good(i, |j| self.decoded(j))?;
                 Ok((d.resized_centre(self.side).chw(), self.labels[j]))
             })
             .collect::<Result<_>>()?;
