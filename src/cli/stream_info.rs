@@ -65,24 +65,16 @@ pub fn info(path: &Path) -> Result<()> {
         idx.classes.len()
     );
     for (name, t) in [("train", false), ("test", true)] {
-        let mut counts = vec![0usize; idx.classes.len()];
-        let mut unlabelled = 0;
-        for e in idx.entries.iter().filter(|e| e.test == t) {
-            match counts.get_mut(e.label as usize) {
-                Some(c) => *c += 1,
-                None => unlabelled += 1,
-            }
-        }
-        let mut parts: Vec<String> = idx
-            .classes
+        let labels: Vec<u32> = idx
+            .entries
             .iter()
-            .zip(&counts)
-            .map(|(n, c)| format!("{n}: {c}"))
+            .filter(|e| e.test == t)
+            .map(|e| e.label)
             .collect();
-        if unlabelled > 0 {
-            parts.push(format!("unlabelled: {unlabelled}"));
-        }
-        println!("{name}: {}", parts.join(", "));
+        println!(
+            "{name}: {}",
+            super::data::class_counts(&idx.classes, &labels)
+        );
     }
     let sorted = |f: &dyn Fn(&stream::index::Entry) -> f64| {
         let mut v: Vec<f64> = idx.entries.iter().map(f).collect();

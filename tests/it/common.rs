@@ -147,3 +147,18 @@ pub fn agrees_with_central_differences(
         );
     }
 }
+
+/// The records of `run`'s metrics.jsonl without the wall-clock fields, to compare runs.
+pub fn records_untimed(run: &Path) -> Vec<serde_json::Value> {
+    contrastive::train::metrics::read(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|mut r| {
+            if let Some(o) = r.as_object_mut() {
+                o.remove("epoch_seconds");
+                o.remove("images_per_s");
+            }
+            r
+        })
+        .collect()
+}

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{bin, dataset, param_values, preset, train};
+use crate::common::{bin, dataset, param_values, preset, records_untimed, train};
 use burn::prelude::*;
 use contrastive::config::Config;
-use contrastive::train::metrics;
 use contrastive::train::saved::SavedRun;
 use contrastive::train::{Progress, TrainOptions, Trainer};
 
@@ -43,21 +42,6 @@ fn train_preset(out: &Path, name: &str, extra: &[&str]) -> Command {
 /// `contrastive train` of preset `name` with overrides `sets`, into `out`.
 fn train_with(out: &Path, name: &str, sets: &[String]) -> Command {
     train(&preset(name), sets, out)
-}
-
-/// The records without the wall-clock fields.
-fn records(run: &Path) -> Vec<serde_json::Value> {
-    metrics::read(&run.join("metrics.jsonl"))
-        .unwrap()
-        .into_iter()
-        .map(|mut r| {
-            if let Some(o) = r.as_object_mut() {
-                o.remove("epoch_seconds");
-                o.remove("images_per_s");
-            }
-            r
-        })
-        .collect()
 }
 
 fn lines(path: &Path) -> usize {
@@ -112,7 +96,7 @@ fn killed_and_resumed_equals_uninterrupted() {
         tmp.path().join("c"),
     );
     assert!(train_cmd(&a).output().unwrap().status.success());
-    let want = records(&a);
+    let want = records_untimed(&a);
     // 8 steps and one epoch summary per epoch, then the evaluation
     assert_eq!(want.iter().filter(|r| r.get("lr").is_some()).count(), 18);
     assert!(want.last().unwrap().get("knn_top1").is_some());
@@ -122,7 +106,7 @@ fn killed_and_resumed_equals_uninterrupted() {
     assert!(!checkpoints(&b).is_empty());
     resume(&b);
     assert_eq!(
-        records(&b),
+        records_untimed(&b),
         want,
         "resumed run differs from the uninterrupted one"
     );
@@ -141,7 +125,7 @@ fn killed_and_resumed_equals_uninterrupted() {
         "{err}"
     );
     assert_eq!(
-        records(&c),
+        records_untimed(&c),
         want,
         "run resumed from the previous checkpoint differs"
     );
@@ -179,7 +163,11 @@ fn queues_banks_and_prototypes_resume_exactly() {
         // the bank updated and the prototypes assigned by then
         kill_run_after(train_preset(&b, name, extra), &b, 15);
         resume(&b);
-        assert_eq!(records(&b), records(&a), "{name}: resumed run differs");
+        assert_eq!(
+            records_untimed(&b),
+            records_untimed(&a),
+            "{name}: resumed run differs"
+        );
     }
 }
 
@@ -203,13 +191,17 @@ fn class_balanced_batches_resume_exactly() {
         .success());
     kill_run_after(train_preset(&b, preset, &pk), &b, 15);
     resume(&b);
-    assert_eq!(records(&b), records(&a), "resumed run differs");
+    assert_eq!(
+        records_untimed(&b),
+        records_untimed(&a),
+        "resumed run differs"
+    );
     assert!(train_preset(&c, preset, &[])
         .output()
         .unwrap()
         .status
         .success());
-    assert_ne!(records(&c)[0], records(&a)[0]);
+    assert_ne!(records_untimed(&c)[0], records_untimed(&a)[0]);
 }
 
 /// A batch-hard triplet run with a one-epoch semi-hard warm-up trains exactly as a
@@ -222,7 +214,7 @@ fn mining_warm_up_ends_on_time_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let preset = "triplet-fashion-mnist";
     let steps = |run: &Path| -> Vec<serde_json::Value> {
-        records(run)
+        records_untimed(run)
             .into_iter()
             .filter(|r| r.get("lr").is_some())
             .collect()
@@ -265,8 +257,8 @@ fn mining_warm_up_ends_on_time_and_resumes_exactly() {
     resume(&k);
     let uninterrupted = tmp.path().join("warm-keys.pairing=joint");
     assert_eq!(
-        records(&k),
-        records(&uninterrupted),
+        records_untimed(&k),
+        records_untimed(&uninterrupted),
         "resumed warm-up run differs"
     );
 }
@@ -376,7 +368,11 @@ fn init_starts_the_encoder_from_another_run_and_resumes_without_it() {
     kill_run_after(train_preset(&b, "triplet-fashion-mnist", &extra), &b, 15);
     std::fs::rename(&src, tmp.path().join("gone")).unwrap();
     resume(&b);
-    assert_eq!(records(&b), records(&a), "resumed run differs");
+    assert_eq!(
+        records_untimed(&b),
+        records_untimed(&a),
+        "resumed run differs"
+    );
 }
 
 /// With one encoder per sense (`encoder.per_view`), `train.init` loads every sense's
@@ -494,7 +490,7 @@ fn a_used_out_is_refused_and_overwrite_starts_clean() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let config = std::fs::read_to_string(r.join("config.toml")).unwrap();
     assert!(config.contains("seed = 7"), "{config}");
-    let steps: Vec<_> = records(&r)
+    let steps: Vec<_> = records_untimed(&r)
         .into_iter()
         .filter(|r| r.get("lr").is_some())
         .collect();
@@ -595,7 +591,11 @@ fn a_signal_stops_at_a_checkpoint_and_resumes_exactly() {
         );
         assert!(!checkpoints(&b).is_empty(), "{run}: no checkpoint");
         resume(&b);
-        assert_eq!(records(&b), records(&a), "{run}: resumed run differs");
+        assert_eq!(
+            records_untimed(&b),
+            records_untimed(&a),
+            "{run}: resumed run differs"
+        );
     }
 }
 

@@ -5,9 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{bin, preset, train};
+use crate::common::{bin, preset, records_untimed, train};
 use contrastive::data::stream::index::{Index, Kind};
-use contrastive::train::metrics;
 
 const CLASSES: [&str; 4] = ["ant", "bee", "cat", "dog"];
 
@@ -105,21 +104,6 @@ fn ok(o: std::process::Output) -> std::process::Output {
     o
 }
 
-/// The records without the wall-clock fields.
-fn records(run: &Path) -> Vec<serde_json::Value> {
-    metrics::read(&run.join("metrics.jsonl"))
-        .unwrap()
-        .into_iter()
-        .map(|mut r| {
-            if let Some(o) = r.as_object_mut() {
-                o.remove("epoch_seconds");
-                o.remove("images_per_s");
-            }
-            r
-        })
-        .collect()
-}
-
 #[test]
 fn a_streamed_folder_trains_exactly_as_the_folder_in_memory() {
     let tmp = tempfile::tempdir().unwrap();
@@ -127,13 +111,13 @@ fn a_streamed_folder_trains_exactly_as_the_folder_in_memory() {
     collection(&dir, 32, "png", false);
     let memory = tmp.path().join("memory");
     ok(run(&memory, "folder", &dir, &[]));
-    let want = records(&memory);
+    let want = records_untimed(&memory);
     assert!(want.last().unwrap().get("knn_top1").is_some(), "{want:?}");
     // full-size crops of equal-size images, decoded now or from the cache: the same views
     for cache in ["data.cache_mb=0", "data.cache_mb=64"] {
         let out = tmp.path().join(cache);
         ok(run(&out, "images", &dir, &[cache]));
-        assert_eq!(records(&out), want, "{cache}");
+        assert_eq!(records_untimed(&out), want, "{cache}");
     }
     // the tools read a streamed run back: eval scores what training scored
     let out = tmp.path().join("data.cache_mb=0");
@@ -220,11 +204,15 @@ fn folders_manifests_and_tar_shards_index_the_same_samples() {
         &dir.join("list.csv"),
         &["train.epochs=1"],
     ));
-    assert_eq!(records(&a), records(&b));
+    assert_eq!(records_untimed(&a), records_untimed(&b));
     // shard members are read from their offsets, and the run evaluates
     let c = tmp.path().join("c");
     ok(run(&c, "images", &shards, &["train.epochs=1"]));
-    assert!(records(&c).last().unwrap().get("knn_top1").is_some());
+    assert!(records_untimed(&c)
+        .last()
+        .unwrap()
+        .get("knn_top1")
+        .is_some());
 
     // the index file is read instead of the tree, and `data info` reports sizes
     let o = ok(bin().args(["data", "index"]).arg(&dir).output().unwrap());
@@ -275,7 +263,7 @@ fn corrupt_files_are_named_or_skipped_and_counted() {
         &dir,
         &["data.cache_mb=0", "data.skip_bad=true"],
     ));
-    let epochs: Vec<_> = records(&b)
+    let epochs: Vec<_> = records_untimed(&b)
         .into_iter()
         .filter(|r| r.get("mi_bound").is_some())
         .collect();
@@ -328,7 +316,7 @@ fn a_streamed_run_killed_mid_epoch_resumes_exactly() {
     let extra = ["data.cache_mb=0", "data.workers=2"];
     let a = tmp.path().join("a");
     ok(run(&a, "images", &dir, &extra));
-    let want = records(&a);
+    let want = records_untimed(&a);
     // 16 steps an epoch: killed after the checkpoint at step 4 of the first epoch
     let b = tmp.path().join("b");
     let mut s = sets(&extra);
@@ -351,7 +339,7 @@ fn a_streamed_run_killed_mid_epoch_resumes_exactly() {
     child.kill().unwrap();
     child.wait().unwrap();
     ok(bin().args(["train", "--resume"]).arg(&b).output().unwrap());
-    assert_eq!(records(&b), want);
+    assert_eq!(records_untimed(&b), want);
 }
 
 /// `data.reduced_decode`: large JPEGs decoded at 1/4 or 1/8 of their sides where every
