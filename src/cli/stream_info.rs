@@ -14,14 +14,26 @@ use contrastive::views::augment::AugmentConfig;
 use contrastive::views::transform::TransformViews;
 
 /// Whether `path` is read as a streamed collection by `data info`: a manifest, or a folder
-/// holding an index file or tar shards.
+/// holding an index file or tar shards, or class folders of images that only a recursive
+/// walk reads (no `train/` folder and no images at the top).
 pub fn is_stream(path: &Path) -> bool {
     let ext = |p: &Path, x: &str| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
     if path.is_file() {
         return ext(path, "csv") || ext(path, "jsonl");
     }
+    let top: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     path.join(stream::index::INDEX_FILE).is_file()
-        || std::fs::read_dir(path).is_ok_and(|d| d.flatten().any(|e| ext(&e.path(), "tar")))
+        || top.iter().any(|p| ext(p, "tar"))
+        || (!path.join("train").is_dir()
+            && !top.iter().any(|p| stream::index::is_image(p))
+            && top.iter().filter(|p| p.is_dir()).any(|d| holds_images(d)))
+}
+
+/// Whether folder `dir` holds an image file directly.
+fn holds_images(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| d.flatten().any(|e| stream::index::is_image(&e.path())))
 }
 
 /// Fills in every entry's width, height and channels from its header, in parallel.

@@ -108,14 +108,33 @@ impl Split {
     }
 }
 
-/// One sample as the views take it: values `[C, H, W]` of its own shape, with the index
-/// and label of the sample actually read (another one where a bad file was skipped).
+/// One sample as the views take it, of its own shape `[C, H, W]`, with the index and
+/// label of the sample actually read (another one where a bad file was skipped).
 #[derive(Debug, Clone)]
 pub struct Image<'a> {
-    pub data: Cow<'a, [f32]>,
+    pub data: Pixels<'a>,
     pub shape: [usize; 3],
     pub index: usize,
     pub label: u32,
+}
+
+/// A sample's values: `[C, H, W]` floats held in memory, or a decoded image's 8-bit
+/// interleaved pixels, which views sample directly so that a large photo is never
+/// converted to floats whole.
+#[derive(Debug, Clone)]
+pub enum Pixels<'a> {
+    Chw(Cow<'a, [f32]>),
+    Hwc8(std::sync::Arc<stream::decode::Decoded>),
+}
+
+impl Pixels<'_> {
+    /// The values as `[C, H, W]` floats in `[0, 1]` (converted from 8-bit pixels).
+    pub fn chw(&self) -> Cow<'_, [f32]> {
+        match self {
+            Pixels::Chw(v) => Cow::Borrowed(v),
+            Pixels::Hwc8(d) => Cow::Owned(d.chw()),
+        }
+    }
 }
 
 /// Samples by index, as the view samplers read them.
@@ -148,7 +167,7 @@ impl Fetch for Split {
 
     fn fetch(&self, i: usize) -> Result<Image<'_>> {
         Ok(Image {
-            data: Cow::Borrowed(self.sample(i)),
+            data: Pixels::Chw(Cow::Borrowed(self.sample(i))),
             shape: self.shape,
             index: i,
             label: self.labels[i],

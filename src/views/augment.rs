@@ -241,21 +241,11 @@ pub fn crop_resize(
     flip: bool,
     dst: &mut [f32],
 ) {
-    let sy = source_coords(b.top, b.height, out);
-    let mut sx = source_coords(b.left, b.width, out);
-    if flip {
-        sx.reverse();
-    }
-    let taps = |s: f32, n: usize| {
-        let i0 = s.floor() as usize;
-        (i0, (i0 + 1).min(n - 1), s - i0 as f32)
-    };
-    let xs: Vec<_> = sx.iter().map(|&s| taps(s, w)).collect();
+    let (ys, xs) = bilinear_taps(b, out, flip, [h, w]);
     for ch in 0..c {
         let plane = &src[ch * h * w..(ch + 1) * h * w];
         let out_plane = &mut dst[ch * out * out..(ch + 1) * out * out];
-        for (oy, &y) in sy.iter().enumerate() {
-            let (y0, y1, fy) = taps(y, h);
+        for (oy, &(y0, y1, fy)) in ys.iter().enumerate() {
             let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
             for (ox, &(x0, x1, fx)) in xs.iter().enumerate() {
                 let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
@@ -264,6 +254,55 @@ pub fn crop_resize(
             }
         }
     }
+}
+
+/// [`crop_resize`] of an 8-bit interleaved (`HWC`) image: each tap is read as `byte /
+/// 255`, so the result equals [`crop_resize`] of the image converted to floats, without
+/// converting the whole image (a 12-megapixel photo would be 144 MB of floats).
+pub fn crop_resize_hwc8(
+    src: &[u8],
+    [c, h, w]: [usize; 3],
+    b: CropBox,
+    out: usize,
+    flip: bool,
+    dst: &mut [f32],
+) {
+    let (ys, xs) = bilinear_taps(b, out, flip, [h, w]);
+    let row = w * c;
+    for (oy, &(y0, y1, fy)) in ys.iter().enumerate() {
+        let (r0, r1) = (
+            &src[y0 * row..(y0 + 1) * row],
+            &src[y1 * row..(y1 + 1) * row],
+        );
+        for (ox, &(x0, x1, fx)) in xs.iter().enumerate() {
+            for ch in 0..c {
+                let at = |r: &[u8], x: usize| f32::from(r[x * c + ch]) / 255.0;
+                let top = at(r0, x0) + (at(r0, x1) - at(r0, x0)) * fx;
+                let bot = at(r1, x0) + (at(r1, x1) - at(r1, x0)) * fx;
+                dst[ch * out * out + oy * out + ox] = top + (bot - top) * fy;
+            }
+        }
+    }
+}
+
+/// The bilinear taps of crop `b` resampled to `out` x `out` from an image of `[h, w]`:
+/// for each output row and column, the two source indices and the weight of the second.
+type Taps = Vec<(usize, usize, f32)>;
+
+fn bilinear_taps(b: CropBox, out: usize, flip: bool, [h, w]: [usize; 2]) -> (Taps, Taps) {
+    let taps = |s: f32, n: usize| {
+        let i0 = s.floor() as usize;
+        (i0, (i0 + 1).min(n - 1), s - i0 as f32)
+    };
+    let ys = source_coords(b.top, b.height, out)
+        .into_iter()
+        .map(|s| taps(s, h))
+        .collect();
+    let mut sx = source_coords(b.left, b.width, out);
+    if flip {
+        sx.reverse();
+    }
+    (ys, sx.into_iter().map(|s| taps(s, w)).collect())
 }
 
 /// Multiplies every value by `factor`, clamped to `[0, 1]`.
@@ -311,7 +350,15 @@ pub fn augment(
     std: &[f32],
     dst: &mut [f32],
 ) {
-    augment_reduced(cfg, rng, src, shape, [shape[1], shape[2]], (mean, std), dst);
+    let full = [shape[1], shape[2]];
+    augment_reduced(cfg, rng, Src::Chw(src), shape, full, (mean, std), dst);
+}
+
+/// The pixels a view is cut from: `[C, H, W]` floats, or 8-bit interleaved pixels.
+#[derive(Debug, Clone, Copy)]
+pub enum Src<'a> {
+    Chw(&'a [f32]),
+    Hwc8(&'a [u8]),
 }
 
 /// [`augment`] of an image decoded smaller than its full `[h, w]` (`full`): the crop is
@@ -319,7 +366,7 @@ pub fn augment(
 pub fn augment_reduced(
     cfg: &AugmentConfig,
     rng: &mut impl Rng,
-    src: &[f32],
+    src: Src<'_>,
     shape: [usize; 3],
     [fh, fw]: [usize; 2],
     (mean, std): (&[f32], &[f32]),
@@ -330,7 +377,10 @@ pub fn augment_reduced(
     let b = sample_crop(rng, fh, fw, cfg.crop_scale, cfg.crop_ratio);
     let b = scale_box(b, [fh, fw], [h, w]);
     let flip = rng.random::<f32>() < cfg.flip_p;
-    crop_resize(src, shape, b, out, flip, dst);
+    match src {
+        Src::Chw(v) => crop_resize(v, shape, b, out, flip, dst),
+        Src::Hwc8(v) => crop_resize_hwc8(v, shape, b, out, flip, dst),
+    }
     if rng.random::<f32>() < cfg.jitter_p {
         colour_jitter(cfg, rng, dst, c);
     }

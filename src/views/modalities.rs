@@ -32,8 +32,9 @@ impl super::Sampler for ModalityViews {
         for (v, channels) in self.groups.iter().enumerate() {
             for &i in indices {
                 let x = data.fetch(i)?;
+                let values = x.data.chw();
                 for &ch in channels {
-                    let src = &x.data[ch * plane..(ch + 1) * plane];
+                    let src = &values[ch * plane..(ch + 1) * plane];
                     rows.extend(src.iter().map(|&a| (a - self.mean[ch]) / self.std[ch]));
                 }
                 tags.push(Tag::new(x.index as u32, x.label, v as u16));

@@ -71,10 +71,11 @@ impl super::Sampler for WindowViews {
         for (i, &idx) in indices.iter().enumerate() {
             let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, (first + i) as u64, 0));
             let x = data.fetch(idx)?;
+            let values = x.data.chw();
             for (v, &s) in self.starts(length, &mut rng).iter().enumerate() {
                 let mut w = Vec::with_capacity(c * self.window);
                 for ch in 0..c {
-                    let src = &x.data[ch * length + s..ch * length + s + self.window];
+                    let src = &values[ch * length + s..ch * length + s + self.window];
                     w.extend(src.iter().map(|&a| (a - self.mean[ch]) / self.std[ch]));
                 }
                 let tag = Tag {

@@ -4,9 +4,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::augment::{augment_reduced, output_size, sample_crop, AugmentConfig};
+use super::augment::{augment_reduced, output_size, sample_crop, AugmentConfig, Src};
 use super::{Group, Tag, ViewBatch};
-use crate::data::Fetch;
+use crate::data::{Fetch, Pixels};
 use crate::error::Result;
 
 /// `n` augmented views of each instance; view `v` uses `augment[v]`.
@@ -64,7 +64,11 @@ impl super::Sampler for TransformViews {
                 let (img, full) = data.fetch_planned(indices[i], &plan)?;
                 let norm = (self.mean.as_slice(), self.std.as_slice());
                 for (v, (cfg, dst)) in self.augment.iter().zip(dsts).enumerate() {
-                    augment_reduced(cfg, &mut rng(v), &img.data, img.shape, full, norm, dst);
+                    let src = match &img.data {
+                        Pixels::Chw(v) => Src::Chw(v),
+                        Pixels::Hwc8(d) => Src::Hwc8(&d.pixels),
+                    };
+                    augment_reduced(cfg, &mut rng(v), src, img.shape, full, norm, dst);
                 }
                 Ok((img.index as u32, img.label))
             })

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use self::decode::Decoded;
 use self::index::{Entry, Index, Stamp};
-use super::Image;
+use super::{Image, Pixels};
 use crate::error::{Error, Result};
 
 /// How many following samples a bad file's place is offered to before giving up.
@@ -325,7 +325,7 @@ impl Stream {
     pub fn image(&self, i: usize) -> Result<Image<'static>> {
         let (j, d) = self.good(i, |j| self.decoded(j))?;
         Ok(Image {
-            data: d.chw().into(),
+            data: Pixels::Hwc8(d.clone()),
             shape: d.shape(),
             index: j,
             label: self.labels[j],
@@ -349,8 +349,8 @@ impl Stream {
             Ok((d, [h, w]))
         })?;
         let img = Image {
-            data: d.chw().into(),
             shape: d.shape(),
+            data: Pixels::Hwc8(Arc::new(d)),
             index: j,
             label: self.labels[j],
         };
