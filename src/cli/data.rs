@@ -252,31 +252,10 @@ fn info(
 /// `NAME: N samples`, then the count of each class and of unlabelled samples.
 fn print_split(name: &str, split: &Split, ds: &Dataset) {
     println!("{name}: {} samples", split.len());
-    let counts = class_counts(&ds.class_names, &split.labels);
+    let counts = stream_info::class_counts(&ds.class_names, &split.labels);
     if !counts.is_empty() {
         println!("  {counts}");
     }
-}
-
-/// `name: count` of each class among `labels`, then the unlabelled ones (labels outside
-/// the classes), comma-separated.
-pub(super) fn class_counts(names: &[String], labels: &[u32]) -> String {
-    let mut counts = vec![0usize; names.len()];
-    for &l in labels {
-        if let Some(c) = counts.get_mut(l as usize) {
-            *c += 1;
-        }
-    }
-    let unlabelled = labels.len() - counts.iter().sum::<usize>();
-    let mut parts: Vec<String> = names
-        .iter()
-        .zip(&counts)
-        .map(|(n, c)| format!("{n}: {c}"))
-        .collect();
-    if unlabelled > 0 {
-        parts.push(format!("unlabelled: {unlabelled}"));
-    }
-    parts.join(", ")
 }
 
 /// `data index`: scans, reads every image's header, writes the index file.

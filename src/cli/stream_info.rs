@@ -83,10 +83,7 @@ pub fn info(path: &Path) -> Result<()> {
             .filter(|e| e.test == t)
             .map(|e| e.label)
             .collect();
-        println!(
-            "{name}: {}",
-            super::data::class_counts(&idx.classes, &labels)
-        );
+        println!("{name}: {}", class_counts(&idx.classes, &labels));
     }
     let sorted = |f: &dyn Fn(&stream::index::Entry) -> f64| {
         let mut v: Vec<f64> = idx.entries.iter().map(f).collect();
@@ -219,4 +216,25 @@ pub fn bench(path: &Path, b: &Bench) -> Result<String> {
         "cached": b.cache_mb > 0,
     });
     Ok(out.to_string())
+}
+
+/// `name: count` of each class among `labels`, then the unlabelled ones (labels outside
+/// the classes), comma-separated.
+pub(super) fn class_counts(names: &[String], labels: &[u32]) -> String {
+    let mut counts = vec![0usize; names.len()];
+    for &l in labels {
+        if let Some(c) = counts.get_mut(l as usize) {
+            *c += 1;
+        }
+    }
+    let unlabelled = labels.len() - counts.iter().sum::<usize>();
+    let mut parts: Vec<String> = names
+        .iter()
+        .zip(&counts)
+        .map(|(n, c)| format!("{n}: {c}"))
+        .collect();
+    if unlabelled > 0 {
+        parts.push(format!("unlabelled: {unlabelled}"));
+    }
+    parts.join(", ")
 }
