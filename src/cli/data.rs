@@ -64,37 +64,7 @@ pub enum DataCommand {
     /// collection, as `benches/peer_loader.py` times PyTorch's (same arguments, same JSON
     /// keys). Views: random-resized crop (scale 0.2-1), flip, colour jitter (0.4, 0.4, 0.4,
     /// 0.1) with probability 0.8, normalised.
-    Bench {
-        /// The folder, shard folder or manifest.
-        path: PathBuf,
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        #[arg(long, default_value_t = 256)]
-        batch: usize,
-        /// Side of the views.
-        #[arg(long, default_value_t = 224)]
-        size: usize,
-        /// Batches timed.
-        #[arg(long, default_value_t = 40)]
-        batches: usize,
-        /// Batches read before the timing starts.
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        #[arg(long, default_value_t = 2)]
-        views: usize,
-        /// Leave the colour jitter out.
-        #[arg(long)]
-        no_jitter: bool,
-        /// `data.cache_mb` (0: decode every image every time, as PyTorch's loader does).
-        #[arg(long, default_value_t = 0)]
-        cache_mb: u64,
-        /// Batches prepared ahead (`data.prefetch`).
-        #[arg(long, default_value_t = 2)]
-        prefetch: usize,
-        /// Decode JPEGs at 1/4 or 1/8 scale where the crops allow (`data.reduced_decode`).
-        #[arg(long)]
-        reduced: bool,
-    },
+    Bench(stream_info::Bench),
     /// Audit a dataset before training on it: class balance, near-duplicates across the
     /// train and test splits (average hash, then mean absolute difference), each class's
     /// mean image and where the objects sit (centres of mass); writes audit.md,
@@ -142,32 +112,8 @@ pub fn run(c: DataCommand) -> Result<()> {
             info(&path, dataset, out, views, &augment)
         }
         DataCommand::Index { path, holdout } => index(&path, holdout),
-        DataCommand::Bench {
-            path,
-            workers,
-            batch,
-            size,
-            batches,
-            warmup,
-            views,
-            no_jitter,
-            cache_mb,
-            prefetch,
-            reduced,
-        } => {
-            let b = stream_info::Bench {
-                workers,
-                batch,
-                size,
-                batches,
-                warmup,
-                views,
-                jitter: !no_jitter,
-                cache_mb,
-                prefetch,
-                reduced,
-            };
-            println!("{}", stream_info::bench(&path, &b)?);
+        DataCommand::Bench(b) => {
+            println!("{}", stream_info::bench(&b)?);
             Ok(())
         }
         DataCommand::Audit {

@@ -1,6 +1,6 @@
 //! `data info`, `data index` and `data bench` for streamed image collections.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -126,16 +126,36 @@ pub fn info(path: &Path) -> Result<()> {
 }
 
 /// What `data bench` times.
+#[derive(clap::Args)]
 pub struct Bench {
+    /// The folder, shard folder or manifest.
+    pub path: PathBuf,
+    #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Side of the views.
+    #[arg(long, default_value_t = 224)]
     pub size: usize,
+    /// Batches timed.
+    #[arg(long, default_value_t = 40)]
     pub batches: usize,
+    /// Batches read before the timing starts.
+    #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    #[arg(long, default_value_t = 2)]
     pub views: usize,
-    pub jitter: bool,
+    /// Leave the colour jitter out.
+    #[arg(long)]
+    pub no_jitter: bool,
+    /// `data.cache_mb` (0: decode every image every time, as PyTorch's loader does).
+    #[arg(long, default_value_t = 0)]
     pub cache_mb: u64,
+    /// Batches prepared ahead (`data.prefetch`).
+    #[arg(long, default_value_t = 2)]
     pub prefetch: usize,
+    /// Decode JPEGs at 1/4 or 1/8 scale where the crops allow (`data.reduced_decode`).
+    #[arg(long)]
     pub reduced: bool,
 }
 
@@ -149,7 +169,8 @@ fn peak_rss_mb() -> Option<f64> {
 
 /// Runs the loader over shuffled training batches of the collection at `path` and
 /// returns the JSON line of its throughput.
-pub fn bench(path: &Path, b: &Bench) -> Result<String> {
+pub fn bench(b: &Bench) -> Result<String> {
+    let path = b.path.as_path();
     let options = stream::Options {
         side: b.size,
         max_pixels: contrastive::data::MAX_PIXELS,
@@ -163,7 +184,7 @@ pub fn bench(path: &Path, b: &Bench) -> Result<String> {
     let source = Arc::new(Source::Stream(train));
     let augment = AugmentConfig {
         size: b.size,
-        jitter_p: if b.jitter { 0.8 } else { 0.0 },
+        jitter_p: if b.no_jitter { 0.0 } else { 0.8 },
         saturation: 0.4,
         hue: 0.1,
         ..AugmentConfig::default()
@@ -212,7 +233,7 @@ pub fn bench(path: &Path, b: &Bench) -> Result<String> {
         "seconds": secs,
         "peak_rss_mb": peak_rss_mb(),
         "views": b.views,
-        "jitter": b.jitter,
+        "jitter": !b.no_jitter,
         "cached": b.cache_mb > 0,
     });
     Ok(out.to_string())

@@ -135,9 +135,11 @@ pub fn is_jpeg(bytes: &[u8]) -> bool {
 /// [`decode`] of a JPEG at `1/div` of its sides (`div` 4 or 8; the sides rounded up), by
 /// `jpeg-decoder`'s scaled IDCT. Grey, RGB and CMYK-free files only: others, and any
 /// `div` below 4, where the scaled decoder is no faster than [`decode`] at full size, are
-/// decoded at full size.
+/// decoded at full size. `(w, h)` are the image's sides from its [`header`], which the
+/// caller has read to plan `div`.
 pub fn decode_reduced(
     bytes: &[u8],
+    (w, h): (usize, usize),
     channels: usize,
     max_pixels: u64,
     div: usize,
@@ -145,7 +147,6 @@ pub fn decode_reduced(
     if div < 4 || !is_jpeg(bytes) {
         return decode(bytes, channels, max_pixels);
     }
-    let (w, h, _) = header(bytes)?;
     if (w * h) as u64 > max_pixels {
         return Err(format!(
             "{w}x{h} image is over data.max_pixels = {max_pixels}"

@@ -344,7 +344,8 @@ impl Stream {
             let bytes = read(&s.index, &s.index.entries[self.rows[j]])?;
             let bad = |m| Error::data(self.name(j), m);
             let (w, h, _) = decode::header(&bytes).map_err(bad)?;
-            let d = decode::decode_reduced(&bytes, s.channels, s.max_pixels, plan([h, w]))
+            let div = plan([h, w]);
+            let d = decode::decode_reduced(&bytes, (w, h), s.channels, s.max_pixels, div)
                 .map_err(bad)?;
             Ok((d, [h, w]))
         })?;
