@@ -7,6 +7,7 @@
 mod common;
 
 mod augment;
+mod build_features;
 mod cli_augment;
 mod cli_train;
 mod data_errors;
