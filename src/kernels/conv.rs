@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::gemm::{matmul, matmul_uninit, Mat};
+use super::gemm::{matmul_rhs, matmul_uninit, Mat, Rhs};
 
 /// Output positions lowered per block: enough rows for efficient GEMMs, few enough that
 /// a block's lowered input stays within a few megabytes.
@@ -38,6 +38,8 @@ pub struct ConvGeom {
     pub pad: usize,
     pub oh: usize,
     pub ow: usize,
+    /// Products in bf16 with f32 accumulation ([`super::bf16`]) instead of f32.
+    pub bf16: bool,
 }
 
 impl ConvGeom {
@@ -64,6 +66,7 @@ impl ConvGeom {
             pad,
             oh,
             ow,
+            bf16: false,
         }
     }
 
@@ -206,6 +209,43 @@ pub fn col2im(g: &ConvGeom, col: &[f32], nb: usize, dx: &mut [f32]) {
     }
 }
 
+/// Row `q` of images `n0..`'s lowered input (a row of [`im2col`]'s `col`) from `x` rounded
+/// to bf16: the direct convolution's packing, which never materialises `col`.
+fn im2row(g: &ConvGeom, taps: &[(usize, usize)], x: &[u16], n0: usize, q: usize, out: &mut [u16]) {
+    let (c, seg, img) = (g.c, g.kw * g.c, g.h * g.w * g.c);
+    let (b, oy, ox) = (q / g.spatial(), q % g.spatial() / g.ow, q % g.ow);
+    let plane = &x[(n0 + b) * img..][..img];
+    let (j0, count) = taps[ox];
+    for (i, part) in out.chunks_exact_mut(seg).enumerate() {
+        match input_row(g, oy, i) {
+            Some(iy) if count > 0 => {
+                let ix = ox * g.stride + j0 - g.pad;
+                let (lo, hi) = (j0 * c, (j0 + count) * c);
+                part[..lo].fill(0);
+                part[lo..hi].copy_from_slice(&plane[(iy * g.w + ix) * c..][..hi - lo]);
+                part[hi..].fill(0);
+            }
+            _ => part.fill(0),
+        }
+    }
+}
+
+/// The weight gradient laid out `[o, k]` (`k = (i, j, c)`, as the bf16 path computes
+/// `dYᵀ col`) as burn keeps it, `[o, c, kh, kw]`, parallel over output channels.
+fn weight_from_oxk(g: &ConvGeom, t: &[f32]) -> Vec<f32> {
+    let (kk, c) = (g.kh * g.kw, g.c);
+    let mut w = vec![0.0; g.k() * g.o];
+    w.par_chunks_mut(c * kk)
+        .zip(t.par_chunks(c * kk))
+        .for_each(|(row, src)| {
+            for (r, v) in row.iter_mut().enumerate() {
+                let (ch, ij) = (r / kk, r % kk);
+                *v = src[ij * c + ch];
+            }
+        });
+    w
+}
+
 /// Convolution of NHWC `x` with the weight as [`weight_kxo`] lays it out (`wt`, `[k, o]`):
 /// NHWC output `[n, oh, ow, o]`. The caller keeps `wt` for [`backward`].
 pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
@@ -213,14 +253,28 @@ pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
     assert_eq!(wt.len(), g.o * k, "conv: weight length");
     let per = g.images_per_block();
+    let wt = Rhs::new(Mat::rows(wt, k, g.o), g.bf16);
+    let taps = column_taps(g);
+    let xb = if g.bf16 {
+        super::bf16::rounded(x)
+    } else {
+        Vec::new()
+    };
     // SAFETY: each block's GEMM writes every one of its `rows x o` elements (row stride `o`).
     unsafe {
         super::filled(g.n * s * g.o, per * s * g.o, |bi, out| {
             let rows = out.len() / g.o;
+            if let Rhs::Bf16(wt) = &wt {
+                let row = |q: usize, r: &mut [u16]| im2row(g, &taps, &xb, bi * per, q, r);
+                // SAFETY: AVX512-BF16 is present (a packed operand exists); `out` holds
+                // `rows x o`, each written (nothing accumulated).
+                super::bf16::product_rows(out.as_mut_ptr().cast(), g.o, rows, k, &row, wt, false);
+                return;
+            }
             with_scratch(|[col, _]| {
                 let col = sized(col, rows * k);
                 im2col(g, x, bi * per, rows / s, col);
-                matmul_uninit(out, g.o, Mat::rows(col, rows, k), Mat::rows(wt, k, g.o));
+                matmul_uninit(out, g.o, Mat::rows(col, rows, k), &wt);
             })
         })
     }
@@ -256,6 +310,13 @@ pub fn backward(
     // One contiguous run of blocks per thread, each summed in order, then the runs in
     // order: the same floating-point sum whatever the scheduling, so runs reproduce.
     let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
+    let wt_t = need_dx.then(|| Rhs::new(Mat::rows(wt, k, g.o).t(), g.bf16));
+    let taps = column_taps(g);
+    let xb = if g.bf16 {
+        super::bf16::rounded(x)
+    } else {
+        Vec::new()
+    };
     let mut runs: Vec<Vec<Block>> = Vec::new();
     let mut it = blocks.into_iter().peekable();
     while it.peek().is_some() {
@@ -270,25 +331,26 @@ pub fn backward(
                 let rows = nb * s;
                 let dyb = &dy[n0 * s * g.o..][..rows * g.o];
                 with_scratch(|[col, dcol]| {
-                    let col = sized(col, rows * k);
-                    im2col(g, x, n0, nb, col);
-                    matmul(
-                        &mut dwt,
-                        g.o,
-                        Mat::rows(col, rows, k).t(),
-                        Mat::rows(dyb, rows, g.o),
-                        true,
-                    );
-                    if let Some(dxb) = dxb {
+                    if g.bf16 {
+                        // dWᵀ = dYᵀ col, `col` packed row by row straight from `x`.
+                        let row = |q: usize, r: &mut [u16]| im2row(g, &taps, &xb, n0, q, r);
+                        let col = Rhs::Bf16(super::bf16::Packed::from_rows(rows, k, &row));
+                        matmul_rhs(&mut dwt, k, Mat::rows(dyb, rows, g.o).t(), &col, true);
+                    } else {
+                        let col = sized(col, rows * k);
+                        im2col(g, x, n0, nb, col);
+                        matmul_rhs(
+                            &mut dwt,
+                            g.o,
+                            Mat::rows(col, rows, k).t(),
+                            &Rhs::F32(Mat::rows(dyb, rows, g.o)),
+                            true,
+                        );
+                    }
+                    if let (Some(dxb), Some(wt_t)) = (dxb, &wt_t) {
                         let dxb = super::zeroed(dxb);
                         let dcol = sized(dcol, rows * k);
-                        matmul(
-                            dcol,
-                            k,
-                            Mat::rows(dyb, rows, g.o),
-                            Mat::rows(wt, k, g.o).t(),
-                            false,
-                        );
+                        matmul_rhs(dcol, k, Mat::rows(dyb, rows, g.o), wt_t, false);
                         col2im(g, dcol, nb, dxb);
                     }
                 });
@@ -304,7 +366,11 @@ pub fn backward(
     for p in partial {
         dwt.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
     }
-    (need_dx.then_some(dx), weight_ockk(g, &dwt))
+    let dw = match g.bf16 {
+        true => weight_from_oxk(g, &dwt),
+        false => weight_ockk(g, &dwt),
+    };
+    (need_dx.then_some(dx), dw)
 }
 
 #[cfg(test)]
@@ -404,6 +470,49 @@ mod tests {
                     dw[idx]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn bf16_products_stay_within_their_rounding_bound() {
+        if !crate::kernels::bf16::supported() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        // Rounding each operand to bf16 (relative error u = 2⁻⁹) moves a product by at most
+        // (2u + u²)|xw| < 1.01 · 2⁻⁸ |xw|, so a sum of products moves by at most that times
+        // Σ|x||w|, which is the same convolution of |x| and |w|; f32 summation adds 1e-5.
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let within = |got: &[f32], want: &[f32], bound: &[f32], what: &str| {
+            for (i, ((a, b), c)) in got.iter().zip(want).zip(bound).enumerate() {
+                let tol = 1.01 * c / 256.0 + 1e-5;
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{what}[{i}]: {a} vs {b} (bound {tol})"
+                );
+            }
+        };
+        for (x, wt, stride, pad) in [
+            ([3, 7, 6, 2], [4, 2, 3, 3], 1, 1),
+            ([4, 9, 9, 33], [40, 33, 3, 3], 2, 1),
+        ] {
+            let g = ConvGeom::new(x, wt, stride, pad);
+            let gb = ConvGeom { bf16: true, ..g };
+            let (xs, ws) = (data(x.iter().product(), 1), data(wt.iter().product(), 2));
+            let (w32, wabs) = (weight_kxo(&g, &ws), weight_kxo(&g, &abs(&ws)));
+            let y = forward(&g, &xs, &w32);
+            within(
+                &forward(&gb, &xs, &w32),
+                &y,
+                &forward(&g, &abs(&xs), &wabs),
+                "y",
+            );
+            let r = data(y.len(), 3);
+            let (dx, dw) = backward(&g, &xs, &w32, &r, true);
+            let (dxb, dwb) = backward(&gb, &xs, &w32, &r, true);
+            let (dxa, dwa) = backward(&g, &abs(&xs), &wabs, &abs(&r), true);
+            within(&dxb.unwrap(), &dx.unwrap(), &dxa.unwrap(), "dx");
+            within(&dwb, &dw, &dwa, "dw");
         }
     }
 }

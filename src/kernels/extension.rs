@@ -102,7 +102,10 @@ fn conv_forward(
     pad: usize,
 ) -> (FlexTensor, conv::ConvGeom, Vec<f32>) {
     let (x, w) = (values(x), values(w));
-    let g = conv::ConvGeom::new(dims4(&x), dims4(&w), stride, pad);
+    let g = conv::ConvGeom {
+        bf16: super::bf16::enabled(),
+        ..conv::ConvGeom::new(dims4(&x), dims4(&w), stride, pad)
+    };
     let wt = conv::weight_kxo(&g, w.storage());
     let y = tensor(conv::forward(&g, x.storage(), &wt), &[g.n, g.oh, g.ow, g.o]);
     (y, g, wt)
@@ -205,11 +208,17 @@ fn contrastive_forward(
     (tensor(vec![loss], &[1]), state)
 }
 
-fn linear_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, relu: bool) -> FlexTensor {
+fn linear_forward(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    b: &FlexTensor,
+    relu: bool,
+    bf16: bool,
+) -> FlexTensor {
     let (x, w, b) = (values(x), values(w), values(b));
     let ([m, k], [_, n]) = (dims2(&x), dims2(&w));
     tensor(
-        linear::forward(x.storage(), w.storage(), b.storage(), m, k, n, relu),
+        linear::forward(x.storage(), w.storage(), b.storage(), m, k, n, relu, bf16),
         &[m, n],
     )
 }
@@ -230,7 +239,7 @@ impl FastOps for Flex {
     }
 
     fn fast_linear(x: FlexTensor, w: FlexTensor, b: FlexTensor, relu: bool) -> FlexTensor {
-        linear_forward(&x, &w, &b, relu)
+        linear_forward(&x, &w, &b, relu, super::bf16::enabled())
     }
 
     fn fast_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
@@ -400,13 +409,13 @@ impl Backward<Flex, 2> for ContrastiveBackward {
 struct LinearBackward;
 
 impl Backward<Flex, 3> for LinearBackward {
-    /// Input, weight, output, ReLU.
-    type State = (FlexTensor, FlexTensor, FlexTensor, bool);
+    /// Input, weight, output, ReLU, bf16 products.
+    type State = (FlexTensor, FlexTensor, FlexTensor, bool, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let dy = values(&grads.consume::<Flex>(&ops.node));
-        let (x, w, y, relu) = ops.state;
+        let (x, w, y, relu, bf16) = ops.state;
         let (x, w, y) = (values(&x), values(&w), values(&y));
         let ([m, k], [_, n]) = (dims2(&x), dims2(&w));
         let (dx, dw, db) = linear::backward(
@@ -420,6 +429,7 @@ impl Backward<Flex, 3> for LinearBackward {
             relu,
             node_b.is_some(),
             node_x.is_some(),
+            bf16,
         );
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, tensor(dx, &[m, k]));
@@ -464,14 +474,21 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         b: FloatTensor<Self>,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let out = linear_forward(x.primitive(), w.primitive(), b.primitive(), relu);
+        let bf16 = super::bf16::enabled();
+        let out = linear_forward(x.primitive(), w.primitive(), b.primitive(), relu, bf16);
         match LinearBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish(
-                (x.into_primitive(), w.into_primitive(), out.clone(), relu),
+                (
+                    x.into_primitive(),
+                    w.into_primitive(),
+                    out.clone(),
+                    relu,
+                    bf16,
+                ),
                 out,
             ),
             OpsKind::UnTracked(prep) => prep.finish(out),

@@ -1,49 +1,39 @@
-//! A bounds-checked wrapper around the `gemm` crate (the same GEMM burn's `flex` uses).
+//! A bounds-checked wrapper around the `gemm` crate (the same GEMM burn's `flex` uses), and
+//! the same products in bf16 with f32 accumulation ([`super::bf16`]), which convolutions and
+//! fully connected layers use under `train.precision = "bf16"`.
 
 use std::mem::MaybeUninit;
 
-/// A strided view of a row-major-or-not matrix inside a slice.
-#[derive(Debug, Clone, Copy)]
-pub struct Mat<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    /// Distance between consecutive rows.
-    pub rs: usize,
-    /// Distance between consecutive columns.
-    pub cs: usize,
+pub use super::mat::Mat;
+
+/// A product's right-hand operand: f32, or rounded to bf16 and packed once, so that an
+/// operand shared by many products (a convolution's weight across its blocks) is packed
+/// once.
+pub enum Rhs<'a> {
+    F32(Mat<'a>),
+    Bf16(super::bf16::Packed),
 }
 
-impl<'a> Mat<'a> {
-    /// A row-major `rows x cols` matrix.
-    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
+impl<'a> Rhs<'a> {
+    /// `b` as it is, or packed for bf16 products when `bf16`.
+    pub fn new(b: Mat<'a>, bf16: bool) -> Self {
+        match bf16 {
+            true => Self::Bf16(super::bf16::Packed::new(&b)),
+            false => Self::F32(b),
         }
     }
 
-    /// The transpose (no copy).
-    pub fn t(self) -> Self {
-        Self {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
+    fn rows(&self) -> usize {
+        match self {
+            Self::F32(b) => b.rows,
+            Self::Bf16(p) => p.rows(),
         }
     }
 
-    fn check(&self, what: &str) {
-        if self.rows > 0 && self.cols > 0 {
-            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
-            assert!(
-                last < self.data.len(),
-                "gemm: {what} view exceeds its slice"
-            );
+    fn cols(&self) -> usize {
+        match self {
+            Self::F32(b) => b.cols,
+            Self::Bf16(p) => p.cols(),
         }
     }
 }
@@ -51,23 +41,18 @@ impl<'a> Mat<'a> {
 /// `dst = a * b` (or `dst += a * b` when `accumulate`), `dst` row-major `a.rows x b.cols`
 /// with row stride `dst_rs`. Single-threaded: callers parallelise over independent blocks.
 pub fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat, b: Mat, accumulate: bool) {
+    matmul_rhs(dst, dst_rs, a, &Rhs::F32(b), accumulate)
+}
+
+/// [`matmul`] with a right-hand operand at either precision.
+pub fn matmul_rhs(dst: &mut [f32], dst_rs: usize, a: Mat, b: &Rhs, accumulate: bool) {
     // SAFETY: a `&mut [f32]` is valid for reads and writes over its length.
-    unsafe {
-        gemm_raw(
-            dst.as_mut_ptr(),
-            dst.len(),
-            dst_rs,
-            a,
-            b,
-            accumulate,
-            gemm::Parallelism::None,
-        )
-    }
+    unsafe { gemm_raw(dst.as_mut_ptr(), dst.len(), dst_rs, a, b, accumulate, false) }
 }
 
 /// `dst = a * b` into memory that need not be initialised: the GEMM writes every element of
 /// the `a.rows x b.cols` view (row stride `dst_rs`) without reading it. Single-threaded.
-pub fn matmul_uninit(dst: &mut [MaybeUninit<f32>], dst_rs: usize, a: Mat, b: Mat) {
+pub fn matmul_uninit(dst: &mut [MaybeUninit<f32>], dst_rs: usize, a: Mat, b: &Rhs) {
     // SAFETY: the slice is valid for writes over its length, and nothing is read from it
     // (`accumulate` is false).
     unsafe {
@@ -78,7 +63,7 @@ pub fn matmul_uninit(dst: &mut [MaybeUninit<f32>], dst_rs: usize, a: Mat, b: Mat
             a,
             b,
             false,
-            gemm::Parallelism::None,
+            false,
         )
     }
 }
@@ -88,27 +73,29 @@ pub fn matmul_uninit(dst: &mut [MaybeUninit<f32>], dst_rs: usize, a: Mat, b: Mat
 /// operand once per part). The result is not zeroed first: zeroing large outputs took 5–7%
 /// of a training step.
 pub fn product(a: Mat, b: Mat) -> Vec<f32> {
-    let len = a.rows * b.cols;
+    product_of(a, &Rhs::F32(b))
+}
+
+/// [`product`], in bf16 when `bf16`.
+pub fn product_at(a: Mat, b: Mat, bf16: bool) -> Vec<f32> {
+    product_of(a, &Rhs::new(b, bf16))
+}
+
+fn product_of(a: Mat, b: &Rhs) -> Vec<f32> {
+    let len = a.rows * b.cols();
     let mut dst = Vec::with_capacity(len);
     // SAFETY: the spare capacity is valid for writes over `len` elements and is not read;
     // the GEMM writes all `a.rows x b.cols` elements (zero-fills them when `a.cols` is 0),
     // so all `len` are initialised before `set_len`.
     unsafe {
-        gemm_raw(
-            dst.as_mut_ptr(),
-            len,
-            b.cols,
-            a,
-            b,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
+        gemm_raw(dst.as_mut_ptr(), len, b.cols(), a, b, false, true);
         dst.set_len(len);
     }
     dst
 }
 
-/// The product through `gemm`, after checking every view against its length.
+/// The product through `gemm`, or in bf16 for a packed `b`, after checking every view
+/// against its length; on all of rayon's threads when `parallel`.
 ///
 /// # Safety
 /// `dst` must be valid for writes of `dst_len` elements (and for reads when `accumulate`),
@@ -118,14 +105,16 @@ unsafe fn gemm_raw(
     dst_len: usize,
     dst_rs: usize,
     a: Mat,
-    b: Mat,
+    b: &Rhs,
     accumulate: bool,
-    parallelism: gemm::Parallelism,
+    parallel: bool,
 ) {
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
-    let (m, n, k) = (a.rows, b.cols, a.cols);
+    assert_eq!(a.cols, b.rows(), "gemm: inner dimensions differ");
+    let (m, n, k) = (a.rows, b.cols(), a.cols);
     a.check("lhs");
-    b.check("rhs");
+    if let Rhs::F32(b) = b {
+        b.check("rhs");
+    }
     if m == 0 || n == 0 {
         return;
     }
@@ -142,6 +131,20 @@ unsafe fn gemm_raw(
         }
         return;
     }
+    let b = match b {
+        Rhs::F32(b) => b,
+        Rhs::Bf16(packed) => {
+            // SAFETY: a packed operand exists only where bf16 is `supported()`; the views
+            // were checked above, and the caller guarantees `dst`.
+            unsafe { super::bf16::product(dst, dst_rs, a, packed, accumulate, parallel) };
+            return;
+        }
+    };
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: every view was checked to lie inside its slice above; the caller guarantees
     // `dst` is writable and does not alias `a` or `b`.
     unsafe {
@@ -202,7 +205,12 @@ mod tests {
         // The allocating and the uninitialised-destination forms give the same product.
         let p = product(Mat::rows(&a, 2, 3), Mat::rows(&b, 3, 4));
         let mut u = vec![MaybeUninit::new(f32::NAN); 8];
-        matmul_uninit(&mut u, 4, Mat::rows(&a, 2, 3), Mat::rows(&b, 3, 4));
+        matmul_uninit(
+            &mut u,
+            4,
+            Mat::rows(&a, 2, 3),
+            &Rhs::F32(Mat::rows(&b, 3, 4)),
+        );
         let u: Vec<f32> = u.iter().map(|v| unsafe { v.assume_init() }).collect();
         for i in 0..8 {
             assert_eq!(p[i], c[i] - 1.0);

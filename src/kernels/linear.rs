@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{product, Mat};
+use super::gemm::{product_at, Mat};
 
 /// Rows per parallel task of the element-wise passes: about two tasks per thread.
 fn rows_per_task(rows: usize) -> usize {
@@ -32,7 +32,9 @@ fn add_rows(acc: &mut [f32], block: &[f32]) {
 }
 }
 
-/// `x` `[m, k]` times `w` `[k, n]`, plus `bias` (`[n]`, or empty for none), then ReLU.
+/// `x` `[m, k]` times `w` `[k, n]`, plus `bias` (`[n]`, or empty for none), then ReLU; the
+/// product in bf16 with f32 accumulation when `bf16`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &[f32],
     w: &[f32],
@@ -41,11 +43,12 @@ pub fn forward(
     k: usize,
     n: usize,
     relu: bool,
+    bf16: bool,
 ) -> Vec<f32> {
     assert_eq!(x.len(), m * k, "linear: input length");
     assert_eq!(w.len(), k * n, "linear: weight length");
     assert!(bias.is_empty() || bias.len() == n, "linear: bias length");
-    let mut y = product(Mat::rows(x, m, k), Mat::rows(w, k, n));
+    let mut y = product_at(Mat::rows(x, m, k), Mat::rows(w, k, n), bf16);
     if !bias.is_empty() || relu {
         y.par_chunks_mut(rows_per_task(m) * n)
             .for_each(|yb| bias_relu(yb, n, bias, relu));
@@ -67,6 +70,7 @@ pub fn backward(
     relu: bool,
     bias: bool,
     need_dx: bool,
+    bf16: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let gated;
     let g: &[f32] = if relu {
@@ -75,7 +79,7 @@ pub fn backward(
     } else {
         dy
     };
-    let dw = product(Mat::rows(x, m, k).t(), Mat::rows(g, m, n));
+    let dw = product_at(Mat::rows(x, m, k).t(), Mat::rows(g, m, n), bf16);
     let db = if bias {
         let per = rows_per_task(m);
         // partial sums collected in order, so that the total does not depend on scheduling
@@ -95,7 +99,7 @@ pub fn backward(
     } else {
         Vec::new()
     };
-    let dx = need_dx.then(|| product(Mat::rows(g, m, n), Mat::rows(w, k, n).t()));
+    let dx = need_dx.then(|| product_at(Mat::rows(g, m, n), Mat::rows(w, k, n).t(), bf16));
     (dx, dw, db)
 }
 
@@ -117,7 +121,7 @@ mod tests {
             .map(|i| ((i * 13 % 19) as f32 - 9.0) / 4.0)
             .collect();
         for relu in [false, true] {
-            let y = forward(&x, &w, &b, m, k, n, relu);
+            let y = forward(&x, &w, &b, m, k, n, relu, false);
             for i in 0..m {
                 for j in 0..n {
                     let v = b[j] + (0..k).map(|t| x[i * k + t] * w[t * n + j]).sum::<f32>();
@@ -125,10 +129,10 @@ mod tests {
                     assert!((y[i * n + j] - v).abs() < 1e-5);
                 }
             }
-            let (dx, dw, db) = backward(&x, &w, &y, &r, m, k, n, relu, true, true);
+            let (dx, dw, db) = backward(&x, &w, &y, &r, m, k, n, relu, true, true, false);
             let dx = dx.unwrap();
             let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-                forward(x, w, b, m, k, n, relu)
+                forward(x, w, b, m, k, n, relu, false)
                     .iter()
                     .zip(&r)
                     .map(|(a, c)| f64::from(a * c))
@@ -166,6 +170,56 @@ mod tests {
                     (fd - f64::from(db[j])).abs() < 1e-2,
                     "db[{j}] {fd} vs {}",
                     db[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_products_stay_within_their_rounding_bound() {
+        if !crate::kernels::bf16::supported() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        // As for the convolution: within 1.01 · 2⁻⁸ Σ|x||w| of f32, plus f32 summation.
+        let (m, k, n) = (50, 70, 40);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0)
+            .collect();
+        let w: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 6.0)
+            .collect();
+        let r: Vec<f32> = (0..m * n)
+            .map(|i| ((i * 13 % 19) as f32 - 9.0) / 4.0)
+            .collect();
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let y = forward(&x, &w, &[], m, k, n, false, false);
+        let yb = forward(&x, &w, &[], m, k, n, false, true);
+        let ya = forward(&abs(&x), &abs(&w), &[], m, k, n, false, false);
+        let (dx, dw, _) = backward(&x, &w, &y, &r, m, k, n, false, false, true, false);
+        let (dxb, dwb, _) = backward(&x, &w, &y, &r, m, k, n, false, false, true, true);
+        let (dxa, dwa, _) = backward(
+            &abs(&x),
+            &abs(&w),
+            &ya,
+            &abs(&r),
+            m,
+            k,
+            n,
+            false,
+            false,
+            true,
+            false,
+        );
+        for (got, want, bound) in [
+            (&yb, &y, &ya),
+            (&dxb.unwrap(), &dx.unwrap(), &dxa.unwrap()),
+            (&dwb, &dw, &dwa),
+        ] {
+            for ((a, b), c) in got.iter().zip(want).zip(bound) {
+                assert!(
+                    (a - b).abs() <= 1.01 * c / 256.0 + 1e-5,
+                    "{a} vs {b} (bound {c})"
                 );
             }
         }

@@ -24,11 +24,13 @@ macro_rules! simd {
     };
 }
 
+pub mod bf16;
 pub mod conv;
 pub mod extension;
 pub mod gemm;
 pub mod infonce;
 pub mod linear;
+pub mod mat;
 pub mod norm;
 pub mod residual;
 pub mod sgd;

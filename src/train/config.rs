@@ -36,6 +36,19 @@ pub enum Schedule {
     Constant,
 }
 
+/// Arithmetic of the layers' matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// f32 throughout.
+    F32,
+    /// Convolutions and fully connected layers multiply bf16-rounded operands and sum in
+    /// f32 (AVX512-BF16), on the fast kernels; weights, optimiser state, normalisation and
+    /// the loss stay f32, as under PyTorch's `torch.autocast(dtype=torch.bfloat16)`. A CPU
+    /// without AVX512-BF16 keeps f32 and says so.
+    Bf16,
+}
+
 /// Optimiser and learning-rate schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -208,6 +221,8 @@ pub struct TrainConfig {
     /// (with it N ranks train exactly as one process; without it each rank normalises
     /// its own slice, as SimCLR and MoCo train). No effect in one process.
     pub sync_bn: bool,
+    /// Arithmetic of the layers' products.
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -224,6 +239,7 @@ impl Default for TrainConfig {
             init: None,
             threads: 0,
             sync_bn: false,
+            precision: Precision::F32,
         }
     }
 }

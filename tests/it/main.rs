@@ -22,6 +22,7 @@ mod losses;
 mod nan_guard;
 mod neg_cosine;
 mod onnx_teacher;
+mod precision;
 mod presets;
 mod probe;
 mod proto;

@@ -17,7 +17,7 @@ use std::time::Instant;
 use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 
-use super::config::Schedule;
+use super::config::{Precision, Schedule};
 use super::keystate::KeyState;
 use super::metrics::{MetricsLog, Record};
 use super::progress::Progress;
@@ -167,6 +167,7 @@ impl Trainer {
         lock: Option<RunLock>,
     ) -> Result<Self> {
         set_threads(cfg.train.threads, &opts.progress);
+        set_precision(cfg.train.precision, &opts.progress);
         let log = match lock {
             Some(_) => MetricsLog::open(&dir.join("metrics.jsonl"))?,
             None => MetricsLog::discard(&dir.join("metrics.jsonl")),
@@ -527,6 +528,15 @@ fn set_threads(threads: usize, progress: &Progress) {
         progress.say(&format!(
             "compute threads: {have} (the pool was already running; {want} wanted)"
         ));
+    }
+}
+
+/// Sets the layers' arithmetic for the process (`train.precision`); says so where the CPU
+/// cannot do bf16 and f32 is kept.
+fn set_precision(precision: Precision, progress: &Progress) {
+    let bf16 = precision == Precision::Bf16;
+    if crate::kernels::bf16::set_enabled(bf16) != bf16 {
+        progress.say("train.precision = \"bf16\": this CPU has no AVX512-BF16; f32 is used");
     }
 }
 
