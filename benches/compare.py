@@ -3,9 +3,12 @@
 measured in one run, workloads interleaved, medians over rounds.
 
 usage: benches/compare.py [--suite steps|losses] [--rounds 5] [--workloads ...]
-                          [--python PY] [--peer-dir benches/peer] [--warmup 3] [--timed 10]
+                          [--precisions f32,bf16] [--python PY] [--peer-dir benches/peer]
+                          [--warmup 3] [--timed 10]
 
-suite `steps` (default): one training step, workloads resnet,mlp,r1 (images/s);
+suite `steps` (default): one training step (images/s), workloads resnet,mlp,r1 and
+resnet18 (the anchors' ResNet-18 SimCLR step), each at every precision asked for (bf16:
+our `train.precision = "bf16"` beside PyTorch's autocast; peers in benches/peer_step.py);
 suite `losses`: NT-Xent and SupCon forward + backward, batches 256,1024,4096 (ms).
 
 --python is the interpreter with torch installed (a virtualenv outside the repo).
@@ -61,6 +64,7 @@ def main():
     ap.add_argument("--suite", choices=["steps", "losses"], default="steps")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workloads", default="resnet,mlp,r1")
+    ap.add_argument("--precisions", default="f32")
     ap.add_argument("--python", default=os.environ.get("PEER_PYTHON", "python3"))
     ap.add_argument("--peer-dir", default=os.path.join(ROOT, "benches", "peer"))
     ap.add_argument("--warmup", type=int, default=3)
@@ -71,31 +75,43 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "step_bench"], cwd=ROOT, check=True)
     ours_bin = os.path.join(ROOT, "target", "release", "examples", "step_bench")
     rss_wrap = os.path.join(ROOT, "benches", "peak_rss.py")
-    workloads = a.workloads.split(",")
-    results = {w: {"ours": [], "torch": [], "ours_mb": [], "torch_mb": []} for w in workloads}
+    cases = [(w, p) for w in a.workloads.split(",") for p in a.precisions.split(",")]
+    results = {c: {"ours": [], "torch": [], "ours_mb": [], "torch_mb": []} for c in cases}
     for r in range(a.rounds):
-        for w in workloads:
-            timed = str(a.timed if w != "mlp" else a.timed * 5)
-            ours = [sys.executable, rss_wrap, ours_bin, w, str(a.warmup), timed]
-            if w == "r1":
-                peer = [sys.executable, rss_wrap, a.python, os.path.join(ROOT, "benches", "peer_r1_step.py"),
-                        a.peer_dir, str(a.warmup), timed, "2"]
-            else:
-                peer = [sys.executable, rss_wrap, a.python, os.path.join(a.peer_dir, "torch_step_bench.py"),
-                        w, str(a.warmup), timed, "2"]
+        for w, p in cases:
+            # the MLP step is short and ResNet-18's long: about the same seconds each
+            timed = {"mlp": a.timed * 5, "resnet18": max(2, a.timed // 3)}.get(w, a.timed)
+            warmup = str(min(a.warmup, 1) if w == "resnet18" else a.warmup)
+            ours = [sys.executable, rss_wrap, ours_bin, w, warmup, str(timed), p]
+            peer = [sys.executable, rss_wrap, a.python, os.path.join(ROOT, "benches", "peer_step.py"),
+                    a.peer_dir, w, warmup, str(timed), "2", p]
             order = [("ours", ours), ("torch", peer)] if r % 2 == 0 else [("torch", peer), ("ours", ours)]
             for name, cmd in order:
                 ips, mb = run(cmd)
-                results[w][name].append(ips)
-                results[w][name + "_mb"].append(mb)
-                print(f"round {r + 1} {w:6} {name:5} {ips:9.1f} images/s  peak {mb:7.0f} MB", flush=True)
+                results[(w, p)][name].append(ips)
+                results[(w, p)][name + "_mb"].append(mb)
+                print(f"round {r + 1} {w:8} {p:4} {name:5} {ips:9.1f} images/s  peak {mb:7.0f} MB", flush=True)
     print()
-    print(f"{'workload':8} {'contrastive img/s':>18} {'PyTorch img/s':>14} {'ratio':>6} {'peak MB ours':>13} {'peak MB torch':>14}")
-    for w in workloads:
-        o, t = statistics.median(results[w]["ours"]), statistics.median(results[w]["torch"])
-        om, tm = statistics.median(results[w]["ours_mb"]), statistics.median(results[w]["torch_mb"])
-        print(f"{w:8} {o:18.1f} {t:14.1f} {o / t:6.2f} {om:13.0f} {tm:14.0f}")
-    print(f"(medians of {a.rounds} rounds; {time.strftime('%Y-%m-%d %H:%M')}; {os.cpu_count()} CPUs)")
+    print(f"{'workload':8} {'prec':4} {'contrastive img/s':>18} {'PyTorch img/s':>14} {'ratio':>6} "
+          f"{'peak MB ours':>13} {'peak MB torch':>14}")
+    for (w, p), v in results.items():
+        o, t = statistics.median(v["ours"]), statistics.median(v["torch"])
+        om, tm = statistics.median(v["ours_mb"]), statistics.median(v["torch_mb"])
+        print(f"{w:8} {p:4} {o:18.1f} {t:14.1f} {o / t:6.2f} {om:13.0f} {tm:14.0f}")
+    print(f"(medians of {a.rounds} rounds; {time.strftime('%Y-%m-%d %H:%M')}; {os.cpu_count()} CPUs; {cpu_flags()})")
+
+
+def cpu_flags():
+    """The CPU's model and its AVX-512 and AMX flags, from /proc/cpuinfo."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return "CPU flags unknown"
+    model = re.search(r"model name\s*:\s*(.*)", info)
+    flags = re.search(r"flags\s*:\s*(.*)", info)
+    wanted = sorted({f for f in (flags.group(1).split() if flags else [])
+                     if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")})
+    return f"{model.group(1).strip() if model else 'CPU'}: {' '.join(wanted)}"
 
 
 if __name__ == "__main__":

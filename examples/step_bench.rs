@@ -1,12 +1,15 @@
 //! One contrastive training step, timed: the Rust side of `benches/compare.py`.
 //!
-//! Workloads mirror `benches/peer/torch_step_bench.py` (`resnet`, `mlp`) and recipe R1
-//! (`r1`): the same model, batch, loss and optimiser, on fixed random inputs.
+//! Workloads mirror `benches/peer/torch_step_bench.py` (`resnet`, `mlp`), recipe R1 (`r1`)
+//! and the anchors' ResNet-18 SimCLR step of `benches/peer_step.py` (`resnet18`): the same
+//! model, batch, loss and optimiser, on fixed random inputs.
 //!
-//! usage: step_bench <resnet|mlp|r1> [warmup=3] [timed=17] [sgd|lars]
+//! usage: step_bench <resnet|resnet18|mlp|r1> [warmup=3] [timed=17] [sgd|lars] [f32|bf16]
 //!
 //! The optimiser defaults to SGD, as the peer's; `lars` swaps in LARS (Barlow Twins' trust
-//! coefficient 1e-3) to time what its per-tensor norms add to a step.
+//! coefficient 1e-3) to time what its per-tensor norms add to a step. `bf16` runs the
+//! layers' products in bf16 (`train.precision = "bf16"`); the words may come in any order
+//! after the workload, the first number is the warm-up and the second the timed steps.
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -52,6 +55,24 @@ fn workload(name: &str) -> Workload {
                 joint: false,
             }
         }
+        "resnet18" => {
+            // ResNet-18 with the CIFAR stem and lightly's SimCLR head for it (512-512-128,
+            // batch norm), on 32x32 RGB, as solo-learn and lightly benchmark SimCLR.
+            cfg.encoder.kind = EncoderKind::Resnet;
+            cfg.encoder.channels = vec![64, 128, 256, 512];
+            cfg.encoder.blocks = vec![2, 2, 2, 2];
+            cfg.head.hidden = 512;
+            cfg.head.out = 128;
+            Workload {
+                cfg,
+                input: [3, 32, 32],
+                batch: 256,
+                temperature: 0.5,
+                lr: 0.06,
+                weight_decay: 5e-4,
+                joint: false,
+            }
+        }
         "mlp" => {
             cfg.encoder.kind = EncoderKind::Mlp;
             cfg.encoder.channels = vec![512, 512];
@@ -76,7 +97,7 @@ fn workload(name: &str) -> Workload {
             joint: true,
         },
         other => {
-            eprintln!("unknown workload {other}: expected resnet, mlp or r1");
+            eprintln!("unknown workload {other}: expected resnet, resnet18, mlp or r1");
             std::process::exit(2);
         }
     }
@@ -84,16 +105,34 @@ fn workload(name: &str) -> Workload {
 
 fn main() {
     contrastive::backend::keep_freed_memory();
-    let args: Vec<String> = std::env::args().collect();
-    let which = args.get(1).map(String::as_str).unwrap_or("resnet");
-    let warmup: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let timed: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(17);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.first().map(String::as_str).unwrap_or("resnet");
+    let numbers: Vec<usize> = args.iter().filter_map(|s| s.parse().ok()).collect();
+    let warmup = numbers.first().copied().unwrap_or(3);
+    let timed = numbers.get(1).copied().unwrap_or(17);
+    let word = |choices: &[&'static str]| {
+        args.iter()
+            .skip(1)
+            .find_map(|a| choices.iter().find(|c| **c == a.as_str()).copied())
+            .unwrap_or(choices[0])
+    };
+    let optimizer = word(&["sgd", "lars"]);
+    let precision = word(&["f32", "bf16"]);
+    if let Some(bad) = args.iter().skip(1).find(|a| {
+        a.parse::<usize>().is_err() && !["sgd", "lars", "f32", "bf16"].contains(&a.as_str())
+    }) {
+        eprintln!("unknown argument {bad}: expected numbers, sgd|lars and f32|bf16");
+        std::process::exit(2);
+    }
+    if contrastive::kernels::bf16::set_enabled(precision == "bf16") != (precision == "bf16") {
+        eprintln!("bf16 asked for, but this CPU has no AVX512-BF16");
+        std::process::exit(2);
+    }
     let w = workload(which);
     let device = contrastive::backend::default_device();
     device.seed(0);
     let ad = device.autodiff();
     let mut model = Model::new(&w.cfg, w.input, &ad).expect("workload config is valid");
-    let optimizer = args.get(4).map(String::as_str).unwrap_or("sgd");
     let mut optim = match optimizer {
         "sgd" => ModuleOptimizer::from(Sgd {
             momentum: 0.9,
@@ -105,10 +144,7 @@ fn main() {
             trust_coefficient: 1e-3,
             bias_lr_scale: 1.0,
         }),
-        other => {
-            eprintln!("unknown optimiser {other}: expected sgd or lars");
-            std::process::exit(2);
-        }
+        _ => unreachable!("`word` returns one of its choices"),
     };
     let loss = LossConfig {
         kind: LossKind::NtXent,
@@ -153,7 +189,7 @@ fn main() {
     let l: Vec<String> = losses.iter().map(|l| format!("{l:.4}")).collect();
     println!("losses: {}", l.join(" "));
     println!(
-        "RESULT framework=contrastive-flex workload={which} optimizer={optimizer} steps_per_s={sps:.3} images_per_s={:.1} step_ms={:.1} first_loss={:.4} last_loss={:.4}",
+        "RESULT framework=contrastive-flex workload={which} optimizer={optimizer} precision={precision} steps_per_s={sps:.3} images_per_s={:.1} step_ms={:.1} first_loss={:.4} last_loss={:.4}",
         sps * n as f64,
         1000.0 / sps,
         losses[0],
