@@ -297,6 +297,23 @@ pub fn backward(
     assert_eq!(dy.len(), g.n * s * g.o, "conv: output-gradient length");
     assert_eq!(wt.len(), g.o * k, "conv: weight length");
     let per = g.images_per_block();
+    // With stride 1, `dx` is the convolution of `dy` with the weight flipped and its
+    // channels swapped, padded by `kh - 1 - pad`: the forward pass computes it, with no
+    // lowered gradient to scatter back (`col2im`).
+    let flipped = need_dx && g.stride == 1 && g.kh == g.kw && g.pad < g.kh;
+    let dx_flipped = flipped.then(|| {
+        let g2 = ConvGeom {
+            bf16: g.bf16,
+            ..ConvGeom::new(
+                [g.n, g.oh, g.ow, g.o],
+                [g.c, g.o, g.kh, g.kw],
+                1,
+                g.kh - 1 - g.pad,
+            )
+        };
+        forward(&g2, dy, &flip_kxo(g, wt))
+    });
+    let need_dx = need_dx && !flipped;
     let mut dx = Vec::with_capacity(if need_dx { g.n * img } else { 0 });
     let blocks: Vec<Block> = if need_dx {
         dx.spare_capacity_mut()[..g.n * img]
@@ -370,7 +387,21 @@ pub fn backward(
         true => weight_from_oxk(g, &dwt),
         false => weight_ockk(g, &dwt),
     };
-    (need_dx.then_some(dx), dw)
+    (dx_flipped.or(need_dx.then_some(dx)), dw)
+}
+
+/// The `[k, o]` weight `wt` of `g` as the `[k', c]` weight of the flipped convolution in
+/// [`backward`]: `t[(ij', o), c] = wt[(kk - 1 - ij', c), o]`, the taps reversed.
+fn flip_kxo(g: &ConvGeom, wt: &[f32]) -> Vec<f32> {
+    let (kk, c, o) = (g.kh * g.kw, g.c, g.o);
+    let mut t = vec![0.0; kk * o * c];
+    t.par_chunks_mut(c).enumerate().for_each(|(r, row)| {
+        let (ij, oi) = (r / o, r % o);
+        for (ci, v) in row.iter_mut().enumerate() {
+            *v = wt[((kk - 1 - ij) * c + ci) * o + oi];
+        }
+    });
+    t
 }
 
 #[cfg(test)]
