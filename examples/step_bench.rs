@@ -58,9 +58,7 @@ fn workload(name: &str) -> Workload {
         "resnet18" => {
             // ResNet-18 with the CIFAR stem and lightly's SimCLR head for it (512-512-128,
             // batch norm), on 32x32 RGB, as solo-learn and lightly benchmark SimCLR.
-            cfg.encoder.kind = EncoderKind::Resnet;
-            cfg.encoder.channels = vec![64, 128, 256, 512];
-            cfg.encoder.blocks = vec![2, 2, 2, 2];
+            cfg.encoder.kind = EncoderKind::Resnet18;
             cfg.head.hidden = 512;
             cfg.head.out = 128;
             Workload {
