@@ -157,31 +157,14 @@ fn input_row(g: &ConvGeom, oy: usize, i: usize) -> Option<usize> {
 }
 
 /// Lowers images `n0..n0+nb` of NHWC `x` into `col` (`[nb * spatial, k]`): each row holds
-/// the receptive field of one output position, zeros in the padding. The valid taps of
-/// one kernel row are `count * c` contiguous inputs, copied at once.
+/// the receptive field of one output position, zeros in the padding.
 pub fn im2col(g: &ConvGeom, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
-    let (k, c, seg) = (g.k(), g.c, g.kw * g.c);
-    let img = g.h * g.w * c;
     let taps = column_taps(g);
-    for b in 0..nb {
-        let plane = &x[(n0 + b) * img..][..img];
-        for oy in 0..g.oh {
-            for (ox, &(j0, count)) in taps.iter().enumerate() {
-                let row = &mut col[((b * g.oh + oy) * g.ow + ox) * k..][..k];
-                for (i, part) in row.chunks_exact_mut(seg).enumerate() {
-                    match input_row(g, oy, i) {
-                        Some(iy) if count > 0 => {
-                            let ix = ox * g.stride + j0 - g.pad;
-                            let (lo, hi) = (j0 * c, (j0 + count) * c);
-                            part[..lo].fill(0.0);
-                            part[lo..hi].copy_from_slice(&plane[(iy * g.w + ix) * c..][..hi - lo]);
-                            part[hi..].fill(0.0);
-                        }
-                        _ => part.fill(0.0),
-                    }
-                }
-            }
-        }
+    for (q, row) in col[..nb * g.spatial() * g.k()]
+        .chunks_exact_mut(g.k())
+        .enumerate()
+    {
+        lower_row(g, &taps, x, n0, q, row);
     }
 }
 
@@ -209,9 +192,19 @@ pub fn col2im(g: &ConvGeom, col: &[f32], nb: usize, dx: &mut [f32]) {
     }
 }
 
-/// Row `q` of images `n0..`'s lowered input (a row of [`im2col`]'s `col`) from `x` rounded
-/// to bf16: the direct convolution's packing, which never materialises `col`.
-fn im2row(g: &ConvGeom, taps: &[(usize, usize)], x: &[u16], n0: usize, q: usize, out: &mut [u16]) {
+/// Row `q` of images `n0..`'s lowered input into `out` (`k` values): the receptive field
+/// of one output position, zeros in the padding. The valid taps of one kernel row are
+/// `count * c` contiguous inputs, copied at once. In f32 for [`im2col`]; in bf16 (`x`
+/// already rounded) for the direct convolution, which packs rows straight into the
+/// product's operand and never materialises `col`.
+fn lower_row<T: Copy + Default>(
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    x: &[T],
+    n0: usize,
+    q: usize,
+    out: &mut [T],
+) {
     let (c, seg, img) = (g.c, g.kw * g.c, g.h * g.w * g.c);
     let (b, oy, ox) = (q / g.spatial(), q % g.spatial() / g.ow, q % g.ow);
     let plane = &x[(n0 + b) * img..][..img];
@@ -221,11 +214,11 @@ fn im2row(g: &ConvGeom, taps: &[(usize, usize)], x: &[u16], n0: usize, q: usize,
             Some(iy) if count > 0 => {
                 let ix = ox * g.stride + j0 - g.pad;
                 let (lo, hi) = (j0 * c, (j0 + count) * c);
-                part[..lo].fill(0);
+                part[..lo].fill(T::default());
                 part[lo..hi].copy_from_slice(&plane[(iy * g.w + ix) * c..][..hi - lo]);
-                part[hi..].fill(0);
+                part[hi..].fill(T::default());
             }
-            _ => part.fill(0),
+            _ => part.fill(T::default()),
         }
     }
 }
@@ -265,7 +258,7 @@ pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
         super::filled(g.n * s * g.o, per * s * g.o, |bi, out| {
             let rows = out.len() / g.o;
             if let Rhs::Bf16(wt) = &wt {
-                let row = |q: usize, r: &mut [u16]| im2row(g, &taps, &xb, bi * per, q, r);
+                let row = |q: usize, r: &mut [u16]| lower_row(g, &taps, &xb, bi * per, q, r);
                 // SAFETY: AVX512-BF16 is present (a packed operand exists); `out` holds
                 // `rows x o`, each written (nothing accumulated).
                 super::bf16::product_rows(out.as_mut_ptr().cast(), g.o, rows, k, &row, wt, false);
@@ -350,7 +343,7 @@ pub fn backward(
                 with_scratch(|[col, dcol]| {
                     if g.bf16 {
                         // dWᵀ = dYᵀ col, `col` packed row by row straight from `x`.
-                        let row = |q: usize, r: &mut [u16]| im2row(g, &taps, &xb, n0, q, r);
+                        let row = |q: usize, r: &mut [u16]| lower_row(g, &taps, &xb, n0, q, r);
                         let col = Rhs::Bf16(super::bf16::Packed::from_rows(rows, k, &row));
                         matmul_rhs(&mut dwt, k, Mat::rows(dyb, rows, g.o).t(), &col, true);
                     } else {

@@ -107,19 +107,20 @@ pub fn backward(
 mod tests {
     use super::*;
 
+    /// Input `[m, k]`, weight `[k, n]` and output weights `[m, n]` of fixed pseudo-random
+    /// values.
+    fn operands(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let x = (0..m * k).map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0);
+        let w = (0..k * n).map(|i| ((i * 7 % 11) as f32 - 5.0) / 6.0);
+        let r = (0..m * n).map(|i| ((i * 13 % 19) as f32 - 9.0) / 4.0);
+        (x.collect(), w.collect(), r.collect())
+    }
+
     #[test]
     fn forward_and_backward_match_the_definition() {
         let (m, k, n) = (70, 5, 3);
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0)
-            .collect();
-        let w: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 6.0)
-            .collect();
+        let (x, w, r) = operands(m, k, n);
         let b = [0.1, -0.2, 0.3];
-        let r: Vec<f32> = (0..m * n)
-            .map(|i| ((i * 13 % 19) as f32 - 9.0) / 4.0)
-            .collect();
         for relu in [false, true] {
             let y = forward(&x, &w, &b, m, k, n, relu, false);
             for i in 0..m {
@@ -183,15 +184,7 @@ mod tests {
         }
         // As for the convolution: within 1.01 · 2⁻⁸ Σ|x||w| of f32, plus f32 summation.
         let (m, k, n) = (50, 70, 40);
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0)
-            .collect();
-        let w: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 6.0)
-            .collect();
-        let r: Vec<f32> = (0..m * n)
-            .map(|i| ((i * 13 % 19) as f32 - 9.0) / 4.0)
-            .collect();
+        let (x, w, r) = operands(m, k, n);
         let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
         let y = forward(&x, &w, &[], m, k, n, false, false);
         let yb = forward(&x, &w, &[], m, k, n, false, true);
