@@ -19,8 +19,11 @@
 //! padded with zeros. The inner dimension is cut into chunks of [`KC`] pairs so that a
 //! chunk of a `b` panel (16 KiB) stays in L1 while [`MC`] panels of `a` stream past it.
 //!
-//! Packing writes every word, so its buffers are neither zeroed nor, for `a`, allocated
-//! anew: each thread keeps one.
+//! Packing writes every word, so a packed `b` is not zeroed first, and `a` is packed into a
+//! buffer each thread keeps (zeroed only when it grows).
+//!
+//! `vdpbf16ps` treats subnormal inputs and outputs as zero, whatever MXCSR says: products
+//! below about 1e-38 are flushed, which f32 training never notices.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -77,7 +80,8 @@ pub fn enabled() -> bool {
 #[inline(always)]
 fn round(v: f32) -> u32 {
     let bits = v.to_bits();
-    let nearest = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16;
+    // Wrapping: a negative NaN's bits overflow here, and the NaN branch is taken then.
+    let nearest = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
     if v.is_nan() {
         (bits >> 16) | 0x40
     } else {
@@ -194,9 +198,11 @@ fn pack_rows(m: &Mat, first: usize, lines: usize, out: &mut [MaybeUninit<u32>]) 
 }
 }
 
-/// `len` words filled by `fill` over chunks of `chunk` words (in parallel when `parallel`),
-/// each writing every word of its chunk.
-fn packed(
+/// `len` words filled by `fill` over chunks of `chunk` words (in parallel when `parallel`).
+///
+/// # Safety
+/// `fill` writes every word of the chunk it is given, and `chunk > 0` unless `len == 0`.
+unsafe fn packed(
     len: usize,
     chunk: usize,
     parallel: bool,
@@ -245,9 +251,13 @@ impl Packed {
         let kp = b.rows.div_ceil(2);
         let bt = b.t();
         let len = b.cols.div_ceil(NR) * kp * NR;
-        let words = packed(len, kp * NR, true, |j, panel| {
-            pack_pairs(&bt, j * NR, NR, panel)
-        });
+        // SAFETY: `pack_pairs` writes every word of its panel; `kp * NR` is 0 only when
+        // `len` is.
+        let words = unsafe {
+            packed(len, kp * NR, true, |j, panel| {
+                pack_pairs(&bt, j * NR, NR, panel)
+            })
+        };
         Self {
             words,
             k: b.rows,
@@ -291,10 +301,13 @@ fn with_words<R>(len: usize, fill: impl FnOnce(&mut [u32]), f: impl FnOnce(&[u32
     })
 }
 
-/// Initialised words viewed as possibly uninitialised ones, for the packers (which write
-/// only initialised values, so the view is sound).
-fn unfilled(words: &mut [u32]) -> &mut [MaybeUninit<u32>] {
-    // SAFETY: same layout; every value written through the view is initialised.
+/// Initialised words viewed as possibly uninitialised ones, for the packers.
+///
+/// # Safety
+/// Nothing uninitialised may be written through the view (the packers write only
+/// initialised values).
+unsafe fn unfilled(words: &mut [u32]) -> &mut [MaybeUninit<u32>] {
+    // SAFETY: same layout; the caller writes only initialised values through the view.
     unsafe { &mut *(words as *mut [u32] as *mut [MaybeUninit<u32>]) }
 }
 
@@ -304,7 +317,9 @@ fn with_packed_a<R>(a: &Mat, kp: usize, parallel: bool, f: impl FnOnce(&[u32], b
     let len = a.rows.div_ceil(MR) * MR * kp;
     let rows = a.cs == 1;
     let fill = |out: &mut [u32]| {
-        fill_words(unfilled(out), MR * kp, parallel, |i, panel| match rows {
+        // SAFETY: the packers write only initialised words.
+        let out = unsafe { unfilled(out) };
+        fill_words(out, MR * kp, parallel, |i, panel| match rows {
             true => pack_rows(a, i * MR, MR, panel),
             false => pack_pairs(a, i * MR, MR, panel),
         })
@@ -443,12 +458,13 @@ unsafe fn kernel<const ROWS: bool>(
     // zeroed array then loaded up to `t.rows` went through the stack, 5% of a step).
     let mut acc: [[__m512; 2]; MR] = std::array::from_fn(|r| {
         if load && r < t.rows {
-            // SAFETY: masked loads touch only the tile's columns of its row `r`.
+            // SAFETY: masked loads touch only the tile's columns of its row `r`; the second
+            // half's pointer may lie past the row (masked off), hence `wrapping_add`.
             unsafe {
                 let p = t.ptr.add(r * t.rs);
                 [
                     _mm512_maskz_loadu_ps(m0, p),
-                    _mm512_maskz_loadu_ps(m1, p.add(16)),
+                    _mm512_maskz_loadu_ps(m1, p.wrapping_add(16)),
                 ]
             }
         } else {
@@ -472,11 +488,12 @@ unsafe fn kernel<const ROWS: bool>(
     }
     for (r, row) in acc.iter().enumerate() {
         if r < t.rows {
-            // SAFETY: masked stores touch only the tile's columns of its row `r`.
+            // SAFETY: masked stores touch only the tile's columns of its row `r` (the second
+            // half's pointer as for the loads).
             unsafe {
                 let p = t.ptr.add(r * t.rs);
                 _mm512_mask_storeu_ps(p, m0, row[0]);
-                _mm512_mask_storeu_ps(p.add(16), m1, row[1]);
+                _mm512_mask_storeu_ps(p.wrapping_add(16), m1, row[1]);
             }
         }
     }
@@ -664,7 +681,18 @@ mod tests {
                 assert_eq!(round(v), u32::from(bf16::from_f32(v).to_bits()), "{v:e}");
             }
         }
-        assert!(bf16::from_bits(round(f32::NAN) as u16).is_nan());
+        for nan in [
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0xffff_ffff),
+            f32::from_bits(0x7f80_0001),
+        ] {
+            assert!(
+                bf16::from_bits(round(nan) as u16).is_nan(),
+                "{:#x}",
+                nan.to_bits()
+            );
+        }
     }
 
     #[test]

@@ -293,7 +293,7 @@ pub fn backward(
     // With stride 1, `dx` is the convolution of `dy` with the weight flipped and its
     // channels swapped, padded by `kh - 1 - pad`: the forward pass computes it, with no
     // lowered gradient to scatter back (`col2im`).
-    let flipped = need_dx && g.stride == 1 && g.kh == g.kw && g.pad < g.kh;
+    let flipped = need_dx && g.stride == 1 && g.kh == g.kw && g.pad < g.kh && g.h * g.w > 0;
     let dx_flipped = flipped.then(|| {
         let g2 = ConvGeom {
             bf16: g.bf16,
@@ -453,6 +453,10 @@ mod tests {
             ([2, 5, 5, 4], [3, 4, 1, 1], 2, 0),
             ([200, 4, 4, 1], [3, 1, 3, 3], 1, 1),
             ([2, 8, 8, 3], [4, 3, 7, 7], 2, 3),
+            // Stride 1 with other paddings: the flipped input gradient's padding kh - 1 - pad.
+            ([2, 6, 5, 3], [4, 3, 3, 3], 1, 0),
+            ([2, 4, 5, 3], [2, 3, 1, 1], 1, 0),
+            ([2, 7, 6, 2], [3, 2, 5, 5], 1, 1),
         ] {
             let g = ConvGeom::new(x, wt, stride, pad);
             let xs = data(x.iter().product(), 1);

@@ -122,6 +122,8 @@ unsafe fn gemm_raw(
         (m - 1) * dst_rs + n <= dst_len,
         "gemm: dst view exceeds its slice"
     );
+    // Rows must not overlap: the bf16 product writes blocks of rows from several threads.
+    assert!(m == 1 || dst_rs >= n, "gemm: dst rows overlap");
     if k == 0 {
         if !accumulate {
             for r in 0..m {
