@@ -198,23 +198,8 @@ fn pack_rows(m: &Mat, first: usize, lines: usize, out: &mut [MaybeUninit<u32>]) 
 }
 }
 
-/// `len` words filled by `fill` over chunks of `chunk` words (in parallel when `parallel`).
-///
-/// # Safety
-/// `fill` writes every word of the chunk it is given, and `chunk > 0` unless `len == 0`.
-unsafe fn packed(
-    len: usize,
-    chunk: usize,
-    parallel: bool,
-    fill: impl Fn(usize, &mut [MaybeUninit<u32>]) + Sync + Send,
-) -> Vec<u32> {
-    let mut v = Vec::with_capacity(len);
-    fill_words(&mut v.spare_capacity_mut()[..len], chunk, parallel, fill);
-    // SAFETY: `fill` wrote every word of every chunk, and the chunks tile `len` words.
-    unsafe { v.set_len(len) };
-    v
-}
-
+/// Fills `out` by `fill(i, chunk)` on its `i`-th chunk of `chunk` words, in parallel when
+/// `parallel`.
 fn fill_words(
     out: &mut [MaybeUninit<u32>],
     chunk: usize,
@@ -251,18 +236,45 @@ impl Packed {
         let kp = b.rows.div_ceil(2);
         let bt = b.t();
         let len = b.cols.div_ceil(NR) * kp * NR;
-        // SAFETY: `pack_pairs` writes every word of its panel; `kp * NR` is 0 only when
-        // `len` is.
-        let words = unsafe {
-            packed(len, kp * NR, true, |j, panel| {
-                pack_pairs(&bt, j * NR, NR, panel)
-            })
-        };
+        // SAFETY: `pack_pairs` writes every word of its panel.
+        let words =
+            unsafe { super::filled(len, kp * NR, |j, panel| pack_pairs(&bt, j * NR, NR, panel)) };
         Self {
             words,
             k: b.rows,
             n: b.cols,
         }
+    }
+
+    /// The `k x n` operand whose row `r` is `row(r, …)`, packed: row pairs are produced
+    /// one at a time and spread over the column panels, so a lowered convolution input is
+    /// packed without being materialised. Only where [`supported`].
+    pub(super) fn from_rows(k: usize, n: usize, row: RowFn) -> Self {
+        assert!(supported(), "bf16 operands need AVX512-BF16");
+        let (kp, panels) = (k.div_ceil(2), n.div_ceil(NR));
+        let width = panels * NR;
+        let (mut lo, mut hi) = (vec![0u16; width], vec![0u16; width]);
+        let mut words = Vec::with_capacity(panels * kp * NR);
+        let out = &mut words.spare_capacity_mut()[..panels * kp * NR];
+        for p in 0..kp {
+            row(2 * p, &mut lo[..n]);
+            if 2 * p + 1 < k {
+                row(2 * p + 1, &mut hi[..n]);
+            } else {
+                hi.fill(0);
+            }
+            for j in 0..panels {
+                let cols = j * NR..(j + 1) * NR;
+                interleave(
+                    &lo[cols.clone()],
+                    &hi[cols],
+                    &mut out[(j * kp + p) * NR..][..NR],
+                );
+            }
+        }
+        // SAFETY: every pair of every panel was written above.
+        unsafe { words.set_len(panels * kp * NR) };
+        Self { words, k, n }
     }
 
     /// Rows of the operand.
@@ -362,14 +374,8 @@ fn to_bf16(src: &[f32], dst: &mut [MaybeUninit<u16>]) {
 /// for each of the up to `kh * kw` lowered rows that hold each value.
 pub(super) fn rounded(x: &[f32]) -> Vec<u16> {
     const CHUNK: usize = 1 << 14;
-    let mut v = Vec::with_capacity(x.len());
-    v.spare_capacity_mut()[..x.len()]
-        .par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(d, s)| to_bf16(s, d));
-    // SAFETY: the chunks tile all of `x.len()` elements, each written by `to_bf16`.
-    unsafe { v.set_len(x.len()) };
-    v
+    // SAFETY: `to_bf16` writes every element of its chunk (the same length of `x`).
+    unsafe { super::filled(x.len(), CHUNK, |i, d| to_bf16(&x[i * CHUNK..], d)) }
 }
 
 simd! {
@@ -379,39 +385,6 @@ fn interleave(lo: &[u16], hi: &[u16], out: &mut [MaybeUninit<u32>]) {
         w.write(u32::from(a) | (u32::from(b) << 16));
     }
 }
-}
-
-impl Packed {
-    /// The `k x n` operand whose row `r` is `row(r, …)`, packed: row pairs are produced
-    /// one at a time and spread over the column panels, so a lowered convolution input is
-    /// packed without being materialised. Only where [`supported`].
-    pub(super) fn from_rows(k: usize, n: usize, row: RowFn) -> Self {
-        assert!(supported(), "bf16 operands need AVX512-BF16");
-        let (kp, panels) = (k.div_ceil(2), n.div_ceil(NR));
-        let width = panels * NR;
-        let (mut lo, mut hi) = (vec![0u16; width], vec![0u16; width]);
-        let mut words = Vec::with_capacity(panels * kp * NR);
-        let out = &mut words.spare_capacity_mut()[..panels * kp * NR];
-        for p in 0..kp {
-            row(2 * p, &mut lo[..n]);
-            if 2 * p + 1 < k {
-                row(2 * p + 1, &mut hi[..n]);
-            } else {
-                hi.fill(0);
-            }
-            for j in 0..panels {
-                let cols = j * NR..(j + 1) * NR;
-                interleave(
-                    &lo[cols.clone()],
-                    &hi[cols],
-                    &mut out[(j * kp + p) * NR..][..NR],
-                );
-            }
-        }
-        // SAFETY: every pair of every panel was written above.
-        unsafe { words.set_len(panels * kp * NR) };
-        Self { words, k, n }
-    }
 }
 
 /// Where one tile's results go: `rows x cols` of the destination from `ptr` on, row

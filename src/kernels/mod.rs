@@ -68,11 +68,11 @@ pub fn enabled() -> bool {
 ///
 /// # Safety
 /// `fill` must write every element of the chunk it is given.
-unsafe fn filled(
+unsafe fn filled<T: Send>(
     len: usize,
     chunk: usize,
-    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
-) -> Vec<f32> {
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync + Send,
+) -> Vec<T> {
     let mut v = Vec::with_capacity(len);
     v.spare_capacity_mut()[..len]
         .par_chunks_mut(chunk.max(1))

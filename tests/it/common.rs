@@ -162,3 +162,16 @@ pub fn records_untimed(run: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// Forward (`z`), a fixed linear loss `sum(z * r)`, backward; every parameter with its
+/// gradient.
+pub fn outputs_and_grads(
+    model: &contrastive::model::Model,
+    x: &Tensor<4>,
+    r: &Tensor<2>,
+) -> (Vec<f32>, Vec<contrastive::model::NamedParam>) {
+    let (_, z) = model.forward(x.clone());
+    let zs: Vec<f32> = z.clone().into_data().iter::<f32>().collect();
+    let grads = (z * r.clone()).sum().backward();
+    (zs, model.named_params(Some(&grads)))
+}

@@ -7,17 +7,11 @@ use contrastive::config::Config;
 use contrastive::encoder::{EncoderKind, Stem};
 use contrastive::kernels;
 use contrastive::loss::{LossConfig, LossKind};
-use contrastive::model::{Model, NamedParam};
+use contrastive::model::Model;
+
+use crate::common::outputs_and_grads as run;
 use contrastive::score::Score;
 use contrastive::views::{PositiveMap, Relation, Tag};
-
-/// Forward (`z`), a fixed linear loss, backward; every parameter with its gradient.
-fn run(model: &Model, x: &Tensor<4>, r: &Tensor<2>) -> (Vec<f32>, Vec<NamedParam>) {
-    let (_, z) = model.forward(x.clone());
-    let zs: Vec<f32> = z.clone().into_data().iter::<f32>().collect();
-    let grads = (z * r.clone()).sum().backward();
-    (zs, model.named_params(Some(&grads)))
-}
 
 fn close(a: &[f32], b: &[f32], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: length");

@@ -7,24 +7,17 @@ use burn::tensor::Distribution;
 use contrastive::config::Config;
 use contrastive::encoder::EncoderKind;
 use contrastive::kernels::bf16;
-use contrastive::model::{Model, NamedParam};
+use contrastive::model::Model;
 
 use contrastive::train::metrics;
 
-use crate::common::{dataset, preset, train};
+use crate::common::{dataset, outputs_and_grads as run, preset, train};
 
 /// ‖a − b‖ / ‖b‖.
 fn relative(a: &[f32], b: &[f32]) -> f64 {
     let d: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum();
     let n: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
     (d / n.max(1e-30)).sqrt()
-}
-
-fn run(model: &Model, x: &Tensor<4>, r: &Tensor<2>) -> (Vec<f32>, Vec<NamedParam>) {
-    let (_, z) = model.forward(x.clone());
-    let zs: Vec<f32> = z.clone().into_data().iter::<f32>().collect();
-    let grads = (z * r.clone()).sum().backward();
-    (zs, model.named_params(Some(&grads)))
 }
 
 #[test]
