@@ -1,5 +1,6 @@
 //! Times the fast kernels layer by layer on R1's shapes (batch 512 = two views of 256),
-//! and GEMM alone on the shapes they produce.
+//! the ResNet step's 3x3 convolutions in each arithmetic (im2col, direct f32, bf16), and
+//! GEMM alone on the shapes they produce.
 //!
 //! usage: kernel_bench [repeats=5]; prints median milliseconds.
 
@@ -69,6 +70,7 @@ fn main() {
         total += fwd + bwd + bn_f + bn_b;
     }
     println!("total {total:.1} ms");
+    arithmetic(reps);
     lowering();
     for (m, k, nn) in [
         (2048, 288, 64),
@@ -85,6 +87,43 @@ fn main() {
             "gemm {m}x{k} * {k}x{nn}: {ms:.2} ms, {:.1} GFLOP/s (one thread)",
             2.0 * (m * k * nn) as f64 / ms / 1e6
         );
+    }
+}
+
+/// The ResNet step's 3x3 convolutions (one view of 128 images, 32x32 input) in each
+/// arithmetic the convolution has: forward and backward milliseconds, forward GFLOP/s.
+fn arithmetic(reps: usize) {
+    let n = 128;
+    for (cin, cout, side, stride) in [
+        (32, 32, 32, 1),
+        (32, 64, 32, 2),
+        (64, 64, 16, 1),
+        (128, 128, 8, 1),
+        (256, 256, 4, 1),
+    ] {
+        let g = conv::ConvGeom::new([n, side, side, cin], [cout, cin, 3, 3], stride, 1);
+        let x = data(n * cin * side * side);
+        let wt = conv::weight_kxo(&g, &data(cout * cin * 9));
+        let gflop = 2.0 * (n * cout * g.spatial() * g.k()) as f64 / 1e9;
+        let mut line = format!("conv {cin:>3}->{cout:<3} {side:>2}x{side:<2} s{stride}:");
+        for (name, direct, bf16) in [
+            ("im2col", false, false),
+            ("direct", true, false),
+            ("bf16", true, true),
+        ] {
+            if bf16 && !contrastive::kernels::bf16::supported() {
+                continue;
+            }
+            let g = conv::ConvGeom { direct, bf16, ..g };
+            let y = conv::forward(&g, &x, &wt);
+            let fwd = median_ms(reps, || drop(conv::forward(&g, &x, &wt)));
+            let bwd = median_ms(reps, || drop(conv::backward(&g, &x, &wt, &y, true)));
+            line += &format!(
+                "  {name} {fwd:5.1}+{bwd:5.1} ms ({:3.0} GFLOP/s fwd)",
+                gflop / fwd * 1e3
+            );
+        }
+        println!("{line}");
     }
 }
 
