@@ -1,5 +1,5 @@
 //! Times the fast kernels layer by layer on R1's shapes (batch 512 = two views of 256),
-//! the ResNet step's 3x3 convolutions in each arithmetic (im2col, direct f32, bf16), and
+//! the ResNet step's 3x3 convolutions in f32 and bf16, and
 //! GEMM alone on the shapes they produce.
 //!
 //! usage: kernel_bench [repeats=5]; prints median milliseconds.
@@ -90,8 +90,9 @@ fn main() {
     }
 }
 
-/// The ResNet step's 3x3 convolutions (one view of 128 images, 32x32 input) in each
-/// arithmetic the convolution has: forward and backward milliseconds, forward GFLOP/s.
+/// The ResNet step's 3x3 convolutions (one view of 128 images, 32x32 input) in f32
+/// (im2col and the `gemm` crate) and bf16 (direct): forward and backward milliseconds,
+/// forward GFLOP/s.
 fn arithmetic(reps: usize) {
     let n = 128;
     for (cin, cout, side, stride) in [
@@ -106,15 +107,11 @@ fn arithmetic(reps: usize) {
         let wt = conv::weight_kxo(&g, &data(cout * cin * 9));
         let gflop = 2.0 * (n * cout * g.spatial() * g.k()) as f64 / 1e9;
         let mut line = format!("conv {cin:>3}->{cout:<3} {side:>2}x{side:<2} s{stride}:");
-        for (name, direct, bf16) in [
-            ("im2col", false, false),
-            ("direct", true, false),
-            ("bf16", true, true),
-        ] {
+        for (name, bf16) in [("f32", false), ("bf16", true)] {
             if bf16 && !contrastive::kernels::bf16::supported() {
                 continue;
             }
-            let g = conv::ConvGeom { direct, bf16, ..g };
+            let g = conv::ConvGeom { bf16, ..g };
             let y = conv::forward(&g, &x, &wt);
             let fwd = median_ms(reps, || drop(conv::forward(&g, &x, &wt)));
             let bwd = median_ms(reps, || drop(conv::backward(&g, &x, &wt, &y, true)));

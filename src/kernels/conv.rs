@@ -1,5 +1,4 @@
-//! 2-D convolution on channels-last (NHWC) activations: receptive fields packed straight
-//! into a GEMM's operand (the direct path), or lowered by im2col for the `gemm` crate.
+//! 2-D convolution on channels-last (NHWC) activations as batched im2col + GEMM.
 //!
 //! burn's `flex` convolution runs one small GEMM per image (for R1's last layer a
 //! 256x1152 by 1152x16 product) on NCHW data, then transposes, and its backward goes
@@ -12,12 +11,6 @@
 //!
 //! The lowered matrix `col` is `[positions, k]` with `k` ordered `(i, j, channel)`; the
 //! weight, stored `[o, c, kh, kw]` as burn keeps it, is used as `wt = [k, o]`.
-//!
-//! On the direct path ([`super::packed`], f32 where the CPU has AVX-512, and always in
-//! bf16) `col` is never materialised: each lowered row is written straight into the packed
-//! panels of the product, a group of rows at a time, for the forward pass and the weight
-//! gradient. The f32 im2col path stays for CPUs without AVX-512 and as the reference the
-//! direct path is tested against.
 
 use std::cell::RefCell;
 
@@ -26,7 +19,6 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::gemm::{matmul_rhs, matmul_uninit, Mat, Rhs};
-use super::packed::{product_rows, Format, Packed};
 
 /// Output positions lowered per block: enough rows for efficient GEMMs, few enough that
 /// a block's lowered input stays within a few megabytes.
@@ -48,8 +40,6 @@ pub struct ConvGeom {
     pub ow: usize,
     /// Products in bf16 with f32 accumulation ([`super::bf16`]) instead of f32.
     pub bf16: bool,
-    /// In f32, the direct path where the CPU allows it (the default); else im2col.
-    pub direct: bool,
 }
 
 impl ConvGeom {
@@ -77,15 +67,6 @@ impl ConvGeom {
             oh,
             ow,
             bf16: false,
-            direct: true,
-        }
-    }
-
-    /// The packed format of the direct path, or `None` for im2col and the `gemm` crate.
-    pub fn format(&self) -> Option<Format> {
-        match self.bf16 {
-            true => Some(Format::Bf16),
-            false => (self.direct && Format::F32.supported()).then_some(Format::F32),
         }
     }
 
@@ -242,7 +223,7 @@ fn lower_row<T: Copy + Default>(
     }
 }
 
-/// The weight gradient laid out `[o, k]` (`k = (i, j, c)`, as the direct path computes
+/// The weight gradient laid out `[o, k]` (`k = (i, j, c)`, as the bf16 path computes
 /// `dYᵀ col`) as burn keeps it, `[o, c, kh, kw]`, parallel over output channels.
 fn weight_from_oxk(g: &ConvGeom, t: &[f32]) -> Vec<f32> {
     let (kk, c) = (g.kh * g.kw, g.c);
@@ -258,75 +239,6 @@ fn weight_from_oxk(g: &ConvGeom, t: &[f32]) -> Vec<f32> {
     w
 }
 
-/// The input as the direct path's rows read it: rounded to bf16 once in bf16 (instead of
-/// once for each of the up to `kh * kw` lowered rows that hold each value), else as it is.
-enum Source<'a> {
-    F32(&'a [f32]),
-    Bf16(Vec<u16>),
-}
-
-impl<'a> Source<'a> {
-    fn new(g: &ConvGeom, x: &'a [f32]) -> Self {
-        match g.bf16 {
-            true => Self::Bf16(super::bf16::rounded(x)),
-            false => Self::F32(x),
-        }
-    }
-
-    /// `dst = col · wt` for lowered rows `q0..q0 + rows` of images `n0..`, `dst` row-major
-    /// with row stride `wt.cols()`.
-    ///
-    /// # Safety
-    /// `dst` is valid for writes over `rows x wt.cols()`; `wt` is in this source's format.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn product(
-        &self,
-        g: &ConvGeom,
-        taps: &[(usize, usize)],
-        n0: usize,
-        q0: usize,
-        rows: usize,
-        wt: &Packed,
-        dst: *mut f32,
-    ) {
-        let (k, n) = (g.k(), wt.cols());
-        // SAFETY: the caller's promises.
-        unsafe {
-            match self {
-                Self::F32(x) => {
-                    let row = |q: usize, r: &mut [f32]| lower_row(g, taps, x, n0, q0 + q, r);
-                    product_rows(dst, n, rows, k, &row, wt, false)
-                }
-                Self::Bf16(x) => {
-                    let row = |q: usize, r: &mut [u16]| lower_row(g, taps, x, n0, q0 + q, r);
-                    product_rows(dst, n, rows, k, &row, wt, false)
-                }
-            }
-        }
-    }
-
-    /// Lowered rows `q0..q0 + rows` of images `n0..`, packed as a right-hand operand.
-    fn packed(
-        &self,
-        g: &ConvGeom,
-        taps: &[(usize, usize)],
-        n0: usize,
-        q0: usize,
-        rows: usize,
-    ) -> Packed {
-        match self {
-            Self::F32(x) => {
-                let row = |q: usize, r: &mut [f32]| lower_row(g, taps, x, n0, q0 + q, r);
-                Packed::from_rows(rows, g.k(), &row)
-            }
-            Self::Bf16(x) => {
-                let row = |q: usize, r: &mut [u16]| lower_row(g, taps, x, n0, q0 + q, r);
-                Packed::from_rows(rows, g.k(), &row)
-            }
-        }
-    }
-}
-
 /// Convolution of NHWC `x` with the weight as [`weight_kxo`] lays it out (`wt`, `[k, o]`):
 /// NHWC output `[n, oh, ow, o]`. The caller keeps `wt` for [`backward`].
 pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
@@ -334,29 +246,32 @@ pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
     assert_eq!(wt.len(), g.o * k, "conv: weight length");
     let per = g.images_per_block();
-    let wt = Rhs::at(Mat::rows(wt, k, g.o), g.format());
+    let wt = Rhs::new(Mat::rows(wt, k, g.o), g.bf16);
     let taps = column_taps(g);
-    let src = Source::new(g, x);
+    let xb = if g.bf16 {
+        super::bf16::rounded(x)
+    } else {
+        Vec::new()
+    };
     // SAFETY: each block's GEMM writes every one of its `rows x o` elements (row stride `o`).
     unsafe {
         super::filled(g.n * s * g.o, per * s * g.o, |bi, out| {
             let rows = out.len() / g.o;
-            match &wt {
-                // SAFETY: `out` holds `rows x o`, each written (nothing accumulated); `wt`
-                // was packed in the source's format.
-                Rhs::Packed(wt) => {
-                    src.product(g, &taps, bi * per, 0, rows, wt, out.as_mut_ptr().cast())
-                }
-                Rhs::F32(_) => with_scratch(|[col, _]| {
-                    let col = sized(col, rows * k);
-                    im2col(g, x, bi * per, rows / s, col);
-                    matmul_uninit(out, g.o, Mat::rows(col, rows, k), &wt);
-                }),
+            if let Rhs::Bf16(wt) = &wt {
+                let row = |q: usize, r: &mut [u16]| lower_row(g, &taps, &xb, bi * per, q, r);
+                // SAFETY: AVX512-BF16 is present (a packed operand exists); `out` holds
+                // `rows x o`, each written (nothing accumulated).
+                super::bf16::product_rows(out.as_mut_ptr().cast(), g.o, rows, k, &row, wt, false);
+                return;
             }
+            with_scratch(|[col, _]| {
+                let col = sized(col, rows * k);
+                im2col(g, x, bi * per, rows / s, col);
+                matmul_uninit(out, g.o, Mat::rows(col, rows, k), &wt);
+            })
         })
     }
 }
-
 /// A block of images: its first image and, when `dx` is wanted, its slice of `dx` (not yet
 /// initialised: the block's worker zeroes it just before adding into it, in parallel and
 /// while it is in cache, instead of one serial pass over all of `dx`).
@@ -382,7 +297,6 @@ pub fn backward(
     let dx_flipped = flipped.then(|| {
         let g2 = ConvGeom {
             bf16: g.bf16,
-            direct: g.direct,
             ..ConvGeom::new(
                 [g.n, g.oh, g.ow, g.o],
                 [g.c, g.o, g.kh, g.kw],
@@ -406,10 +320,13 @@ pub fn backward(
     // One contiguous run of blocks per thread, each summed in order, then the runs in
     // order: the same floating-point sum whatever the scheduling, so runs reproduce.
     let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
-    let format = g.format();
-    let wt_t = need_dx.then(|| Rhs::at(Mat::rows(wt, k, g.o).t(), format));
+    let wt_t = need_dx.then(|| Rhs::new(Mat::rows(wt, k, g.o).t(), g.bf16));
     let taps = column_taps(g);
-    let src = Source::new(g, x);
+    let xb = if g.bf16 {
+        super::bf16::rounded(x)
+    } else {
+        Vec::new()
+    };
     let mut runs: Vec<Vec<Block>> = Vec::new();
     let mut it = blocks.into_iter().peekable();
     while it.peek().is_some() {
@@ -424,13 +341,14 @@ pub fn backward(
                 let rows = nb * s;
                 let dyb = &dy[n0 * s * g.o..][..rows * g.o];
                 with_scratch(|[col, dcol]| {
-                    if let Some(format) = format {
-                        // dWᵀ = dYᵀ col over chunks of positions, each chunk of `col`
-                        // packed row by row straight from `x`.
-                        let chunk = format.chunk_rows();
-                        for q0 in (0..rows).step_by(chunk) {
-                            let len = chunk.min(rows - q0);
-                            let col = Rhs::Packed(src.packed(g, &taps, n0, q0, len));
+                    if g.bf16 {
+                        // dWᵀ = dYᵀ col over chunks of positions, each chunk of `col` packed
+                        // row by row straight from `x` (a whole block's took up to 4.7 MB).
+                        for q0 in (0..rows).step_by(super::bf16::CHUNK_ROWS) {
+                            let len = super::bf16::CHUNK_ROWS.min(rows - q0);
+                            let row =
+                                |q: usize, r: &mut [u16]| lower_row(g, &taps, &xb, n0, q0 + q, r);
+                            let col = Rhs::Bf16(super::bf16::Packed::from_rows(len, k, &row));
                             let dyc = Mat::rows(&dyb[q0 * g.o..], len, g.o).t();
                             matmul_rhs(&mut dwt, k, dyc, &col, true);
                         }
@@ -464,9 +382,9 @@ pub fn backward(
     for p in partial {
         dwt.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
     }
-    let dw = match format {
-        Some(_) => weight_from_oxk(g, &dwt),
-        None => weight_ockk(g, &dwt),
+    let dw = match g.bf16 {
+        true => weight_from_oxk(g, &dwt),
+        false => weight_ockk(g, &dwt),
     };
     (dx_flipped.or(need_dx.then_some(dx)), dw)
 }
@@ -546,51 +464,45 @@ mod tests {
             ([2, 4, 5, 3], [2, 3, 1, 1], 1, 0),
             ([2, 7, 6, 2], [3, 2, 5, 5], 1, 1),
         ] {
-            // Both f32 paths: im2col and, where the CPU has AVX-512, the direct one.
-            for direct in [false, true] {
-                let g = ConvGeom {
-                    direct,
-                    ..ConvGeom::new(x, wt, stride, pad)
-                };
-                let xs = data(x.iter().product(), 1);
-                let ws = data(wt.iter().product(), 2);
-                let wt = weight_kxo(&g, &ws);
-                let y = forward(&g, &xs, &wt);
-                let want = naive(&g, &xs, &ws);
-                for (a, b) in y.iter().zip(&want) {
-                    assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-                }
-                // L = sum(y * r) is linear in x and in w: a unit step gives the exact gradient.
-                let r = data(y.len(), 3);
-                let (dx, dw) = backward(&g, &xs, &wt, &r, true);
-                let dx = dx.unwrap();
-                let loss = |xs: &[f32], ws: &[f32]| -> f64 {
-                    naive(&g, xs, ws)
-                        .iter()
-                        .zip(&r)
-                        .map(|(a, b)| f64::from(a * b))
-                        .sum()
-                };
-                for idx in [0, xs.len() / 2, xs.len() - 1] {
-                    let mut xp = xs.clone();
-                    xp[idx] += 1.0;
-                    let d = loss(&xp, &ws) - loss(&xs, &ws);
-                    assert!(
-                        (d - f64::from(dx[idx])).abs() < 1e-3,
-                        "dx[{idx}] {d} vs {}",
-                        dx[idx]
-                    );
-                }
-                for idx in [0, ws.len() / 2, ws.len() - 1] {
-                    let mut wp = ws.clone();
-                    wp[idx] += 1.0;
-                    let d = loss(&xs, &wp) - loss(&xs, &ws);
-                    assert!(
-                        (d - f64::from(dw[idx])).abs() < 1e-2 * d.abs().max(1.0),
-                        "dw[{idx}] {d} vs {}",
-                        dw[idx]
-                    );
-                }
+            let g = ConvGeom::new(x, wt, stride, pad);
+            let xs = data(x.iter().product(), 1);
+            let ws = data(wt.iter().product(), 2);
+            let wt = weight_kxo(&g, &ws);
+            let y = forward(&g, &xs, &wt);
+            let want = naive(&g, &xs, &ws);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+            // L = sum(y * r) is linear in x and in w: a unit step gives the exact gradient.
+            let r = data(y.len(), 3);
+            let (dx, dw) = backward(&g, &xs, &wt, &r, true);
+            let dx = dx.unwrap();
+            let loss = |xs: &[f32], ws: &[f32]| -> f64 {
+                naive(&g, xs, ws)
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, b)| f64::from(a * b))
+                    .sum()
+            };
+            for idx in [0, xs.len() / 2, xs.len() - 1] {
+                let mut xp = xs.clone();
+                xp[idx] += 1.0;
+                let d = loss(&xp, &ws) - loss(&xs, &ws);
+                assert!(
+                    (d - f64::from(dx[idx])).abs() < 1e-3,
+                    "dx[{idx}] {d} vs {}",
+                    dx[idx]
+                );
+            }
+            for idx in [0, ws.len() / 2, ws.len() - 1] {
+                let mut wp = ws.clone();
+                wp[idx] += 1.0;
+                let d = loss(&xs, &wp) - loss(&xs, &ws);
+                assert!(
+                    (d - f64::from(dw[idx])).abs() < 1e-2 * d.abs().max(1.0),
+                    "dw[{idx}] {d} vs {}",
+                    dw[idx]
+                );
             }
         }
     }

@@ -1,46 +1,39 @@
 //! A bounds-checked wrapper around the `gemm` crate (the same GEMM burn's `flex` uses), and
-//! the same products on packed operands ([`super::packed`]): in bf16 with f32 accumulation,
-//! which convolutions and fully connected layers use under `train.precision = "bf16"`, and
-//! in f32 for the convolutions' direct path.
+//! the same products in bf16 with f32 accumulation ([`super::bf16`]), which convolutions and
+//! fully connected layers use under `train.precision = "bf16"`.
 
 use std::mem::MaybeUninit;
 
 pub use super::mat::Mat;
-use super::packed::{Format, Packed};
 
-/// A product's right-hand operand: f32 for the `gemm` crate, or packed once (in f32 or
-/// rounded to bf16), so that an operand shared by many products (a convolution's weight
-/// across its blocks) is packed once.
+/// A product's right-hand operand: f32, or rounded to bf16 and packed once, so that an
+/// operand shared by many products (a convolution's weight across its blocks) is packed
+/// once.
 pub enum Rhs<'a> {
     F32(Mat<'a>),
-    Packed(Packed),
+    Bf16(super::bf16::Packed),
 }
 
 impl<'a> Rhs<'a> {
     /// `b` as it is, or packed for bf16 products when `bf16`.
     pub fn new(b: Mat<'a>, bf16: bool) -> Self {
-        Self::at(b, bf16.then_some(Format::Bf16))
-    }
-
-    /// `b` as it is, or packed in `format`.
-    pub fn at(b: Mat<'a>, format: Option<Format>) -> Self {
-        match format {
-            Some(format) => Self::Packed(Packed::new(&b, format)),
-            None => Self::F32(b),
+        match bf16 {
+            true => Self::Bf16(super::bf16::Packed::new(&b)),
+            false => Self::F32(b),
         }
     }
 
     fn rows(&self) -> usize {
         match self {
             Self::F32(b) => b.rows,
-            Self::Packed(p) => p.rows(),
+            Self::Bf16(p) => p.rows(),
         }
     }
 
     fn cols(&self) -> usize {
         match self {
             Self::F32(b) => b.cols,
-            Self::Packed(p) => p.cols(),
+            Self::Bf16(p) => p.cols(),
         }
     }
 }
@@ -142,10 +135,10 @@ unsafe fn gemm_raw(
     }
     let b = match b {
         Rhs::F32(b) => b,
-        Rhs::Packed(packed) => {
-            // SAFETY: a packed operand exists only where its format is supported; the views
+        Rhs::Bf16(packed) => {
+            // SAFETY: a packed operand exists only where bf16 is `supported()`; the views
             // were checked above, and the caller guarantees `dst`.
-            unsafe { super::packed::product(dst, dst_rs, a, packed, accumulate, parallel) };
+            unsafe { super::bf16::product(dst, dst_rs, a, packed, accumulate, parallel) };
             return;
         }
     };

@@ -32,7 +32,6 @@ pub mod infonce;
 pub mod linear;
 pub mod mat;
 pub mod norm;
-pub mod packed;
 pub mod residual;
 pub mod sgd;
 
