@@ -93,22 +93,30 @@ fn channels(t: &FlexTensor) -> usize {
     s[s.num_dims() - 1]
 }
 
-/// The convolution's output, its geometry and the re-laid-out weight, which the backward
-/// pass reuses.
+/// The convolution's output, its geometry, the re-laid-out weight, which the backward
+/// pass reuses, and in bf16 the input rounded for it.
 fn conv_forward(
     x: &FlexTensor,
     w: &FlexTensor,
     stride: usize,
     pad: usize,
-) -> (FlexTensor, conv::ConvGeom, Vec<f32>) {
+) -> (FlexTensor, conv::ConvGeom, Vec<f32>, Option<Vec<u16>>) {
     let (x, w) = (values(x), values(w));
     let g = conv::ConvGeom {
         bf16: super::bf16::enabled(),
         ..conv::ConvGeom::new(dims4(&x), dims4(&w), stride, pad)
     };
     let wt = conv::weight_kxo(&g, w.storage());
-    let y = tensor(conv::forward(&g, x.storage(), &wt), &[g.n, g.oh, g.ow, g.o]);
-    (y, g, wt)
+    let (y, xb) = conv::forward_keeping(&g, x.storage(), &wt);
+    (tensor(y, &[g.n, g.oh, g.ow, g.o]), g, wt, xb)
+}
+
+/// The input a convolution's backward pass keeps: the tensor, or in bf16 only its copy
+/// rounded by the forward pass.
+#[derive(Debug, Clone)]
+enum KeptInput {
+    F32(FlexTensor),
+    Bf16(Vec<u16>),
 }
 
 fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
@@ -285,14 +293,23 @@ struct ConvBackward;
 
 impl Backward<Flex, 2> for ConvBackward {
     /// Input, the weight as laid out for the GEMMs, geometry.
-    type State = (FlexTensor, Vec<f32>, conv::ConvGeom);
+    type State = (KeptInput, Vec<f32>, conv::ConvGeom);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w] = ops.parents;
         let dy = values(&grads.consume::<Flex>(&ops.node));
-        let (x, wt, g) = ops.state;
-        let x = values(&x);
-        let (dx, dw) = conv::backward(&g, x.storage(), &wt, dy.storage(), node_x.is_some());
+        let (kept, wt, g) = ops.state;
+        let need_dx = node_x.is_some();
+        let (dx, dw) = match &kept {
+            KeptInput::F32(x) => {
+                let x = values(x);
+                let x = conv::Input::F32(x.storage());
+                conv::backward_from(&g, x, &wt, dy.storage(), need_dx)
+            }
+            KeptInput::Bf16(xb) => {
+                conv::backward_from(&g, conv::Input::Bf16(xb), &wt, dy.storage(), need_dx)
+            }
+        };
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, tensor(dx, &[g.n, g.h, g.w, g.c]));
         }
@@ -520,8 +537,12 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (out, g, wt) = conv_forward(x.primitive(), weight.primitive(), stride, pad);
-                prep.finish((x.into_primitive(), wt, g), out)
+                let (out, g, wt, xb) = conv_forward(x.primitive(), weight.primitive(), stride, pad);
+                let kept = match xb {
+                    Some(xb) => KeptInput::Bf16(xb),
+                    None => KeptInput::F32(x.into_primitive()),
+                };
+                prep.finish((kept, wt, g), out)
             }
             OpsKind::UnTracked(prep) => {
                 prep.finish(conv_forward(x.primitive(), weight.primitive(), stride, pad).0)
