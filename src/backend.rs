@@ -18,12 +18,47 @@ pub fn device(name: &str) -> Result<Device> {
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0)),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(burn::prelude::DeviceKind::DefaultDevice)),
+        "wgpu" => wgpu_device(),
         other => Err(Error::Config {
             key: "train.device".into(),
             value: other.into(),
             allowed: DEVICES.into(),
         }),
+    }
+}
+
+/// The wgpu device, once an adapter that is not a software renderer has been opened.
+///
+/// Without a GPU, wgpu falls back to what the graphics stack offers, such as Mesa's
+/// llvmpipe through OpenGL: a training step then stalls for minutes and ends in a panic
+/// inside wgpu. So the adapter is opened here first (`try_init_setup` registers it for
+/// the device burn then uses), and a missing or CPU-only adapter is a one-line error.
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device> {
+    use burn::backend::wgpu::{graphics::AutoGraphicsApi, wgpu::DeviceType};
+    use burn::backend::wgpu::{try_init_setup, RuntimeOptions, WgpuDevice};
+    use std::sync::OnceLock;
+    static OPENED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    let opened = OPENED.get_or_init(|| {
+        // The default `WgpuDevice` is the one `Device::wgpu(DeviceKind::DefaultDevice)` names.
+        let setup =
+            try_init_setup::<AutoGraphicsApi>(&WgpuDevice::default(), RuntimeOptions::default())
+                .map_err(|e| format!("no GPU adapter could be opened ({e})"))?;
+        let info = setup.adapter.get_info();
+        match info.device_type {
+            DeviceType::Cpu => Err(format!(
+                "the only adapter is {} on {:?}, a software renderer on the CPU and far slower \
+                 than `flex`",
+                info.name, info.backend
+            )),
+            _ => Ok(()),
+        }
+    });
+    match opened {
+        Ok(()) => Ok(Device::wgpu(burn::prelude::DeviceKind::DefaultDevice)),
+        Err(why) => Err(Error::Invalid(format!(
+            "train.device = \"wgpu\": {why}; use train.device = \"flex\""
+        ))),
     }
 }
 
