@@ -42,9 +42,10 @@ fn bf16_resnet_outputs_and_gradients_stay_near_f32() {
             .load_record(model.clone().into_record())
     };
     let (z32, p32) = run(&copy(), &x, &r);
-    // The yardstick: f32 again with the input moved by one bf16 rounding's worth of noise
-    // (relative ±2⁻⁹). At initialisation, with batch norm over 32 images, gradients are
-    // sensitive: this alone moves the convolutions' weight gradients by 8–10%.
+    // The yardstick: f32 again with the input moved by relative noise of ±2⁻⁹, half the
+    // largest error of one bf16 rounding (2⁻⁸). At initialisation, with batch norm over 32
+    // images, gradients are sensitive: this alone moves the convolutions' weight gradients
+    // by 8–10%.
     let noise = Tensor::<4>::random(x.dims(), Distribution::Uniform(-1.0, 1.0), &device);
     let (zn, pn) = run(&copy(), &(x.clone() * (noise / 512.0 + 1.0)), &r);
     assert!(bf16::set_enabled(true));
