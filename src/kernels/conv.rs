@@ -330,10 +330,9 @@ pub fn backward_from(
     let per = g.images_per_block();
     // With stride 1, `dx` is the convolution of `dy` with the weight flipped and its
     // channels swapped, padded by `kh - 1 - pad`: the forward pass computes it, with no
-    // lowered gradient to scatter back (`col2im`). With a larger stride in bf16, it is
-    // computed phase by phase ([`super::strided`]), again without `col2im`.
+    // lowered gradient to scatter back (`col2im`).
     let flipped = need_dx && g.stride == 1 && g.kh == g.kw && g.pad < g.kh && g.h * g.w > 0;
-    let dx_direct = if flipped {
+    let dx_flipped = flipped.then(|| {
         let g2 = ConvGeom {
             bf16: g.bf16,
             ..ConvGeom::new(
@@ -343,13 +342,9 @@ pub fn backward_from(
                 g.kh - 1 - g.pad,
             )
         };
-        Some(forward(&g2, dy, &flip_kxo(g, wt)))
-    } else if need_dx && g.bf16 && g.stride > 1 {
-        Some(super::strided::input_gradient(g, dy, wt))
-    } else {
-        None
-    };
-    let need_dx = need_dx && dx_direct.is_none();
+        forward(&g2, dy, &flip_kxo(g, wt))
+    });
+    let need_dx = need_dx && !flipped;
     let mut dx = Vec::with_capacity(if need_dx { g.n * img } else { 0 });
     let blocks: Vec<Block> = if need_dx {
         dx.spare_capacity_mut()[..g.n * img]
@@ -424,7 +419,7 @@ pub fn backward_from(
         true => weight_from_oxk(g, &dwt),
         false => weight_ockk(g, &dwt),
     };
-    (dx_direct.or(need_dx.then_some(dx)), dw)
+    (dx_flipped.or(need_dx.then_some(dx)), dw)
 }
 
 /// The `[k, o]` weight `wt` of `g` as the `[k', c]` weight of the flipped convolution in

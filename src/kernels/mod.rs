@@ -34,7 +34,6 @@ pub mod mat;
 pub mod norm;
 pub mod residual;
 pub mod sgd;
-mod strided;
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
