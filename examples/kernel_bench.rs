@@ -27,6 +27,21 @@ fn data(len: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A 3x3, padding-1 layer of `n` images `side` pixels square: its geometry, input and
+/// weight (`[cout, cin, 3, 3]`).
+fn layer(
+    n: usize,
+    (cin, cout, side, stride): (usize, usize, usize, usize),
+) -> (conv::ConvGeom, Vec<f32>, Vec<f32>) {
+    let g = conv::ConvGeom::new([n, side, side, cin], [cout, cin, 3, 3], stride, 1);
+    (g, data(n * cin * side * side), data(cout * cin * 9))
+}
+
+/// Multiply-adds of one forward pass, as GFLOP.
+fn gflop(g: &conv::ConvGeom) -> f64 {
+    2.0 * (g.n * g.o * g.spatial() * g.k()) as f64 / 1e9
+}
+
 fn main() {
     contrastive::backend::keep_freed_memory();
     let reps: usize = std::env::args()
@@ -41,9 +56,7 @@ fn main() {
         (64, 128, 14, 2),
         (128, 256, 7, 2),
     ] {
-        let g = conv::ConvGeom::new([n, side, side, cin], [cout, cin, 3, 3], stride, 1);
-        let x = data(n * cin * side * side);
-        let w = data(cout * cin * 9);
+        let (g, x, w) = layer(n, (cin, cout, side, stride));
         let wt = conv::weight_kxo(&g, &w);
         let y = conv::forward(&g, &x, &wt);
         let fwd = median_ms(reps, || {
@@ -62,7 +75,7 @@ fn main() {
                 &y, &z, &y, cout, &gamma, &mean, &var, 1e-5, true,
             ))
         });
-        let gflop = 2.0 * (n * cout * g.spatial() * g.k()) as f64 / 1e9;
+        let gflop = gflop(&g);
         println!(
             "conv {cin:>3}->{cout:<3} {side:>2}x{side:<2} s{stride}: fwd {fwd:6.1} ms ({:5.1} GFLOP/s)  bwd {bwd:6.1} ms   bn+relu fwd {bn_f:5.1} ms  bwd {bn_b:5.1} ms",
             gflop / fwd * 1e3
@@ -102,10 +115,8 @@ fn arithmetic(reps: usize) {
         (128, 128, 8, 1),
         (256, 256, 4, 1),
     ] {
-        let g = conv::ConvGeom::new([n, side, side, cin], [cout, cin, 3, 3], stride, 1);
-        let x = data(n * cin * side * side);
-        let wt = conv::weight_kxo(&g, &data(cout * cin * 9));
-        let gflop = 2.0 * (n * cout * g.spatial() * g.k()) as f64 / 1e9;
+        let (g, x, w) = layer(n, (cin, cout, side, stride));
+        let (wt, gflop) = (conv::weight_kxo(&g, &w), gflop(&g));
         let mut line = format!("conv {cin:>3}->{cout:<3} {side:>2}x{side:<2} s{stride}:");
         for (name, bf16) in [("f32", false), ("bf16", true)] {
             if bf16 && !contrastive::kernels::bf16::supported() {
