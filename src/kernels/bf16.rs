@@ -22,6 +22,12 @@
 //! Packing writes every word, so a packed `b` is not zeroed first, and `a` is packed into a
 //! buffer each thread keeps (zeroed only when it grows).
 //!
+//! A convolution's `a` is not packed at all where its channel count is even:
+//! [`product_gathered`] reads each receptive field where it lies in the rounded, padded
+//! input (neighbouring positions' fields overlap there), as `kh` runs of whole words, and
+//! sums all of `k` in registers. Against packing the fields, the forward pass gained
+//! 1.07–1.24× on the ResNet step's layers (2 threads), the step 1.10×.
+//!
 //! `vdpbf16ps` treats subnormal inputs and outputs as zero, whatever MXCSR says: products
 //! below about 1e-38 are flushed, which f32 training never notices.
 
@@ -364,6 +370,59 @@ fn fill_row(row: RowFn, r: usize, m: usize, k: usize, out: &mut [u16]) {
     tail.fill(0);
 }
 
+/// Words as the bf16 halves they hold, read-only (see [`halves`]).
+pub(super) fn halves_of(words: &[u32]) -> &[u16] {
+    // SAFETY: as for `halves`.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), 2 * words.len()) }
+}
+
+/// Images `[n, h, w, c]` rounded to bf16 with `pad` zeros around each, `[n, h + 2 pad,
+/// w + 2 pad, c]`, as words (a last half of zero when the count is odd): a convolution's
+/// input rounded once instead of once for each of the up to `kh * kw` receptive fields
+/// that hold each value, and padded so that every field's run of `kw * c` values lies in
+/// it whole. In parallel over images.
+pub(super) fn rounded_padded([n, h, w, c]: [usize; 4], pad: usize, x: &[f32]) -> Vec<u32> {
+    assert_eq!(x.len(), n * h * w * c, "bf16: input length");
+    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+    let (image, len) = (hp * wp * c, n * hp * wp * c);
+    let mut words = Vec::with_capacity(len.div_ceil(2));
+    let spare = &mut words.spare_capacity_mut()[..len.div_ceil(2)];
+    // SAFETY: two halves fill a word exactly, as in `halves`; nothing is read before it is
+    // written.
+    let out: &mut [MaybeUninit<u16>] =
+        unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), 2 * spare.len()) };
+    let (body, tail) = out.split_at_mut(len);
+    zero(tail);
+    if image > 0 {
+        // Every half written once: the padding as zeros, the image rows rounded.
+        body.par_chunks_mut(image)
+            .zip(x.par_chunks(h * w * c))
+            .for_each(|(out, src)| {
+                let (top, rest) = out.split_at_mut(pad * wp * c);
+                let (rows, bottom) = rest.split_at_mut(h * wp * c);
+                zero(top);
+                zero(bottom);
+                for (row, src) in rows.chunks_exact_mut(wp * c).zip(src.chunks_exact(w * c)) {
+                    let (left, rest) = row.split_at_mut(pad * c);
+                    let (mid, right) = rest.split_at_mut(w * c);
+                    zero(left);
+                    to_bf16(src, mid);
+                    zero(right);
+                }
+            });
+    }
+    // SAFETY: every half of the `len.div_ceil(2)` words was written above.
+    unsafe { words.set_len(len.div_ceil(2)) };
+    words
+}
+
+/// Writes zeros into every half of `out`.
+fn zero(out: &mut [MaybeUninit<u16>]) {
+    out.iter_mut().for_each(|v| {
+        v.write(0);
+    });
+}
+
 simd! {
 /// `dst[i]` = `src[i]` rounded to bf16.
 fn to_bf16(src: &[f32], dst: &mut [MaybeUninit<u16>]) {
@@ -371,14 +430,6 @@ fn to_bf16(src: &[f32], dst: &mut [MaybeUninit<u16>]) {
         d.write(round(v) as u16);
     }
 }
-}
-
-/// `x` rounded to bf16, in parallel: a convolution's input, rounded once instead of once
-/// for each of the up to `kh * kw` lowered rows that hold each value.
-pub(super) fn rounded(x: &[f32]) -> Vec<u16> {
-    const CHUNK: usize = 1 << 14;
-    // SAFETY: `to_bf16` writes every element of its chunk (the same length of `x`).
-    unsafe { super::filled(x.len(), CHUNK, |i, d| to_bf16(&x[i * CHUNK..], d)) }
 }
 
 simd! {
@@ -425,11 +476,7 @@ unsafe fn kernel<const ROWS: bool>(
             "bf16 kernel: operands too short"
         );
     }
-    let mask = |lo: usize| -> __mmask16 {
-        let n = t.cols.saturating_sub(lo).min(16);
-        ((1u32 << n) - 1) as __mmask16
-    };
-    let (m0, m1) = (mask(0), mask(16));
+    let (m0, m1) = column_masks(t);
     // Every row set in one fixed-count loop, which the compiler unrolls into registers (a
     // zeroed array then loaded up to `t.rows` went through the stack, 5% of a step).
     let mut acc: [[__m512; 2]; MR] = std::array::from_fn(|r| {
@@ -462,10 +509,30 @@ unsafe fn kernel<const ROWS: bool>(
             }
         }
     }
+    // SAFETY: the caller's promise on the tile.
+    unsafe { store(&acc, t, m0, m1) }
+}
+
+/// Writes the accumulators' first `t.rows` rows into the tile, the columns under the masks.
+///
+/// # Safety
+/// The tile's `rows x cols` lie in writable memory; `m0`, `m1` mask its columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store(
+    acc: &[[std::arch::x86_64::__m512; 2]; MR],
+    t: &Tile,
+    m0: std::arch::x86_64::__mmask16,
+    m1: std::arch::x86_64::__mmask16,
+) {
+    use std::arch::x86_64::*;
+    // A fixed-count loop, unrolled with the accumulators in registers (one bounded by
+    // `t.rows` went through the stack).
     for (r, row) in acc.iter().enumerate() {
         if r < t.rows {
-            // SAFETY: masked stores touch only the tile's columns of its row `r` (the second
-            // half's pointer as for the loads).
+            // SAFETY: masked stores touch only the tile's columns of its row `r`; the
+            // second half's pointer may lie past the row (masked off): `wrapping_add`.
             unsafe {
                 let p = t.ptr.add(r * t.rs);
                 _mm512_mask_storeu_ps(p, m0, row[0]);
@@ -475,8 +542,73 @@ unsafe fn kernel<const ROWS: bool>(
     }
 }
 
+/// The column masks of a tile: its first 16 columns and the next 16.
+#[cfg(target_arch = "x86_64")]
+fn column_masks(t: &Tile) -> (u16, u16) {
+    let mask = |lo: usize| -> u16 {
+        let n = t.cols.saturating_sub(lo).min(16);
+        ((1u32 << n) - 1) as u16
+    };
+    (mask(0), mask(16))
+}
+
+/// `tile = A·B` where row `r` of `A` is `segs` runs of `kc` words, run `s` from
+/// `rows[r] + s * seg_stride` on, and `b` holds [`NR`] words per pair, the runs' pairs one
+/// after another: a convolution's receptive fields read in place (neighbouring rows'
+/// runs overlap), all of `k` summed in registers and stored once.
+///
+/// # Safety
+/// The CPU has AVX512-BF16; each row pointer is readable for `(segs - 1) * seg_stride +
+/// kc` words and `b` for `segs * kc * NR`; the tile's `rows x cols` lie in writable memory
+/// not aliased by them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn kernel_gathered(
+    rows: &[*const u32; MR],
+    segs: usize,
+    seg_stride: usize,
+    kc: usize,
+    b: *const u32,
+    t: &Tile,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for s in 0..segs {
+        // SAFETY: every word read lies inside the reach the caller promised.
+        unsafe {
+            let (bs, off) = (b.add(s * kc * NR), s * seg_stride);
+            for p in 0..kc {
+                let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bs.add(p * NR).cast()));
+                let b1: __m512bh =
+                    std::mem::transmute(_mm512_loadu_si512(bs.add(p * NR + 16).cast()));
+                for (row, a) in acc.iter_mut().zip(rows) {
+                    let x: __m512bh =
+                        std::mem::transmute(_mm512_set1_epi32(*a.add(off + p) as i32));
+                    row[0] = _mm512_dpbf16_ps(row[0], x, b0);
+                    row[1] = _mm512_dpbf16_ps(row[1], x, b1);
+                }
+            }
+        }
+    }
+    let (m0, m1) = column_masks(t);
+    // SAFETY: the caller's promise on the tile.
+    unsafe { store(&acc, t, m0, m1) }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn kernel<const ROWS: bool>(_: &[u32], _: usize, _: &[u32], _: usize, _: &Tile, _: bool) {
+    unreachable!("bf16 products are only enabled where `supported()`")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel_gathered(
+    _: &[*const u32; MR],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *const u32,
+    _: &Tile,
+) {
     unreachable!("bf16 products are only enabled where `supported()`")
 }
 
@@ -554,6 +686,66 @@ pub(super) unsafe fn product_rows(
             }
         }
     })
+}
+
+/// `dst = a·b` where row `q` of `a` (`m x b.rows()`) is `segs` runs of words of `x`, run
+/// `s` from word `at(q) + s * seg_stride` on, `b.rows() / (2 segs)` pairs each: a
+/// convolution's receptive fields read where they lie in its padded input, with neither
+/// lowering nor packing. Groups of [`MC`] tiles share each panel of `b` while it is in L2.
+/// Single-threaded.
+///
+/// # Safety
+/// [`supported`] is true; `dst` is valid for writes over `m x b.cols()` with row stride
+/// `dst_rs`.
+pub(super) unsafe fn product_gathered(
+    dst: *mut f32,
+    dst_rs: usize,
+    m: usize,
+    (x, at): (&[u32], &(dyn Fn(usize) -> usize + Sync)),
+    (segs, seg_stride): (usize, usize),
+    b: &Packed,
+) {
+    assert!(
+        segs > 0 && b.k.is_multiple_of(2 * segs),
+        "bf16: {segs} runs do not split k = {} into whole pairs",
+        b.k
+    );
+    let (kc, kp) = (b.k / (2 * segs), b.k / 2);
+    let reach = (segs - 1) * seg_stride + kc;
+    let start = |q: usize| {
+        let w = at(q);
+        assert!(w + reach <= x.len(), "bf16: row {q} reads past its operand");
+        // SAFETY: in bounds (asserted).
+        unsafe { x.as_ptr().add(w) }
+    };
+    let panels = m.div_ceil(MR);
+    for g0 in (0..panels).step_by(MC) {
+        let group = g0..(g0 + MC).min(panels);
+        let mut tiles = [[x.as_ptr(); MR]; MC];
+        for (i, rows) in group.clone().zip(&mut tiles) {
+            let first = start(i * MR);
+            *rows = std::array::from_fn(|r| match i * MR + r < m {
+                true => start(i * MR + r),
+                false => first,
+            });
+        }
+        for j in 0..b.n.div_ceil(NR) {
+            let bw = &b.words[j * kp * NR..][..kp * NR];
+            for (i, rows) in group.clone().zip(&tiles) {
+                let tile = Tile {
+                    // SAFETY: row `i * MR`, column `j * NR` lie inside the destination.
+                    ptr: unsafe { dst.add(i * MR * dst_rs + j * NR) },
+                    rs: dst_rs,
+                    rows: MR.min(m - i * MR),
+                    cols: NR.min(b.n - j * NR),
+                };
+                // SAFETY: `supported()` (the caller's promise); each row reaches `reach`
+                // words inside `x` (asserted), `bw` holds the panel's `segs * kc` pairs;
+                // the tile lies inside the destination, which `x` and `b` do not alias.
+                unsafe { kernel_gathered(rows, segs, seg_stride, kc, bw.as_ptr(), &tile) };
+            }
+        }
+    }
 }
 
 /// A packed left-hand operand: panels of [`MR`] rows, row by row when `rows`, else pair
@@ -674,6 +866,29 @@ mod tests {
                 bf16::from_bits(round(nan) as u16).is_nan(),
                 "{:#x}",
                 nan.to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn padded_rounding_writes_zeros_around_each_image() {
+        // An odd count of halves: the last word's high half is zero too.
+        let ([n, h, w, c], pad) = ([2, 3, 4, 3], 2);
+        let x = data(n * h * w * c, 4);
+        let words = rounded_padded([n, h, w, c], pad, &x);
+        let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+        assert_eq!(words.len(), (n * hp * wp * c).div_ceil(2));
+        let got = halves_of(&words);
+        for (i, &v) in got.iter().enumerate() {
+            let (b, y, xx, ch) = (i / (hp * wp * c), i / (wp * c) % hp, i / c % wp, i % c);
+            let inside = b < n && (pad..pad + h).contains(&y) && (pad..pad + w).contains(&xx);
+            let want = match inside {
+                true => bf16::from_f32(x[((b * h + y - pad) * w + xx - pad) * c + ch]).to_bits(),
+                false => 0,
+            };
+            assert_eq!(
+                v, want,
+                "half {i} (image {b}, row {y}, column {xx}, channel {ch})"
             );
         }
     }

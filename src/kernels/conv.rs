@@ -194,16 +194,14 @@ pub fn col2im(g: &ConvGeom, col: &[f32], nb: usize, dx: &mut [f32]) {
 
 /// Row `q` of images `n0..`'s lowered input into `out` (`k` values): the receptive field
 /// of one output position, zeros in the padding. The valid taps of one kernel row are
-/// `count * c` contiguous inputs, copied at once. In f32 for [`im2col`]; in bf16 (`x`
-/// already rounded) for the direct convolution, which packs rows straight into the
-/// product's operand and never materialises `col`.
-fn lower_row<T: Copy + Default>(
+/// `count * c` contiguous inputs, copied at once.
+fn lower_row(
     g: &ConvGeom,
     taps: &[(usize, usize)],
-    x: &[T],
+    x: &[f32],
     n0: usize,
     q: usize,
-    out: &mut [T],
+    out: &mut [f32],
 ) {
     let (c, seg, img) = (g.c, g.kw * g.c, g.h * g.w * g.c);
     let (b, oy, ox) = (q / g.spatial(), q % g.spatial() / g.ow, q % g.ow);
@@ -214,12 +212,31 @@ fn lower_row<T: Copy + Default>(
             Some(iy) if count > 0 => {
                 let ix = ox * g.stride + j0 - g.pad;
                 let (lo, hi) = (j0 * c, (j0 + count) * c);
-                part[..lo].fill(T::default());
+                part[..lo].fill(0.0);
                 part[lo..hi].copy_from_slice(&plane[(iy * g.w + ix) * c..][..hi - lo]);
-                part[hi..].fill(T::default());
+                part[hi..].fill(0.0);
             }
-            _ => part.fill(T::default()),
+            _ => part.fill(0.0),
         }
+    }
+}
+
+/// Where, in halves of the padded bf16 input ([`super::bf16::rounded_padded`]), the
+/// receptive field of position `q` of images `n0..` starts: its first kernel row's run of
+/// `kw * c` values; run `i` lies `i` padded rows further on.
+fn field_start(g: &ConvGeom, n0: usize, q: usize) -> usize {
+    let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+    let (b, oy, ox) = (q / g.spatial(), q % g.spatial() / g.ow, q % g.ow);
+    (((n0 + b) * hp + oy * g.stride) * wp + ox * g.stride) * g.c
+}
+
+/// Row `q` of images `n0..`'s lowered input, in bf16, from the padded input `xp`: `kh`
+/// runs of `kw * c` values, copied. For the weight gradient's packed operand, and for the
+/// forward pass where a run does not start on a word (odd `c`).
+fn lower_padded(g: &ConvGeom, xp: &[u16], n0: usize, q: usize, out: &mut [u16]) {
+    let (start, seg, row) = (field_start(g, n0, q), g.kw * g.c, (g.w + 2 * g.pad) * g.c);
+    for (i, part) in out.chunks_exact_mut(seg).enumerate() {
+        part.copy_from_slice(&xp[start + i * row..][..seg]);
     }
 }
 
@@ -245,35 +262,56 @@ pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
     forward_keeping(g, x, wt).0
 }
 
-/// A convolution's input as its backward pass reads it: f32, or rounded to bf16 once by
-/// the forward pass ([`forward_keeping`]) and kept, so that the weight gradient does not
-/// round it again: one pass over the input less per convolution, 5% of a bf16 ResNet step.
+/// A convolution's input as its backward pass reads it: f32, or rounded to bf16 and
+/// padded once by the forward pass ([`forward_keeping`], as
+/// [`super::bf16::rounded_padded`] lays it out) and kept, so that the weight gradient does
+/// not round it again: one pass over the input less per convolution, 5% of a bf16 ResNet
+/// step.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
     F32(&'a [f32]),
-    Bf16(&'a [u16]),
+    Bf16(&'a [u32]),
 }
 
-/// [`forward`], also returning the input rounded to bf16 when `g.bf16`, which
+/// The input rounded to bf16 and padded, as [`Input::Bf16`] holds it.
+fn rounded(g: &ConvGeom, x: &[f32]) -> Vec<u32> {
+    super::bf16::rounded_padded([g.n, g.h, g.w, g.c], g.pad, x)
+}
+
+/// [`forward`], also returning the input rounded to bf16 and padded when `g.bf16`, which
 /// [`backward_from`] takes instead of `x`.
-pub fn forward_keeping(g: &ConvGeom, x: &[f32], wt: &[f32]) -> (Vec<f32>, Option<Vec<u16>>) {
+///
+/// In bf16 with an even channel count, every receptive field is `kh` runs of whole words
+/// of the padded input, which the product reads in place
+/// ([`super::bf16::product_gathered`]): nothing is lowered or packed. With an odd count
+/// (an RGB stem) the fields are copied into packed rows.
+pub fn forward_keeping(g: &ConvGeom, x: &[f32], wt: &[f32]) -> (Vec<f32>, Option<Vec<u32>>) {
     let (k, s) = (g.k(), g.spatial());
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
     assert_eq!(wt.len(), g.o * k, "conv: weight length");
     let per = g.images_per_block();
     let wt = Rhs::new(Mat::rows(wt, k, g.o), g.bf16);
-    let taps = column_taps(g);
-    let xb = g.bf16.then(|| super::bf16::rounded(x));
+    let xb = g.bf16.then(|| rounded(g, x));
     // SAFETY: each block's GEMM writes every one of its `rows x o` elements (row stride `o`).
     let y = unsafe {
         super::filled(g.n * s * g.o, per * s * g.o, |bi, out| {
             let rows = out.len() / g.o;
+            let dst = out.as_mut_ptr().cast();
             if let Rhs::Bf16(wt) = &wt {
                 let xb = xb.as_deref().expect("bf16 products round their input");
-                let row = |q: usize, r: &mut [u16]| lower_row(g, &taps, xb, bi * per, q, r);
-                // SAFETY: AVX512-BF16 is present (a packed operand exists); `out` holds
-                // `rows x o`, each written (nothing accumulated).
-                super::bf16::product_rows(out.as_mut_ptr().cast(), g.o, rows, k, &row, wt, false);
+                let n0 = bi * per;
+                if g.c.is_multiple_of(2) {
+                    let at = |q: usize| field_start(g, n0, q) / 2;
+                    let runs = (g.kh, (g.w + 2 * g.pad) * g.c / 2);
+                    // SAFETY: AVX512-BF16 is present (a packed operand exists); `out` holds
+                    // `rows x o`, each written.
+                    super::bf16::product_gathered(dst, g.o, rows, (xb, &at), runs, wt);
+                } else {
+                    let xp = super::bf16::halves_of(xb);
+                    let row = |q: usize, r: &mut [u16]| lower_padded(g, xp, n0, q, r);
+                    // SAFETY: as above; nothing accumulated.
+                    super::bf16::product_rows(dst, g.o, rows, k, &row, wt, false);
+                }
                 return;
             }
             with_scratch(|[col, _]| {
@@ -312,11 +350,11 @@ pub fn backward_from(
     need_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     let (k, s, img) = (g.k(), g.spatial(), g.h * g.w * g.c);
-    let rounded;
-    let (x, xb): (&[f32], &[u16]) = match input {
+    let kept;
+    let (x, xb): (&[f32], &[u32]) = match input {
         Input::F32(x) if g.bf16 => {
-            rounded = super::bf16::rounded(x);
-            (&[], &rounded)
+            kept = rounded(g, x);
+            (&[], &kept)
         }
         Input::F32(x) => (x, &[]),
         Input::Bf16(xb) => {
@@ -324,7 +362,12 @@ pub fn backward_from(
             (&[], xb)
         }
     };
-    assert_eq!(x.len().max(xb.len()), g.n * img, "conv: input length");
+    let padded = g.n * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.c;
+    assert!(
+        x.len() == g.n * img || xb.len() == padded.div_ceil(2),
+        "conv: input length"
+    );
+    let xp = super::bf16::halves_of(xb);
     assert_eq!(dy.len(), g.n * s * g.o, "conv: output-gradient length");
     assert_eq!(wt.len(), g.o * k, "conv: weight length");
     let per = g.images_per_block();
@@ -359,7 +402,6 @@ pub fn backward_from(
     // order: the same floating-point sum whatever the scheduling, so runs reproduce.
     let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
     let wt_t = need_dx.then(|| Rhs::new(Mat::rows(wt, k, g.o).t(), g.bf16));
-    let taps = column_taps(g);
     let mut runs: Vec<Vec<Block>> = Vec::new();
     let mut it = blocks.into_iter().peekable();
     while it.peek().is_some() {
@@ -379,8 +421,7 @@ pub fn backward_from(
                         // row by row straight from `x` (a whole block's took up to 4.7 MB).
                         for q0 in (0..rows).step_by(super::bf16::CHUNK_ROWS) {
                             let len = super::bf16::CHUNK_ROWS.min(rows - q0);
-                            let row =
-                                |q: usize, r: &mut [u16]| lower_row(g, &taps, xb, n0, q0 + q, r);
+                            let row = |q: usize, r: &mut [u16]| lower_padded(g, xp, n0, q0 + q, r);
                             let col = Rhs::Bf16(super::bf16::Packed::from_rows(len, k, &row));
                             let dyc = Mat::rows(&dyb[q0 * g.o..], len, g.o).t();
                             matmul_rhs(&mut dwt, k, dyc, &col, true);
@@ -539,6 +580,44 @@ mod tests {
                     dw[idx]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn bf16_fields_read_in_place_equal_packed_rows_bit_for_bit() {
+        use crate::kernels::bf16;
+        if !bf16::supported() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        // Even channel counts (read in place): rows across images and past a tile of 12,
+        // output channels past a panel of 32, strides 1 to 3, 1x1 to 5x5 kernels, runs
+        // longer than a cache block of 128 pairs.
+        for (x, wt, stride, pad) in [
+            ([2, 9, 7, 4], [40, 4, 3, 3], 1, 1),
+            ([3, 8, 8, 6], [33, 6, 3, 3], 2, 1),
+            ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
+            ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
+            ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
+        ] {
+            let g = ConvGeom {
+                bf16: true,
+                ..ConvGeom::new(x, wt, stride, pad)
+            };
+            let (xs, w) = (data(x.iter().product(), 5), data(wt.iter().product(), 6));
+            let w = weight_kxo(&g, &w);
+            let y = forward(&g, &xs, &w);
+            // The same product with every receptive field copied into packed rows.
+            let xp = rounded(&g, &xs);
+            let xp = bf16::halves_of(&xp);
+            let row = |q: usize, r: &mut [u16]| lower_padded(&g, xp, 0, q, r);
+            let m = g.n * g.spatial();
+            let mut want = vec![f32::NAN; m * g.o];
+            let b = bf16::Packed::new(&Mat::rows(&w, g.k(), g.o));
+            // SAFETY: AVX512-BF16 is present; `want` holds `m x o`.
+            unsafe { bf16::product_rows(want.as_mut_ptr(), g.o, m, g.k(), &row, &b, false) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&want), "{x:?} {wt:?} s{stride} p{pad}");
         }
     }
 

@@ -100,7 +100,7 @@ fn conv_forward(
     w: &FlexTensor,
     stride: usize,
     pad: usize,
-) -> (FlexTensor, conv::ConvGeom, Vec<f32>, Option<Vec<u16>>) {
+) -> (FlexTensor, conv::ConvGeom, Vec<f32>, Option<Vec<u32>>) {
     let (x, w) = (values(x), values(w));
     let g = conv::ConvGeom {
         bf16: super::bf16::enabled(),
@@ -112,11 +112,11 @@ fn conv_forward(
 }
 
 /// The input a convolution's backward pass keeps: the tensor, or in bf16 only its copy
-/// rounded by the forward pass.
+/// rounded and padded by the forward pass.
 #[derive(Debug, Clone)]
 enum KeptInput {
     F32(FlexTensor),
-    Bf16(Vec<u16>),
+    Bf16(Vec<u32>),
 }
 
 fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
