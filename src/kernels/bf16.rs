@@ -22,11 +22,9 @@
 //! Packing writes every word, so a packed `b` is not zeroed first, and `a` is packed into a
 //! buffer each thread keeps (zeroed only when it grows).
 //!
-//! A convolution's `a` is not packed at all where its channel count is even:
-//! [`product_gathered`] reads each receptive field where it lies in the rounded, padded
-//! input (neighbouring positions' fields overlap there), as `kh` runs of whole words, and
-//! sums all of `k` in registers. Against packing the fields, the forward pass gained
-//! 1.07–1.24× on the ResNet step's layers (2 threads), the step 1.10×.
+//! A convolution's `a` is not packed at all where its channel count is even: the fields
+//! are read where they lie in the rounded, padded input ([`rounded_padded`],
+//! [`super::gathered`]).
 //!
 //! `vdpbf16ps` treats subnormal inputs and outputs as zero, whatever MXCSR says: products
 //! below about 1e-38 are flushed, which f32 training never notices.
@@ -39,11 +37,8 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::mat::Mat;
+use super::tile::{Tile, MR, NR};
 
-/// Rows of `a` per micro-kernel tile.
-const MR: usize = 12;
-/// Columns of `b` per micro-kernel tile: two 16-lane vectors.
-const NR: usize = 32;
 /// Pairs of the inner dimension per cache block.
 const KC: usize = 128;
 /// Row panels per group sharing a chunk of `b` (8 x 12 rows x 128 pairs: 48 KiB of `a`,
@@ -296,6 +291,15 @@ impl Packed {
     pub fn cols(&self) -> usize {
         self.n
     }
+
+    /// The operand's panels of pairs, for [`super::gathered::product`].
+    pub(super) fn panels(&self) -> super::gathered::Panels<'_, u32> {
+        super::gathered::Panels {
+            data: &self.words,
+            rows: self.k.div_ceil(2),
+            cols: self.n,
+        }
+    }
 }
 
 thread_local! {
@@ -381,46 +385,19 @@ pub(super) fn halves_of(words: &[u32]) -> &[u16] {
 /// input rounded once instead of once for each of the up to `kh * kw` receptive fields
 /// that hold each value, and padded so that every field's run of `kw * c` values lies in
 /// it whole. In parallel over images.
-pub(super) fn rounded_padded([n, h, w, c]: [usize; 4], pad: usize, x: &[f32]) -> Vec<u32> {
-    assert_eq!(x.len(), n * h * w * c, "bf16: input length");
-    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
-    let (image, len) = (hp * wp * c, n * hp * wp * c);
+pub(super) fn rounded_padded(dims: [usize; 4], pad: usize, x: &[f32]) -> Vec<u32> {
+    let [n, h, w, c] = dims;
+    let len = n * (h + 2 * pad) * (w + 2 * pad) * c;
     let mut words = Vec::with_capacity(len.div_ceil(2));
     let spare = &mut words.spare_capacity_mut()[..len.div_ceil(2)];
-    // SAFETY: two halves fill a word exactly, as in `halves`; nothing is read before it is
-    // written.
+    // SAFETY: two halves fill a word exactly, as in `halves`; nothing is read before
+    // `pad_images` writes it.
     let out: &mut [MaybeUninit<u16>] =
         unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), 2 * spare.len()) };
-    let (body, tail) = out.split_at_mut(len);
-    zero(tail);
-    if image > 0 {
-        // Every half written once: the padding as zeros, the image rows rounded.
-        body.par_chunks_mut(image)
-            .zip(x.par_chunks(h * w * c))
-            .for_each(|(out, src)| {
-                let (top, rest) = out.split_at_mut(pad * wp * c);
-                let (rows, bottom) = rest.split_at_mut(h * wp * c);
-                zero(top);
-                zero(bottom);
-                for (row, src) in rows.chunks_exact_mut(wp * c).zip(src.chunks_exact(w * c)) {
-                    let (left, rest) = row.split_at_mut(pad * c);
-                    let (mid, right) = rest.split_at_mut(w * c);
-                    zero(left);
-                    to_bf16(src, mid);
-                    zero(right);
-                }
-            });
-    }
-    // SAFETY: every half of the `len.div_ceil(2)` words was written above.
+    super::gathered::pad_images_with(dims, pad, x, out, to_bf16);
+    // SAFETY: every half of the words was written.
     unsafe { words.set_len(len.div_ceil(2)) };
     words
-}
-
-/// Writes zeros into every half of `out`.
-fn zero(out: &mut [MaybeUninit<u16>]) {
-    out.iter_mut().for_each(|v| {
-        v.write(0);
-    });
 }
 
 simd! {
@@ -439,15 +416,6 @@ fn interleave(lo: &[u16], hi: &[u16], out: &mut [MaybeUninit<u32>]) {
         w.write(u32::from(a) | (u32::from(b) << 16));
     }
 }
-}
-
-/// Where one tile's results go: `rows x cols` of the destination from `ptr` on, row
-/// stride `rs`.
-struct Tile {
-    ptr: *mut f32,
-    rs: usize,
-    rows: usize,
-    cols: usize,
 }
 
 /// `tile (+)= A·B` over `kc` pairs: `b` is [`NR`] words per pair; `a` holds [`MR`] rows,
@@ -469,6 +437,7 @@ unsafe fn kernel<const ROWS: bool>(
     load: bool,
 ) {
     use std::arch::x86_64::*;
+    let (m0, m1) = super::tile::column_masks(t);
     if kc > 0 {
         let last = if ROWS { (MR - 1) * a_rs + kc } else { kc * MR };
         assert!(
@@ -476,7 +445,6 @@ unsafe fn kernel<const ROWS: bool>(
             "bf16 kernel: operands too short"
         );
     }
-    let (m0, m1) = column_masks(t);
     // Every row set in one fixed-count loop, which the compiler unrolls into registers (a
     // zeroed array then loaded up to `t.rows` went through the stack, 5% of a step).
     let mut acc: [[__m512; 2]; MR] = std::array::from_fn(|r| {
@@ -510,105 +478,11 @@ unsafe fn kernel<const ROWS: bool>(
         }
     }
     // SAFETY: the caller's promise on the tile.
-    unsafe { store(&acc, t, m0, m1) }
-}
-
-/// Writes the accumulators' first `t.rows` rows into the tile, the columns under the masks.
-///
-/// # Safety
-/// The tile's `rows x cols` lie in writable memory; `m0`, `m1` mask its columns.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn store(
-    acc: &[[std::arch::x86_64::__m512; 2]; MR],
-    t: &Tile,
-    m0: std::arch::x86_64::__mmask16,
-    m1: std::arch::x86_64::__mmask16,
-) {
-    use std::arch::x86_64::*;
-    // A fixed-count loop, unrolled with the accumulators in registers (one bounded by
-    // `t.rows` went through the stack).
-    for (r, row) in acc.iter().enumerate() {
-        if r < t.rows {
-            // SAFETY: masked stores touch only the tile's columns of its row `r`; the
-            // second half's pointer may lie past the row (masked off): `wrapping_add`.
-            unsafe {
-                let p = t.ptr.add(r * t.rs);
-                _mm512_mask_storeu_ps(p, m0, row[0]);
-                _mm512_mask_storeu_ps(p.wrapping_add(16), m1, row[1]);
-            }
-        }
-    }
-}
-
-/// The column masks of a tile: its first 16 columns and the next 16.
-#[cfg(target_arch = "x86_64")]
-fn column_masks(t: &Tile) -> (u16, u16) {
-    let mask = |lo: usize| -> u16 {
-        let n = t.cols.saturating_sub(lo).min(16);
-        ((1u32 << n) - 1) as u16
-    };
-    (mask(0), mask(16))
-}
-
-/// `tile = A·B` where row `r` of `A` is `segs` runs of `kc` words, run `s` from
-/// `rows[r] + s * seg_stride` on, and `b` holds [`NR`] words per pair, the runs' pairs one
-/// after another: a convolution's receptive fields read in place (neighbouring rows'
-/// runs overlap), all of `k` summed in registers and stored once.
-///
-/// # Safety
-/// The CPU has AVX512-BF16; each row pointer is readable for `(segs - 1) * seg_stride +
-/// kc` words and `b` for `segs * kc * NR`; the tile's `rows x cols` lie in writable memory
-/// not aliased by them.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn kernel_gathered(
-    rows: &[*const u32; MR],
-    segs: usize,
-    seg_stride: usize,
-    kc: usize,
-    b: *const u32,
-    t: &Tile,
-) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    for s in 0..segs {
-        // SAFETY: every word read lies inside the reach the caller promised.
-        unsafe {
-            let (bs, off) = (b.add(s * kc * NR), s * seg_stride);
-            for p in 0..kc {
-                let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bs.add(p * NR).cast()));
-                let b1: __m512bh =
-                    std::mem::transmute(_mm512_loadu_si512(bs.add(p * NR + 16).cast()));
-                for (row, a) in acc.iter_mut().zip(rows) {
-                    let x: __m512bh =
-                        std::mem::transmute(_mm512_set1_epi32(*a.add(off + p) as i32));
-                    row[0] = _mm512_dpbf16_ps(row[0], x, b0);
-                    row[1] = _mm512_dpbf16_ps(row[1], x, b1);
-                }
-            }
-        }
-    }
-    let (m0, m1) = column_masks(t);
-    // SAFETY: the caller's promise on the tile.
-    unsafe { store(&acc, t, m0, m1) }
+    unsafe { super::tile::store(&acc, t) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn kernel<const ROWS: bool>(_: &[u32], _: usize, _: &[u32], _: usize, _: &Tile, _: bool) {
-    unreachable!("bf16 products are only enabled where `supported()`")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel_gathered(
-    _: &[*const u32; MR],
-    _: usize,
-    _: usize,
-    _: usize,
-    _: *const u32,
-    _: &Tile,
-) {
     unreachable!("bf16 products are only enabled where `supported()`")
 }
 
@@ -686,66 +560,6 @@ pub(super) unsafe fn product_rows(
             }
         }
     })
-}
-
-/// `dst = a·b` where row `q` of `a` (`m x b.rows()`) is `segs` runs of words of `x`, run
-/// `s` from word `at(q) + s * seg_stride` on, `b.rows() / (2 segs)` pairs each: a
-/// convolution's receptive fields read where they lie in its padded input, with neither
-/// lowering nor packing. Groups of [`MC`] tiles share each panel of `b` while it is in L2.
-/// Single-threaded.
-///
-/// # Safety
-/// [`supported`] is true; `dst` is valid for writes over `m x b.cols()` with row stride
-/// `dst_rs`.
-pub(super) unsafe fn product_gathered(
-    dst: *mut f32,
-    dst_rs: usize,
-    m: usize,
-    (x, at): (&[u32], &(dyn Fn(usize) -> usize + Sync)),
-    (segs, seg_stride): (usize, usize),
-    b: &Packed,
-) {
-    assert!(
-        segs > 0 && b.k.is_multiple_of(2 * segs),
-        "bf16: {segs} runs do not split k = {} into whole pairs",
-        b.k
-    );
-    let (kc, kp) = (b.k / (2 * segs), b.k / 2);
-    let reach = (segs - 1) * seg_stride + kc;
-    let start = |q: usize| {
-        let w = at(q);
-        assert!(w + reach <= x.len(), "bf16: row {q} reads past its operand");
-        // SAFETY: in bounds (asserted).
-        unsafe { x.as_ptr().add(w) }
-    };
-    let panels = m.div_ceil(MR);
-    for g0 in (0..panels).step_by(MC) {
-        let group = g0..(g0 + MC).min(panels);
-        let mut tiles = [[x.as_ptr(); MR]; MC];
-        for (i, rows) in group.clone().zip(&mut tiles) {
-            let first = start(i * MR);
-            *rows = std::array::from_fn(|r| match i * MR + r < m {
-                true => start(i * MR + r),
-                false => first,
-            });
-        }
-        for j in 0..b.n.div_ceil(NR) {
-            let bw = &b.words[j * kp * NR..][..kp * NR];
-            for (i, rows) in group.clone().zip(&tiles) {
-                let tile = Tile {
-                    // SAFETY: row `i * MR`, column `j * NR` lie inside the destination.
-                    ptr: unsafe { dst.add(i * MR * dst_rs + j * NR) },
-                    rs: dst_rs,
-                    rows: MR.min(m - i * MR),
-                    cols: NR.min(b.n - j * NR),
-                };
-                // SAFETY: `supported()` (the caller's promise); each row reaches `reach`
-                // words inside `x` (asserted), `bw` holds the panel's `segs * kc` pairs;
-                // the tile lies inside the destination, which `x` and `b` do not alias.
-                unsafe { kernel_gathered(rows, segs, seg_stride, kc, bw.as_ptr(), &tile) };
-            }
-        }
-    }
 }
 
 /// A packed left-hand operand: panels of [`MR`] rows, row by row when `rows`, else pair

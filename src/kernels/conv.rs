@@ -281,48 +281,108 @@ fn rounded(g: &ConvGeom, x: &[f32]) -> Vec<u32> {
 /// [`forward`], also returning the input rounded to bf16 and padded when `g.bf16`, which
 /// [`backward_from`] takes instead of `x`.
 ///
-/// In bf16 with an even channel count, every receptive field is `kh` runs of whole words
-/// of the padded input, which the product reads in place
-/// ([`super::bf16::product_gathered`]): nothing is lowered or packed. With an odd count
-/// (an RGB stem) the fields are copied into packed rows.
+/// Where the CPU allows, every receptive field is `kh` runs of the padded input, which the
+/// product reads in place ([`super::gathered`]): nothing is lowered or packed. In bf16 a
+/// run must start on a word, so an odd channel count (an RGB stem) copies the fields into
+/// packed rows instead; f32 without AVX-512 goes through im2col and the `gemm` crate.
 pub fn forward_keeping(g: &ConvGeom, x: &[f32], wt: &[f32]) -> (Vec<f32>, Option<Vec<u32>>) {
-    let (k, s) = (g.k(), g.spatial());
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
-    assert_eq!(wt.len(), g.o * k, "conv: weight length");
-    let per = g.images_per_block();
-    let wt = Rhs::new(Mat::rows(wt, k, g.o), g.bf16);
-    let xb = g.bf16.then(|| rounded(g, x));
-    // SAFETY: each block's GEMM writes every one of its `rows x o` elements (row stride `o`).
-    let y = unsafe {
-        super::filled(g.n * s * g.o, per * s * g.o, |bi, out| {
-            let rows = out.len() / g.o;
-            let dst = out.as_mut_ptr().cast();
-            if let Rhs::Bf16(wt) = &wt {
-                let xb = xb.as_deref().expect("bf16 products round their input");
-                let n0 = bi * per;
-                if g.c.is_multiple_of(2) {
-                    let at = |q: usize| field_start(g, n0, q) / 2;
-                    let runs = (g.kh, (g.w + 2 * g.pad) * g.c / 2);
-                    // SAFETY: AVX512-BF16 is present (a packed operand exists); `out` holds
-                    // `rows x o`, each written.
-                    super::bf16::product_gathered(dst, g.o, rows, (xb, &at), runs, wt);
-                } else {
-                    let xp = super::bf16::halves_of(xb);
-                    let row = |q: usize, r: &mut [u16]| lower_padded(g, xp, n0, q, r);
-                    // SAFETY: as above; nothing accumulated.
-                    super::bf16::product_rows(dst, g.o, rows, k, &row, wt, false);
-                }
-                return;
-            }
-            with_scratch(|[col, _]| {
-                let col = sized(col, rows * k);
-                im2col(g, x, bi * per, rows / s, col);
-                matmul_uninit(out, g.o, Mat::rows(col, rows, k), &wt);
-            })
-        })
-    };
-    (y, xb)
+    assert_eq!(wt.len(), g.o * g.k(), "conv: weight length");
+    if g.bf16 {
+        let xb = rounded(g, x);
+        let y = forward_bf16(g, &xb, wt);
+        return (y, Some(xb));
+    }
+    match super::gathered::supported() {
+        true => (forward_gathered(g, x, wt), None),
+        false => (forward_lowered(g, x, wt), None),
+    }
 }
+
+/// The output `[n, oh, ow, o]` filled block by block of whole images, in parallel:
+/// `block(n0, rows, out)` writes every one of its `rows x o` outputs (row stride `o`),
+/// images from `n0` on.
+fn by_blocks(g: &ConvGeom, block: impl Fn(usize, usize, *mut f32) + Sync + Send) -> Vec<f32> {
+    let per = g.images_per_block();
+    // SAFETY: each block writes every one of its elements (the caller's promise).
+    unsafe {
+        super::filled(
+            g.n * g.spatial() * g.o,
+            per * g.spatial() * g.o,
+            |bi, out| block(bi * per, out.len() / g.o, out.as_mut_ptr().cast()),
+        )
+    }
+}
+
+/// The runs of a receptive field and where the field of position `q` of images `n0..`
+/// starts, in elements of `per` values each (1 for f32, 2 for bf16 words).
+fn runs(g: &ConvGeom, per: usize) -> super::gathered::Runs {
+    super::gathered::Runs {
+        count: g.kh,
+        stride: (g.w + 2 * g.pad) * g.c / per,
+        len: g.kw * g.c / per,
+    }
+}
+
+/// f32 forward pass, fields read in place from each block's images padded into scratch
+/// (padding the whole input at once sent it through memory twice more).
+fn forward_gathered(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
+    let data = super::gathered::panels_f32(Mat::rows(wt, g.k(), g.o));
+    let b = super::gathered::Panels {
+        data: &data,
+        rows: g.k(),
+        cols: g.o,
+    };
+    let (img, padded) = (g.h * g.w * g.c, (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.c);
+    by_blocks(g, |n0, rows, dst| {
+        let nb = rows / g.spatial();
+        with_scratch(|[xp, _]| {
+            let xp = sized(xp, nb * padded);
+            let src = &x[n0 * img..][..nb * img];
+            super::gathered::pad_images([nb, g.h, g.w, g.c], g.pad, src, xp);
+            let at = |q: usize| field_start(g, 0, q);
+            // SAFETY: AVX-512F and FMA are present (`supported`); `dst` holds `rows x o`.
+            unsafe { super::gathered::product((dst, g.o), rows, (xp, &at), runs(g, 1), &b) }
+        })
+    })
+}
+
+/// f32 forward pass through im2col and the `gemm` crate.
+fn forward_lowered(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
+    let (k, s) = (g.k(), g.spatial());
+    let wt = Rhs::F32(Mat::rows(wt, k, g.o));
+    by_blocks(g, |n0, rows, dst| {
+        with_scratch(|[col, _]| {
+            let col = sized(col, rows * k);
+            im2col(g, x, n0, rows / s, col);
+            // SAFETY: `dst` holds `rows x o` (`by_blocks`), all written by the product.
+            let out = unsafe { std::slice::from_raw_parts_mut(dst.cast(), rows * g.o) };
+            matmul_uninit(out, g.o, Mat::rows(col, rows, k), &wt);
+        })
+    })
+}
+
+/// bf16 forward pass from the rounded, padded input `xb`.
+fn forward_bf16(g: &ConvGeom, xb: &[u32], wt: &[f32]) -> Vec<f32> {
+    let k = g.k();
+    let wt = super::bf16::Packed::new(&Mat::rows(wt, k, g.o));
+    by_blocks(g, |n0, rows, dst| {
+        if g.c.is_multiple_of(2) {
+            let at = |q: usize| field_start(g, n0, q) / 2;
+            // SAFETY: AVX512-BF16 is present (`Packed::new` checked); `dst` holds
+            // `rows x o`.
+            unsafe {
+                super::gathered::product((dst, g.o), rows, (xb, &at), runs(g, 2), &wt.panels())
+            }
+        } else {
+            let xp = super::bf16::halves_of(xb);
+            let row = |q: usize, r: &mut [u16]| lower_padded(g, xp, n0, q, r);
+            // SAFETY: as above; nothing accumulated.
+            unsafe { super::bf16::product_rows(dst, g.o, rows, k, &row, &wt, false) }
+        }
+    })
+}
+
 /// A block of images: its first image and, when `dx` is wanted, its slice of `dx` (not yet
 /// initialised: the block's worker zeroes it just before adding into it, in parallel and
 /// while it is in cache, instead of one serial pass over all of `dx`).
@@ -578,6 +638,42 @@ mod tests {
                     (d - f64::from(dw[idx])).abs() < 1e-2 * d.abs().max(1.0),
                     "dw[{idx}] {d} vs {}",
                     dw[idx]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f32_fields_read_in_place_equal_im2col_and_gemm() {
+        if !crate::kernels::gathered::supported() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        // Rows across images and past tiles of 12, output channels past a panel of 32, odd
+        // and even channel counts, strides 1 to 3, 1x1 to 7x7 kernels.
+        for (x, wt, stride, pad) in [
+            ([2, 9, 7, 3], [40, 3, 3, 3], 1, 1),
+            ([3, 8, 8, 5], [33, 5, 3, 3], 2, 1),
+            ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
+            ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
+            ([2, 11, 10, 3], [4, 3, 7, 7], 2, 3),
+            ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
+        ] {
+            let g = ConvGeom::new(x, wt, stride, pad);
+            let (xs, w) = (data(x.iter().product(), 7), data(wt.iter().product(), 8));
+            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+            let (w, wabs) = (weight_kxo(&g, &w), weight_kxo(&g, &abs(&w)));
+            let got = forward_gathered(&g, &xs, &w);
+            let want = forward_lowered(&g, &xs, &w);
+            // Two f32 sums of the same k products in different orders differ by at most
+            // about k u Σ|x||w| (u = 2⁻²⁴).
+            let bound = forward_lowered(&g, &abs(&xs), &wabs);
+            let k = g.k() as f32;
+            for (i, ((a, b), m)) in got.iter().zip(&want).zip(&bound).enumerate() {
+                let tol = k * m / 16_777_216.0 + 1e-6;
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{x:?} {wt:?} [{i}]: {a} vs {b} (bound {tol})"
                 );
             }
         }

@@ -27,6 +27,7 @@ macro_rules! simd {
 pub mod bf16;
 pub mod conv;
 pub mod extension;
+mod gathered;
 pub mod gemm;
 pub mod infonce;
 pub mod linear;
@@ -34,6 +35,7 @@ pub mod mat;
 pub mod norm;
 pub mod residual;
 pub mod sgd;
+mod tile;
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
