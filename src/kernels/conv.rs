@@ -1,13 +1,17 @@
-//! 2-D convolution on channels-last (NHWC) activations as batched im2col + GEMM.
+//! 2-D convolution on channels-last (NHWC) activations as products over blocks of whole
+//! images.
 //!
 //! burn's `flex` convolution runs one small GEMM per image (for R1's last layer a
 //! 256x1152 by 1152x16 product) on NCHW data, then transposes, and its backward goes
 //! through a transposed convolution. Here activations stay channels-last, so:
-//! - lowering copies whole runs of `kw * c` contiguous values per output position;
-//! - one GEMM per block of whole images has thousands of rows, and its `[positions, o]`
-//!   result is the NHWC output itself;
-//! - backward is two GEMMs over the same lowered block, `dW = colᵀ dY` and
-//!   `dcol = dY Wᵀ`, folded back into `dx` by the adjoint of the lowering.
+//! - a receptive field is `kh` runs of `kw * c` contiguous values; the forward pass reads
+//!   them in place from the padded input ([`super::gathered`]) where the CPU has AVX-512,
+//!   and lowers them (im2col) elsewhere;
+//! - one product per block of whole images has thousands of rows, and its
+//!   `[positions, o]` result is the NHWC output itself;
+//! - backward is `dW = colᵀ dY` over the lowered block and, for stride 1, `dx` as the
+//!   forward convolution of `dy` with the flipped weight; strided `dx` is `dcol = dY Wᵀ`
+//!   folded back by the adjoint of the lowering (col2im).
 //!
 //! The lowered matrix `col` is `[positions, k]` with `k` ordered `(i, j, channel)`; the
 //! weight, stored `[o, c, kh, kw]` as burn keeps it, is used as `wt = [k, o]`.
