@@ -491,8 +491,15 @@ pub fn backward_from(
                             matmul_rhs(&mut dwt, k, dyc, &col, true);
                         }
                     } else {
-                        let in_place = super::gathered::supported();
-                        weight_gradient_f32(g, x, (n0, nb), dyb, &mut dwt, col, in_place);
+                        let col = sized(col, rows * k);
+                        im2col(g, x, n0, nb, col);
+                        matmul_rhs(
+                            &mut dwt,
+                            g.o,
+                            Mat::rows(col, rows, k).t(),
+                            &Rhs::F32(Mat::rows(dyb, rows, g.o)),
+                            true,
+                        );
                     }
                     if let (Some(dxb), Some(wt_t)) = (dxb, &wt_t) {
                         let dxb = super::zeroed(dxb);
@@ -518,55 +525,6 @@ pub fn backward_from(
         false => weight_ockk(g, &dwt),
     };
     (dx_flipped.or(need_dx.then_some(dx)), dw)
-}
-
-/// `dwt += colᵀ·dY` in f32 (`[k, o]`) over images `n0..n0 + nb`, whose output gradient is
-/// `dyb`: reading the fields and `dY` in place from the block's images padded into `scratch`
-/// when `in_place` (AVX-512F), else through im2col into `scratch` and the `gemm` crate.
-fn weight_gradient_f32(
-    g: &ConvGeom,
-    x: &[f32],
-    (n0, nb): (usize, usize),
-    dyb: &[f32],
-    dwt: &mut [f32],
-    scratch: &mut Vec<f32>,
-    in_place: bool,
-) {
-    let (k, rows, img) = (g.k(), nb * g.spatial(), g.h * g.w * g.c);
-    if !in_place {
-        let col = sized(scratch, rows * k);
-        im2col(g, x, n0, nb, col);
-        let dy = Rhs::F32(Mat::rows(dyb, rows, g.o));
-        matmul_rhs(dwt, g.o, Mat::rows(col, rows, k).t(), &dy, true);
-        return;
-    }
-    let (wp, run) = (g.w + 2 * g.pad, g.kw * g.c);
-    let xp = sized(scratch, nb * (g.h + 2 * g.pad) * wp * g.c);
-    super::gathered::pad_images([nb, g.h, g.w, g.c], g.pad, &x[n0 * img..][..nb * img], xp);
-    // A segment is one output row: its positions step `stride` pixels along the input.
-    let offs: Vec<usize> = (0..nb * g.oh)
-        .map(|r| field_start(g, 0, r * g.ow))
-        .collect();
-    let walk = super::gathered::Walk {
-        a_offs: &offs,
-        a_step: g.stride * g.c,
-        len: g.ow,
-        b_seg: g.ow * g.o,
-        b_step: g.o,
-    };
-    // Tap `(i, j, ch)` of a field lies `i` padded rows and `j * c + ch` values past its start.
-    let at = |kk: usize| kk / run * wp * g.c + kk % run;
-    // SAFETY: AVX-512F and FMA (`in_place` is `gathered::supported()`); `dwt` is `[k, o]`,
-    // apart from `xp` and `dyb`.
-    unsafe {
-        super::gathered::product_transposed(
-            (dwt.as_mut_ptr(), g.o),
-            (k, g.o),
-            (xp, &at),
-            &walk,
-            dyb,
-        )
-    }
 }
 
 /// The `[k, o]` weight `wt` of `g` as the `[k', c]` weight of the flipped convolution in
@@ -717,46 +675,6 @@ mod tests {
             let k = g.k() as f32;
             for (i, ((a, b), m)) in got.iter().zip(&want).zip(&bound).enumerate() {
                 let tol = k * m / 16_777_216.0 + 1e-6;
-                assert!(
-                    (a - b).abs() <= tol,
-                    "{x:?} {wt:?} [{i}]: {a} vs {b} (bound {tol})"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn f32_weight_gradient_in_place_equals_im2col_and_gemm() {
-        if !crate::kernels::gathered::supported() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
-        // Taps past a tile of 12 and not a multiple of it, output channels past a panel of
-        // 32, strides 1 to 3, 1x1 to 7x7 kernels, several images in the block.
-        for (x, wt, stride, pad) in [
-            ([2, 9, 7, 3], [40, 3, 3, 3], 1, 1),
-            ([3, 8, 8, 5], [33, 5, 3, 3], 2, 1),
-            ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
-            ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
-            ([2, 11, 10, 3], [4, 3, 7, 7], 2, 3),
-            ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
-        ] {
-            let g = ConvGeom::new(x, wt, stride, pad);
-            let xs = data(x.iter().product(), 9);
-            let dy = data(g.n * g.spatial() * g.o, 10);
-            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
-            let run = |x: &[f32], dy: &[f32], in_place: bool| {
-                // Start from a nonzero gradient: the product adds to it.
-                let mut dwt = data(g.k() * g.o, 11);
-                let mut scratch = Vec::new();
-                weight_gradient_f32(&g, x, (0, g.n), dy, &mut dwt, &mut scratch, in_place);
-                dwt
-            };
-            let (got, want) = (run(&xs, &dy, true), run(&xs, &dy, false));
-            let bound = run(&abs(&xs), &abs(&dy), false);
-            let q = (g.n * g.spatial()) as f32;
-            for (i, ((a, b), m)) in got.iter().zip(&want).zip(&bound).enumerate() {
-                let tol = (q + 1.0) * (m.abs() + 1.0) / 16_777_216.0;
                 assert!(
                     (a - b).abs() <= tol,
                     "{x:?} {wt:?} [{i}]: {a} vs {b} (bound {tol})"

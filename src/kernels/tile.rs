@@ -32,34 +32,6 @@ mod x86 {
         (mask(0), mask(16))
     }
 
-    /// A tile's accumulators: its current values when `load` (the columns under the masks
-    /// of [`column_masks`]), else zeros.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; when `load`, the tile's `rows x cols` are readable.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(in crate::kernels) unsafe fn start(t: &Tile, load: bool) -> [[__m512; 2]; MR] {
-        let (m0, m1) = column_masks(t);
-        // Every row set in one fixed-count loop, which the compiler unrolls into registers
-        // (a zeroed array then loaded up to `t.rows` went through the stack, 5% of a step).
-        std::array::from_fn(|r| {
-            if load && r < t.rows {
-                // SAFETY: masked loads touch only the tile's columns of its row `r`; the
-                // second half's pointer may lie past the row (masked off): `wrapping_add`.
-                unsafe {
-                    let p = t.ptr.add(r * t.rs);
-                    [
-                        _mm512_maskz_loadu_ps(m0, p),
-                        _mm512_maskz_loadu_ps(m1, p.wrapping_add(16)),
-                    ]
-                }
-            } else {
-                [_mm512_setzero_ps(); 2]
-            }
-        })
-    }
-
     /// Writes the accumulators' first `t.rows` rows into the tile, the columns under the
     /// masks of [`column_masks`].
     ///
