@@ -1,7 +1,8 @@
 //! Matrix products in bf16 with f32 accumulation, for `train.precision = "bf16"`.
 //!
-//! Both operands are rounded to bf16 (round to nearest, ties to even) while they are packed;
-//! the products are summed in f32 by AVX512-BF16's `vdpbf16ps`, which adds two bf16
+//! Both operands are rounded to bf16 (round to nearest, ties to even) while they are packed
+//! (a convolution's input once, beforehand: [`rounded_padded`]); the products are summed
+//! in f32 by AVX512-BF16's `vdpbf16ps`, which adds two bf16
 //! products to each of sixteen f32 lanes per instruction (`acc += a₀b₀ + a₁b₁`), twice the
 //! multiply-adds of an f32 FMA of the same width. The result, like the weights and
 //! everything outside the products, stays f32: this is the arithmetic of PyTorch's
@@ -9,7 +10,8 @@
 //! except that the output is not rounded to bf16 as well.
 //!
 //! The `gemm` crate has no bf16 dot-product kernels (its f16 path widens to f32), so the
-//! packing and the micro-kernel are written here. Rounding is checked against `half`.
+//! packing and the micro-kernels are written here (the in-place one in
+//! [`super::gathered`]). Rounding is checked against `half`.
 //!
 //! Layout: every operand holds the inner dimension's pair `(2p, 2p + 1)` as one 32-bit
 //! word, the operand layout of `vdpbf16ps`. `b` is packed in panels of [`NR`] columns, the
@@ -322,16 +324,6 @@ fn with_words<R>(len: usize, f: impl FnOnce(&mut [u32]) -> R) -> R {
     })
 }
 
-/// Initialised words viewed as possibly uninitialised ones, for the packers.
-///
-/// # Safety
-/// Nothing uninitialised may be written through the view (the packers write only
-/// initialised values).
-unsafe fn unfilled(words: &mut [u32]) -> &mut [MaybeUninit<u32>] {
-    // SAFETY: same layout; the caller writes only initialised values through the view.
-    unsafe { &mut *(words as *mut [u32] as *mut [MaybeUninit<u32>]) }
-}
-
 /// Runs `f` on `a` (`m x k`) packed in panels of [`MR`] rows (panel `i` from word
 /// `i * MR * kp`), with whether the panels are row by row (else pair by pair).
 fn with_packed_a<R>(a: &Mat, kp: usize, parallel: bool, f: impl FnOnce(&[u32], bool) -> R) -> R {
@@ -340,7 +332,7 @@ fn with_packed_a<R>(a: &Mat, kp: usize, parallel: bool, f: impl FnOnce(&[u32], b
     with_words(len, |out| {
         // SAFETY: the packers write only initialised words.
         fill_words(
-            unsafe { unfilled(out) },
+            unsafe { super::unfilled(out) },
             MR * kp,
             parallel,
             |i, panel| match rows {
@@ -390,12 +382,13 @@ pub(super) fn rounded_padded(dims: [usize; 4], pad: usize, x: &[f32]) -> Vec<u32
     let len = n * (h + 2 * pad) * (w + 2 * pad) * c;
     let mut words = Vec::with_capacity(len.div_ceil(2));
     let spare = &mut words.spare_capacity_mut()[..len.div_ceil(2)];
-    // SAFETY: two halves fill a word exactly, as in `halves`; nothing is read before
-    // `pad_images` writes it.
+    // SAFETY: two halves fill a word exactly, as in `halves`; nothing is read before it is
+    // written.
     let out: &mut [MaybeUninit<u16>] =
         unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), 2 * spare.len()) };
-    super::gathered::pad_images_with(dims, pad, x, out, to_bf16);
-    // SAFETY: every half of the words was written.
+    super::gathered::pad_images_with(dims, pad, x, out, to_bf16, true);
+    // SAFETY: `pad_images_with` writes every half of `out` (`to_bf16` every element of
+    // its row, which has its source row's length), so every word.
     unsafe { words.set_len(len.div_ceil(2)) };
     words
 }

@@ -5,11 +5,13 @@
 //! 256x1152 by 1152x16 product) on NCHW data, then transposes, and its backward goes
 //! through a transposed convolution. Here activations stay channels-last, so:
 //! - a receptive field is `kh` runs of `kw * c` contiguous values; the forward pass reads
-//!   them in place from the padded input ([`super::gathered`]) where the CPU has AVX-512,
-//!   and lowers them (im2col) elsewhere;
+//!   them in place from the padded input ([`super::gathered`]) where the CPU has AVX-512
+//!   (in bf16, with an even channel count), and copies them into lowered or packed rows
+//!   elsewhere;
 //! - one product per block of whole images has thousands of rows, and its
 //!   `[positions, o]` result is the NHWC output itself;
-//! - backward is `dW = colᵀ dY` over the lowered block and, for stride 1, `dx` as the
+//! - backward is `dW = colᵀ dY` over the lowered (in bf16, packed) block and, for
+//!   stride 1, `dx` as the
 //!   forward convolution of `dy` with the flipped weight; strided `dx` is `dcol = dY Wᵀ`
 //!   folded back by the adjoint of the lowering (col2im).
 //!
@@ -24,8 +26,8 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul_rhs, matmul_uninit, Mat, Rhs};
 
-/// Output positions lowered per block: enough rows for efficient GEMMs, few enough that
-/// a block's lowered input stays within a few megabytes.
+/// Output positions per block: enough rows for efficient products, few enough that a
+/// block's lowered or padded input stays within a few megabytes.
 const BLOCK_ROWS: usize = 1024;
 
 /// Shapes of one convolution.
@@ -94,8 +96,10 @@ impl ConvGeom {
 }
 
 thread_local! {
-    /// Per-thread scratch (lowered input, lowered gradient), reused across calls so that
-    /// multi-megabyte buffers are not faulted in afresh every step.
+    /// Per-thread scratch (lowered or padded input, lowered gradient), reused across calls
+    /// so that multi-megabyte buffers are not faulted in afresh every step. Nothing run
+    /// while it is borrowed may be parallel: a task rayon steals meanwhile would borrow it
+    /// again.
     static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
 }
 
@@ -225,9 +229,10 @@ fn lower_row(
     }
 }
 
-/// Where, in halves of the padded bf16 input ([`super::bf16::rounded_padded`]), the
-/// receptive field of position `q` of images `n0..` starts: its first kernel row's run of
-/// `kw * c` values; run `i` lies `i` padded rows further on.
+/// Where, in values of a padded input (f32 values, or the halves of
+/// [`super::bf16::rounded_padded`]), the receptive field of position `q` of images `n0..`
+/// starts: its first kernel row's run of `kw * c` values; run `i` lies `i` padded rows
+/// further on.
 fn field_start(g: &ConvGeom, n0: usize, q: usize) -> usize {
     let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
     let (b, oy, ox) = (q / g.spatial(), q % g.spatial() / g.ow, q % g.ow);
@@ -278,7 +283,7 @@ pub enum Input<'a> {
 }
 
 /// The input rounded to bf16 and padded, as [`Input::Bf16`] holds it.
-fn rounded(g: &ConvGeom, x: &[f32]) -> Vec<u32> {
+fn kept_bf16(g: &ConvGeom, x: &[f32]) -> Vec<u32> {
     super::bf16::rounded_padded([g.n, g.h, g.w, g.c], g.pad, x)
 }
 
@@ -293,7 +298,7 @@ pub fn forward_keeping(g: &ConvGeom, x: &[f32], wt: &[f32]) -> (Vec<f32>, Option
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "conv: input length");
     assert_eq!(wt.len(), g.o * g.k(), "conv: weight length");
     if g.bf16 {
-        let xb = rounded(g, x);
+        let xb = kept_bf16(g, x);
         let y = forward_bf16(g, &xb, wt);
         return (y, Some(xb));
     }
@@ -303,10 +308,15 @@ pub fn forward_keeping(g: &ConvGeom, x: &[f32], wt: &[f32]) -> (Vec<f32>, Option
     }
 }
 
-/// The output `[n, oh, ow, o]` filled block by block of whole images, in parallel:
-/// `block(n0, rows, out)` writes every one of its `rows x o` outputs (row stride `o`),
-/// images from `n0` on.
-fn by_blocks(g: &ConvGeom, block: impl Fn(usize, usize, *mut f32) + Sync + Send) -> Vec<f32> {
+/// The output `[n, oh, ow, o]` filled block by block of whole images, in parallel by
+/// `block(n0, rows, out)`, for images from `n0` on.
+///
+/// # Safety
+/// `block` writes every one of its `rows x o` outputs (row stride `o`) from `out` on.
+unsafe fn by_blocks(
+    g: &ConvGeom,
+    block: impl Fn(usize, usize, *mut f32) + Sync + Send,
+) -> Vec<f32> {
     let per = g.images_per_block();
     // SAFETY: each block writes every one of its elements (the caller's promise).
     unsafe {
@@ -318,9 +328,10 @@ fn by_blocks(g: &ConvGeom, block: impl Fn(usize, usize, *mut f32) + Sync + Send)
     }
 }
 
-/// The runs of a receptive field and where the field of position `q` of images `n0..`
-/// starts, in elements of `per` values each (1 for f32, 2 for bf16 words).
+/// The runs of a receptive field, `kh` of `kw * c` values one padded row apart, in
+/// elements of `per` values (1 for f32, 2 for bf16 words; `c` a multiple of it).
 fn runs(g: &ConvGeom, per: usize) -> super::gathered::Runs {
+    debug_assert!(g.c.is_multiple_of(per), "conv: runs split a value");
     super::gathered::Runs {
         count: g.kh,
         stride: (g.w + 2 * g.pad) * g.c / per,
@@ -338,43 +349,48 @@ fn forward_gathered(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
         cols: g.o,
     };
     let (img, padded) = (g.h * g.w * g.c, (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.c);
-    by_blocks(g, |n0, rows, dst| {
+    let block = |n0: usize, rows: usize, dst: *mut f32| {
         let nb = rows / g.spatial();
         with_scratch(|[xp, _]| {
             let xp = sized(xp, nb * padded);
             let src = &x[n0 * img..][..nb * img];
             super::gathered::pad_images([nb, g.h, g.w, g.c], g.pad, src, xp);
             let at = |q: usize| field_start(g, 0, q);
-            // SAFETY: AVX-512F and FMA are present (`supported`); `dst` holds `rows x o`.
+            // SAFETY: AVX-512F and FMA are present (`supported`); `dst` holds `rows x o`
+            // (`by_blocks`), apart from the scratch and the panels.
             unsafe { super::gathered::product((dst, g.o), rows, (xp, &at), runs(g, 1), &b) }
         })
-    })
+    };
+    // SAFETY: the product writes every one of the block's `rows x o` outputs.
+    unsafe { by_blocks(g, block) }
 }
 
 /// f32 forward pass through im2col and the `gemm` crate.
 fn forward_lowered(g: &ConvGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
     let (k, s) = (g.k(), g.spatial());
     let wt = Rhs::F32(Mat::rows(wt, k, g.o));
-    by_blocks(g, |n0, rows, dst| {
+    let block = |n0: usize, rows: usize, dst: *mut f32| {
         with_scratch(|[col, _]| {
             let col = sized(col, rows * k);
             im2col(g, x, n0, rows / s, col);
-            // SAFETY: `dst` holds `rows x o` (`by_blocks`), all written by the product.
+            // SAFETY: `dst` holds `rows x o` (`by_blocks`).
             let out = unsafe { std::slice::from_raw_parts_mut(dst.cast(), rows * g.o) };
             matmul_uninit(out, g.o, Mat::rows(col, rows, k), &wt);
         })
-    })
+    };
+    // SAFETY: the product writes every one of the block's `rows x o` outputs.
+    unsafe { by_blocks(g, block) }
 }
 
 /// bf16 forward pass from the rounded, padded input `xb`.
 fn forward_bf16(g: &ConvGeom, xb: &[u32], wt: &[f32]) -> Vec<f32> {
     let k = g.k();
     let wt = super::bf16::Packed::new(&Mat::rows(wt, k, g.o));
-    by_blocks(g, |n0, rows, dst| {
+    let block = |n0: usize, rows: usize, dst: *mut f32| {
         if g.c.is_multiple_of(2) {
             let at = |q: usize| field_start(g, n0, q) / 2;
-            // SAFETY: AVX512-BF16 is present (`Packed::new` checked); `dst` holds
-            // `rows x o`.
+            // SAFETY: AVX512-BF16 is present (`Packed::new` checked); `dst` holds `rows x o`
+            // (`by_blocks`), apart from `xb` and the packed weight.
             unsafe {
                 super::gathered::product((dst, g.o), rows, (xb, &at), runs(g, 2), &wt.panels())
             }
@@ -384,7 +400,9 @@ fn forward_bf16(g: &ConvGeom, xb: &[u32], wt: &[f32]) -> Vec<f32> {
             // SAFETY: as above; nothing accumulated.
             unsafe { super::bf16::product_rows(dst, g.o, rows, k, &row, &wt, false) }
         }
-    })
+    };
+    // SAFETY: either product writes every one of the block's `rows x o` outputs.
+    unsafe { by_blocks(g, block) }
 }
 
 /// A block of images: its first image and, when `dx` is wanted, its slice of `dx` (not yet
@@ -404,8 +422,8 @@ pub fn backward(
     backward_from(g, Input::F32(x), wt, dy, need_dx)
 }
 
-/// [`backward`] from the input as the forward pass kept it: in bf16, the rounded copy of
-/// [`forward_keeping`] (an f32 input is rounded here).
+/// [`backward`] from the input as the forward pass kept it: in bf16, the rounded, padded
+/// copy of [`forward_keeping`] (an f32 input is rounded and padded here).
 pub fn backward_from(
     g: &ConvGeom,
     input: Input,
@@ -417,7 +435,7 @@ pub fn backward_from(
     let kept;
     let (x, xb): (&[f32], &[u32]) = match input {
         Input::F32(x) if g.bf16 => {
-            kept = rounded(g, x);
+            kept = kept_bf16(g, x);
             (&[], &kept)
         }
         Input::F32(x) => (x, &[]),
@@ -426,11 +444,13 @@ pub fn backward_from(
             (&[], xb)
         }
     };
-    let padded = g.n * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.c;
-    assert!(
-        x.len() == g.n * img || xb.len() == padded.div_ceil(2),
-        "conv: input length"
-    );
+    match g.bf16 {
+        true => {
+            let padded = g.n * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.c;
+            assert_eq!(xb.len(), padded.div_ceil(2), "conv: kept input length");
+        }
+        false => assert_eq!(x.len(), g.n * img, "conv: input length"),
+    }
     let xp = super::bf16::halves_of(xb);
     assert_eq!(dy.len(), g.n * s * g.o, "conv: output-gradient length");
     assert_eq!(wt.len(), g.o * k, "conv: weight length");
@@ -482,7 +502,8 @@ pub fn backward_from(
                 with_scratch(|[col, dcol]| {
                     if g.bf16 {
                         // dWᵀ = dYᵀ col over chunks of positions, each chunk of `col` packed
-                        // row by row straight from `x` (a whole block's took up to 4.7 MB).
+                        // row by row straight from the kept copy `xp` (a whole block's took
+                        // up to 4.7 MB).
                         for q0 in (0..rows).step_by(super::bf16::CHUNK_ROWS) {
                             let len = super::bf16::CHUNK_ROWS.min(rows - q0);
                             let row = |q: usize, r: &mut [u16]| lower_padded(g, xp, n0, q0 + q, r);
@@ -654,33 +675,43 @@ mod tests {
             return;
         }
         // Rows across images and past tiles of 12, output channels past a panel of 32, odd
-        // and even channel counts, strides 1 to 3, 1x1 to 7x7 kernels.
-        for (x, wt, stride, pad) in [
-            ([2, 9, 7, 3], [40, 3, 3, 3], 1, 1),
-            ([3, 8, 8, 5], [33, 5, 3, 3], 2, 1),
-            ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
-            ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
-            ([2, 11, 10, 3], [4, 3, 7, 7], 2, 3),
-            ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
-        ] {
-            let g = ConvGeom::new(x, wt, stride, pad);
-            let (xs, w) = (data(x.iter().product(), 7), data(wt.iter().product(), 8));
-            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
-            let (w, wabs) = (weight_kxo(&g, &w), weight_kxo(&g, &abs(&w)));
-            let got = forward_gathered(&g, &xs, &w);
-            let want = forward_lowered(&g, &xs, &w);
-            // Two f32 sums of the same k products in different orders differ by at most
-            // about k u Σ|x||w| (u = 2⁻²⁴).
-            let bound = forward_lowered(&g, &abs(&xs), &wabs);
-            let k = g.k() as f32;
-            for (i, ((a, b), m)) in got.iter().zip(&want).zip(&bound).enumerate() {
-                let tol = k * m / 16_777_216.0 + 1e-6;
-                assert!(
-                    (a - b).abs() <= tol,
-                    "{x:?} {wt:?} [{i}]: {a} vs {b} (bound {tol})"
-                );
+        // and even channel counts, strides 1 to 3, 1x1 to 7x7 kernels; on two threads,
+        // many images per block with a partial last one, and empty images (all padding).
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        two.install(|| {
+            for (x, wt, stride, pad) in [
+                ([2, 9, 7, 3], [40, 3, 3, 3], 1, 1),
+                ([3, 8, 8, 5], [33, 5, 3, 3], 2, 1),
+                ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
+                ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
+                ([2, 11, 10, 3], [4, 3, 7, 7], 2, 3),
+                ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
+                ([201, 4, 4, 2], [5, 2, 3, 3], 1, 1),
+                ([2, 0, 3, 2], [4, 2, 3, 3], 1, 2),
+            ] {
+                let g = ConvGeom::new(x, wt, stride, pad);
+                let (xs, w) = (data(x.iter().product(), 7), data(wt.iter().product(), 8));
+                let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+                let (w, wabs) = (weight_kxo(&g, &w), weight_kxo(&g, &abs(&w)));
+                let got = forward_gathered(&g, &xs, &w);
+                let want = forward_lowered(&g, &xs, &w);
+                // Two f32 sums of the same k products in different orders differ by at most
+                // about k u Σ|x||w| (u = 2⁻²⁴).
+                let bound = forward_lowered(&g, &abs(&xs), &wabs);
+                let k = g.k() as f32;
+                assert_eq!(got.len(), want.len());
+                for (i, ((a, b), m)) in got.iter().zip(&want).zip(&bound).enumerate() {
+                    let tol = k * m / 16_777_216.0 + 1e-6;
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "{x:?} {wt:?} [{i}]: {a} vs {b} (bound {tol})"
+                    );
+                }
             }
-        }
+        });
     }
 
     #[test]
@@ -692,33 +723,42 @@ mod tests {
         }
         // Even channel counts (read in place): rows across images and past a tile of 12,
         // output channels past a panel of 32, strides 1 to 3, 1x1 to 5x5 kernels, runs
-        // longer than a cache block of 128 pairs.
-        for (x, wt, stride, pad) in [
-            ([2, 9, 7, 4], [40, 4, 3, 3], 1, 1),
-            ([3, 8, 8, 6], [33, 6, 3, 3], 2, 1),
-            ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
-            ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
-            ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
-        ] {
-            let g = ConvGeom {
-                bf16: true,
-                ..ConvGeom::new(x, wt, stride, pad)
-            };
-            let (xs, w) = (data(x.iter().product(), 5), data(wt.iter().product(), 6));
-            let w = weight_kxo(&g, &w);
-            let y = forward(&g, &xs, &w);
-            // The same product with every receptive field copied into packed rows.
-            let xp = rounded(&g, &xs);
-            let xp = bf16::halves_of(&xp);
-            let row = |q: usize, r: &mut [u16]| lower_padded(&g, xp, 0, q, r);
-            let m = g.n * g.spatial();
-            let mut want = vec![f32::NAN; m * g.o];
-            let b = bf16::Packed::new(&Mat::rows(&w, g.k(), g.o));
-            // SAFETY: AVX512-BF16 is present; `want` holds `m x o`.
-            unsafe { bf16::product_rows(want.as_mut_ptr(), g.o, m, g.k(), &row, &b, false) };
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&y), bits(&want), "{x:?} {wt:?} s{stride} p{pad}");
-        }
+        // longer than a cache block of 128 pairs; on two threads, many images per block
+        // with a partial last one, and empty images (all padding).
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        two.install(|| {
+            for (x, wt, stride, pad) in [
+                ([2, 9, 7, 4], [40, 4, 3, 3], 1, 1),
+                ([3, 8, 8, 6], [33, 6, 3, 3], 2, 1),
+                ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
+                ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
+                ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
+                ([201, 4, 4, 2], [5, 2, 3, 3], 1, 1),
+                ([2, 0, 3, 2], [4, 2, 3, 3], 1, 2),
+            ] {
+                let g = ConvGeom {
+                    bf16: true,
+                    ..ConvGeom::new(x, wt, stride, pad)
+                };
+                let (xs, w) = (data(x.iter().product(), 5), data(wt.iter().product(), 6));
+                let w = weight_kxo(&g, &w);
+                let y = forward(&g, &xs, &w);
+                // The same product with every receptive field copied into packed rows.
+                let xp = kept_bf16(&g, &xs);
+                let xp = bf16::halves_of(&xp);
+                let row = |q: usize, r: &mut [u16]| lower_padded(&g, xp, 0, q, r);
+                let m = g.n * g.spatial();
+                let mut want = vec![f32::NAN; m * g.o];
+                let b = bf16::Packed::new(&Mat::rows(&w, g.k(), g.o));
+                // SAFETY: AVX512-BF16 is present; `want` holds `m x o`.
+                unsafe { bf16::product_rows(want.as_mut_ptr(), g.o, m, g.k(), &row, &b, false) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y), bits(&want), "{x:?} {wt:?} s{stride} p{pad}");
+            }
+        });
     }
 
     #[test]

@@ -177,11 +177,12 @@ impl Element for u32 {
 ///
 /// # Safety
 /// The CPU has `E`'s instructions ([`supported`], or `bf16::supported` for words);
-/// `dst` is valid for writes over `m x b.cols` with row stride `dst_rs`.
+/// `dst` is valid for writes over `m x b.cols` with row stride `dst_rs`, overlapping
+/// neither `x` nor `b.data`.
 pub(super) unsafe fn product<E: Element>(
     (dst, dst_rs): (*mut f32, usize),
     m: usize,
-    (x, at): (&[E], &(dyn Fn(usize) -> usize + Sync)),
+    (x, at): (&[E], &dyn Fn(usize) -> usize),
     runs: Runs,
     b: &Panels<E>,
 ) {
@@ -195,11 +196,14 @@ pub(super) unsafe fn product<E: Element>(
         b.data.len() >= b.cols.div_ceil(NR) * b.rows * NR,
         "gathered: short operand"
     );
-    let reach = (runs.count - 1) * runs.stride + runs.len;
+    let reach = (runs.count - 1)
+        .checked_mul(runs.stride)
+        .and_then(|r| r.checked_add(runs.len))
+        .expect("gathered: runs overflow");
     let start = |q: usize| {
         let i = at(q);
         assert!(
-            i + reach <= x.len(),
+            x.len().checked_sub(reach).is_some_and(|last| i <= last),
             "gathered: row {q} reads past its operand"
         );
         // SAFETY: in bounds (asserted).
@@ -258,36 +262,46 @@ pub(super) fn panels_f32(b: Mat) -> Vec<f32> {
 
 /// Images `[n, h, w, c]` with `pad` zeros around each, `[n, h + 2 pad, w + 2 pad, c]`,
 /// written into the first elements of `out` (the rest zeroed), each image row through
-/// `convert`. Every element is written once; in parallel over images.
+/// `convert`, which must write every element of its `dst` (as long as its `src`): so every
+/// element of `out` is written once. In parallel over images when `parallel`; never
+/// inside a thread's scratch buffer, whose borrow a stolen task would meet again.
 pub(super) fn pad_images_with<T: Default + Send>(
     [n, h, w, c]: [usize; 4],
     pad: usize,
     x: &[f32],
     out: &mut [MaybeUninit<T>],
     convert: impl Fn(&[f32], &mut [MaybeUninit<T>]) + Sync,
+    parallel: bool,
 ) {
     assert_eq!(x.len(), n * h * w * c, "padding: input length");
-    let (wp, image) = (w + 2 * pad, (h + 2 * pad) * (w + 2 * pad) * c);
+    let (wp, image, source) = (w + 2 * pad, (h + 2 * pad) * (w + 2 * pad) * c, h * w * c);
     let (body, tail) = out.split_at_mut(n * image);
     zero(tail);
-    if image == 0 {
+    if source == 0 {
+        // Empty images: all padding.
+        zero(body);
         return;
     }
-    body.par_chunks_mut(image)
-        .zip(x.par_chunks(h * w * c))
-        .for_each(|(out, src)| {
-            let (top, rest) = out.split_at_mut(pad * wp * c);
-            let (rows, bottom) = rest.split_at_mut(h * wp * c);
-            zero(top);
-            zero(bottom);
-            for (row, src) in rows.chunks_exact_mut(wp * c).zip(src.chunks_exact(w * c)) {
-                let (left, rest) = row.split_at_mut(pad * c);
-                let (mid, right) = rest.split_at_mut(w * c);
-                zero(left);
-                convert(src, mid);
-                zero(right);
-            }
-        });
+    let one = |(out, src): (&mut [MaybeUninit<T>], &[f32])| {
+        let (top, rest) = out.split_at_mut(pad * wp * c);
+        let (rows, bottom) = rest.split_at_mut(h * wp * c);
+        zero(top);
+        zero(bottom);
+        for (row, src) in rows.chunks_exact_mut(wp * c).zip(src.chunks_exact(w * c)) {
+            let (left, rest) = row.split_at_mut(pad * c);
+            let (mid, right) = rest.split_at_mut(w * c);
+            zero(left);
+            convert(src, mid);
+            zero(right);
+        }
+    };
+    match parallel {
+        true => body
+            .par_chunks_mut(image)
+            .zip(x.par_chunks(source))
+            .for_each(one),
+        false => body.chunks_mut(image).zip(x.chunks(source)).for_each(one),
+    }
 }
 
 /// Writes `T::default()` (zero) into every element of `out`.
@@ -297,13 +311,14 @@ fn zero<T: Default>(out: &mut [MaybeUninit<T>]) {
     });
 }
 
-/// [`pad_images_with`] in f32, into `out`.
+/// [`pad_images_with`] in f32 into `out`, serially (it fills a thread's scratch buffer).
 pub(super) fn pad_images(dims: [usize; 4], pad: usize, x: &[f32], out: &mut [f32]) {
-    // SAFETY: same layout; only initialised values are written through the view.
-    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    pad_images_with(dims, pad, x, out, |src, dst| {
+    // SAFETY: only initialised values are written through the view.
+    let out = unsafe { super::unfilled(out) };
+    let copy = |src: &[f32], dst: &mut [MaybeUninit<f32>]| {
         dst.iter_mut().zip(src).for_each(|(d, &v)| {
             d.write(v);
         });
-    });
+    };
+    pad_images_with(dims, pad, x, out, copy, false);
 }

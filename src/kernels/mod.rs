@@ -64,6 +64,16 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// Initialised values viewed as possibly uninitialised ones, for code that writes every
+/// element through `MaybeUninit`.
+///
+/// # Safety
+/// Nothing uninitialised may be written through the view.
+unsafe fn unfilled<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: same layout; the caller writes only initialised values through the view.
+    unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
+}
+
 /// A new vector of `len` values written in parallel by `fill(i, chunk)` on its `i`-th
 /// chunk of `chunk` elements (the last may be shorter). The vector is not zeroed first:
 /// zeroing large outputs just before they are overwritten cost several percent of a step.
