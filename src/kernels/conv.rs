@@ -668,48 +668,61 @@ mod tests {
         }
     }
 
+    /// One in-place test case: input `[n, h, w, c]`, weight `[o, c, kh, kw]`, stride, pad.
+    type Case = ([usize; 4], [usize; 4], usize, usize);
+
+    /// In-place cases with even channel counts (which bf16 reads in place): rows across
+    /// images and past tiles of 12, output channels past a panel of 32, strides 1 to 3, 1x1
+    /// to 5x5 kernels, runs longer than a cache block of 128 pairs, many images per block
+    /// with a partial last one (on two threads), and empty images (all padding).
+    const EVEN: [Case; 7] = [
+        ([2, 9, 7, 4], [40, 4, 3, 3], 1, 1),
+        ([3, 8, 8, 6], [33, 6, 3, 3], 2, 1),
+        ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
+        ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
+        ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
+        ([201, 4, 4, 2], [5, 2, 3, 3], 1, 1),
+        ([2, 0, 3, 2], [4, 2, 3, 3], 1, 2),
+    ];
+
+    /// Runs `check` on every case on a pool of two threads, so that blocks of images run
+    /// side by side whatever the machine's core count.
+    fn on_two_threads(cases: &[Case], check: impl Fn(Case) + Send + Sync) {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build();
+        pool.expect("a pool of two threads")
+            .install(|| cases.iter().for_each(|&case| check(case)));
+    }
+
     #[test]
     fn f32_fields_read_in_place_equal_im2col_and_gemm() {
         if !crate::kernels::gathered::supported() {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        // Rows across images and past tiles of 12, output channels past a panel of 32, odd
-        // and even channel counts, strides 1 to 3, 1x1 to 7x7 kernels; on two threads,
-        // many images per block with a partial last one, and empty images (all padding).
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        two.install(|| {
-            for (x, wt, stride, pad) in [
-                ([2, 9, 7, 3], [40, 3, 3, 3], 1, 1),
-                ([3, 8, 8, 5], [33, 5, 3, 3], 2, 1),
-                ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
-                ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
-                ([2, 11, 10, 3], [4, 3, 7, 7], 2, 3),
-                ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
-                ([201, 4, 4, 2], [5, 2, 3, 3], 1, 1),
-                ([2, 0, 3, 2], [4, 2, 3, 3], 1, 2),
-            ] {
-                let g = ConvGeom::new(x, wt, stride, pad);
-                let (xs, w) = (data(x.iter().product(), 7), data(wt.iter().product(), 8));
-                let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
-                let (w, wabs) = (weight_kxo(&g, &w), weight_kxo(&g, &abs(&w)));
-                let got = forward_gathered(&g, &xs, &w);
-                let want = forward_lowered(&g, &xs, &w);
-                // Two f32 sums of the same k products in different orders differ by at most
-                // about k u Σ|x||w| (u = 2⁻²⁴).
-                let bound = forward_lowered(&g, &abs(&xs), &wabs);
-                let k = g.k() as f32;
-                assert_eq!(got.len(), want.len());
-                for (i, ((a, b), m)) in got.iter().zip(&want).zip(&bound).enumerate() {
-                    let tol = k * m / 16_777_216.0 + 1e-6;
-                    assert!(
-                        (a - b).abs() <= tol,
-                        "{x:?} {wt:?} [{i}]: {a} vs {b} (bound {tol})"
-                    );
-                }
+        // The even cases, and odd channel counts with a 7x7 kernel.
+        let odd = [
+            ([2, 9, 7, 3], [40, 3, 3, 3], 1, 1),
+            ([3, 8, 8, 5], [33, 5, 3, 3], 2, 1),
+            ([2, 11, 10, 3], [4, 3, 7, 7], 2, 3),
+        ];
+        on_two_threads(&[&EVEN[..], &odd].concat(), |(x, wt, stride, pad)| {
+            let g = ConvGeom::new(x, wt, stride, pad);
+            let (xs, w) = (data(x.iter().product(), 7), data(wt.iter().product(), 8));
+            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+            let (w, wabs) = (weight_kxo(&g, &w), weight_kxo(&g, &abs(&w)));
+            let got = forward_gathered(&g, &xs, &w);
+            let want = forward_lowered(&g, &xs, &w);
+            // Two f32 sums of the same k products in different orders differ by at most
+            // about k u Σ|x||w| (u = 2⁻²⁴).
+            let bound = forward_lowered(&g, &abs(&xs), &wabs);
+            let k = g.k() as f32;
+            assert_eq!(got.len(), want.len());
+            for (i, ((a, b), m)) in got.iter().zip(&want).zip(&bound).enumerate() {
+                let tol = k * m / 16_777_216.0 + 1e-6;
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{x:?} {wt:?} [{i}]: {a} vs {b} (bound {tol})"
+                );
             }
         });
     }
@@ -721,43 +734,25 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX512-BF16");
             return;
         }
-        // Even channel counts (read in place): rows across images and past a tile of 12,
-        // output channels past a panel of 32, strides 1 to 3, 1x1 to 5x5 kernels, runs
-        // longer than a cache block of 128 pairs; on two threads, many images per block
-        // with a partial last one, and empty images (all padding).
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        two.install(|| {
-            for (x, wt, stride, pad) in [
-                ([2, 9, 7, 4], [40, 4, 3, 3], 1, 1),
-                ([3, 8, 8, 6], [33, 6, 3, 3], 2, 1),
-                ([2, 6, 5, 8], [5, 8, 1, 1], 2, 0),
-                ([2, 10, 9, 2], [7, 2, 5, 5], 3, 2),
-                ([1, 6, 7, 96], [64, 96, 3, 3], 1, 1),
-                ([201, 4, 4, 2], [5, 2, 3, 3], 1, 1),
-                ([2, 0, 3, 2], [4, 2, 3, 3], 1, 2),
-            ] {
-                let g = ConvGeom {
-                    bf16: true,
-                    ..ConvGeom::new(x, wt, stride, pad)
-                };
-                let (xs, w) = (data(x.iter().product(), 5), data(wt.iter().product(), 6));
-                let w = weight_kxo(&g, &w);
-                let y = forward(&g, &xs, &w);
-                // The same product with every receptive field copied into packed rows.
-                let xp = kept_bf16(&g, &xs);
-                let xp = bf16::halves_of(&xp);
-                let row = |q: usize, r: &mut [u16]| lower_padded(&g, xp, 0, q, r);
-                let m = g.n * g.spatial();
-                let mut want = vec![f32::NAN; m * g.o];
-                let b = bf16::Packed::new(&Mat::rows(&w, g.k(), g.o));
-                // SAFETY: AVX512-BF16 is present; `want` holds `m x o`.
-                unsafe { bf16::product_rows(want.as_mut_ptr(), g.o, m, g.k(), &row, &b, false) };
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&y), bits(&want), "{x:?} {wt:?} s{stride} p{pad}");
-            }
+        on_two_threads(&EVEN, |(x, wt, stride, pad)| {
+            let g = ConvGeom {
+                bf16: true,
+                ..ConvGeom::new(x, wt, stride, pad)
+            };
+            let (xs, w) = (data(x.iter().product(), 5), data(wt.iter().product(), 6));
+            let w = weight_kxo(&g, &w);
+            let y = forward(&g, &xs, &w);
+            // The same product with every receptive field copied into packed rows.
+            let xp = kept_bf16(&g, &xs);
+            let xp = bf16::halves_of(&xp);
+            let row = |q: usize, r: &mut [u16]| lower_padded(&g, xp, 0, q, r);
+            let m = g.n * g.spatial();
+            let mut want = vec![f32::NAN; m * g.o];
+            let b = bf16::Packed::new(&Mat::rows(&w, g.k(), g.o));
+            // SAFETY: AVX512-BF16 is present; `want` holds `m x o`.
+            unsafe { bf16::product_rows(want.as_mut_ptr(), g.o, m, g.k(), &row, &b, false) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&want), "{x:?} {wt:?} s{stride} p{pad}");
         });
     }
 
