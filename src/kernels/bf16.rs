@@ -2,12 +2,12 @@
 //!
 //! Both operands are rounded to bf16 (round to nearest, ties to even) while they are packed
 //! (a convolution's input once, beforehand: [`rounded_padded`]); the products are summed
-//! in f32 by AVX512-BF16's `vdpbf16ps`, which adds two bf16
-//! products to each of sixteen f32 lanes per instruction (`acc += a₀b₀ + a₁b₁`), twice the
-//! multiply-adds of an f32 FMA of the same width. The result, like the weights and
-//! everything outside the products, stays f32: this is the arithmetic of PyTorch's
-//! `torch.autocast("cpu", dtype=torch.bfloat16)` for matrix products and convolutions,
-//! except that the output is not rounded to bf16 as well.
+//! in f32 by AVX512-BF16's `vdpbf16ps`, which adds two bf16 products to each of sixteen
+//! f32 lanes per instruction (`acc += a₀b₀ + a₁b₁`), twice the multiply-adds of an f32 FMA
+//! of the same width. The result, like the weights and everything outside the products,
+//! stays f32: this is the arithmetic of PyTorch's `torch.autocast("cpu",
+//! dtype=torch.bfloat16)` for matrix products and convolutions, except that the output is
+//! not rounded to bf16 as well.
 //!
 //! The `gemm` crate has no bf16 dot-product kernels (its f16 path widens to f32), so the
 //! packing and the micro-kernels are written here (the in-place one in

@@ -299,17 +299,15 @@ impl Backward<Flex, 2> for ConvBackward {
         let [node_x, node_w] = ops.parents;
         let dy = values(&grads.consume::<Flex>(&ops.node));
         let (kept, wt, g) = ops.state;
-        let need_dx = node_x.is_some();
-        let (dx, dw) = match &kept {
+        let x32;
+        let input = match &kept {
             KeptInput::F32(x) => {
-                let x = values(x);
-                let x = conv::Input::F32(x.storage());
-                conv::backward_from(&g, x, &wt, dy.storage(), need_dx)
+                x32 = values(x);
+                conv::Input::F32(x32.storage())
             }
-            KeptInput::Bf16(xb) => {
-                conv::backward_from(&g, conv::Input::Bf16(xb), &wt, dy.storage(), need_dx)
-            }
+            KeptInput::Bf16(xb) => conv::Input::Bf16(xb),
         };
+        let (dx, dw) = conv::backward_from(&g, input, &wt, dy.storage(), node_x.is_some());
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, tensor(dx, &[g.n, g.h, g.w, g.c]));
         }
